@@ -1,0 +1,1 @@
+"""Sans-IO Gearman protocol: bytes <-> events. No sockets, clocks, shm or files."""

@@ -1,0 +1,23 @@
+"""Protocol errors: the connection that caused one gets ERROR code/text and is
+closed. Every other kind of failure is a bug."""
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: bytes, text: bytes):
+        super().__init__(f"{code.decode()}: {text.decode(errors='replace')}")
+        self.code = code
+        self.text = text
+
+
+# ERROR codes and texts the server sends (gearmand 1.1.20, PROTOCOL.md 3.16)
+INVALID_MAGIC = (b"INVALID_MAGIC", b"Request magic expected")
+INVALID_COMMAND = (b"INVALID_COMMAND", b"Command not expected")
+UNIQUE_TOO_LARGE = (b"ARGUMENT_TOO_LARGE", b"Unique value too large")
+QUEUE_FULL = (b"QUEUE_ERROR", b"Job queue is full")
+UNKNOWN_OPTION = (b"UNKNOWN_OPTION", b"Server does not recognize given option")
+NOT_FOUND_DATA = (b"JOB_NOT_FOUND", b"Job does not exist on server")
+NOT_FOUND_RESULT = (b"JOB_NOT_FOUND", b"Job given in work result not found")
+NOT_FOUND_EXCEPTION = (b"JOB_NOT_FOUND",
+                       b"An exception was received for a job that does not exist")
+HANDLE_TOO_LARGE = (b"ARGUMENT_TOO_LARGE",
+                    b"Error occurred due to GEARMAND_JOB_HANDLE_SIZE being too small from snprintf")
