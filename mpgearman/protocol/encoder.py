@@ -1,0 +1,23 @@
+"""Packets to bytes. The server sends \\0RES; a client sends \\0REQ."""
+from .packets import HEADER, REQ, RES
+
+
+def header(ptype: int, size: int, magic: bytes = RES) -> bytes:
+    return HEADER.pack(magic, ptype, size)
+
+
+def encode(ptype: int, *args: bytes, magic: bytes = RES) -> bytes:
+    """A whole packet: args joined by NUL, the last one is the tail."""
+    body = b"\0".join(args)
+    return HEADER.pack(magic, ptype, len(body)) + body
+
+
+def encode_head(ptype: int, args: tuple, data_size: int, magic: bytes = RES) -> bytes:
+    """Header plus the NUL-terminated arguments of a packet whose data
+    (data_size bytes) is sent separately, e.g. from a spool file."""
+    prefix = b"".join(a + b"\0" for a in args)
+    return HEADER.pack(magic, ptype, len(prefix) + data_size) + prefix
+
+
+def request(ptype: int, *args: bytes) -> bytes:
+    return encode(ptype, *args, magic=REQ)
