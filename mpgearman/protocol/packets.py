@@ -104,3 +104,14 @@ REQUEST_TYPES = frozenset({
 })
 
 HAS_DATA = frozenset(t for t, (_, data) in ARGS.items() if data)
+
+
+def split_args(ptype: int, body: bytes) -> tuple:
+    """Split a payload the decoder has already validated into its arguments
+    (for HAS_DATA types the last element is the data)."""
+    argc, has_data = ARGS[ptype]
+    if has_data:
+        return tuple(body.split(b"\0", argc))
+    if argc == 0:
+        return ()
+    return tuple(body.split(b"\0", argc - 1))

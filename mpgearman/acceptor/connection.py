@@ -1,0 +1,102 @@
+"""One client or worker socket as an acceptor sees it: the decoder that
+turns its bytes into events, the spool file a streamed body is going into,
+and the queue of bytes and spool files waiting to be written to it.
+
+Writing never blocks: what the socket does not take now stays queued, and
+the loop asks for EPOLLOUT until the queue is empty.
+"""
+import collections
+import os
+
+from ..protocol.decoder import Decoder
+
+
+class FileOut:
+    """The rest of a spool file still to be sent with sendfile()."""
+    __slots__ = ("fd", "offset", "left")
+
+    def __init__(self, fd: int, size: int):
+        self.fd, self.offset, self.left = fd, 0, size
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class Connection:
+    __slots__ = ("sock", "fd", "id", "decoder", "out", "out_bytes", "writer",
+                 "head", "closing", "mask")
+
+    def __init__(self, sock, conn_id: int, max_payload: int, stream_threshold: int):
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.id = conn_id
+        self.decoder = Decoder(max_payload, stream_threshold)
+        self.out = collections.deque()   # bytes | FileOut, in order
+        self.out_bytes = 0               # queued bytes (not counting files)
+        self.writer = None               # SpoolWriter of a body being streamed in
+        self.head = None                 # PacketHead of that body
+        self.closing = False             # close once `out` is flushed
+        self.mask = 1                    # epoll events registered (EPOLLIN)
+
+    def queue(self, data: bytes) -> None:
+        if data:
+            self.out.append(data)
+            self.out_bytes += len(data)
+
+    def queue_file(self, fd: int, size: int) -> None:
+        if size:
+            self.out.append(FileOut(fd, size))
+        else:
+            os.close(fd)
+
+    def flush(self) -> bool:
+        """Write what the socket takes now. True when everything is out.
+        Raises OSError when the peer is gone."""
+        out = self.out
+        while out:
+            item = out[0]
+            if type(item) is FileOut:
+                n = os.sendfile(self.fd, item.fd, item.offset, min(item.left, 1 << 24))
+                if n == 0:
+                    raise ConnectionError("spool file shorter than announced")
+                item.offset += n
+                item.left -= n
+                if item.left:
+                    return False
+                item.close()
+                out.popleft()
+                continue
+            if len(out) > 1 and type(out[1]) is bytes:
+                item = self._coalesce()
+            n = self.sock.send(item)
+            self.out_bytes -= n
+            if n < len(item):
+                out[0] = item[n:]
+                return False
+            out.popleft()
+        return True
+
+    def _coalesce(self) -> bytes:
+        """Join the leading run of small byte strings into one send()."""
+        out = self.out
+        parts = []
+        size = 0
+        while out and type(out[0]) is bytes and size < 1 << 20:
+            part = out.popleft()
+            parts.append(part)
+            size += len(part)
+        joined = b"".join(parts)
+        out.appendleft(joined)
+        return joined
+
+    def discard(self) -> None:
+        """Release everything this connection holds (on close)."""
+        for item in self.out:
+            if type(item) is FileOut:
+                item.close()
+        self.out.clear()
+        if self.writer is not None:
+            self.writer.abort()
+            self.writer = None

@@ -1,0 +1,97 @@
+"""Socket bytes -> decoder events -> records for the coordinator.
+
+A table maps each event type to a small handler. ECHO_REQ is answered here
+(it needs no job state); everything else goes to the coordinator. Bodies
+above the stream threshold go into a spool file as they arrive.
+"""
+import logging
+
+from ..ipc import messages
+from ..protocol import events
+from ..protocol.encoder import encode, encode_head
+from ..protocol.errors import ProtocolError
+from ..protocol.packets import PacketType as T
+
+log = logging.getLogger(__name__)
+
+RECV_SIZE = 256 * 1024
+
+
+def on_packet(acc, conn, ev):
+    if ev.type == T.ECHO_REQ:
+        conn.queue(encode(T.ECHO_RES, ev.args[0]))
+        acc.touched.add(conn)
+    else:
+        acc.pending.append(messages.packet(conn.id, ev.type, b"\0".join(ev.args)))
+
+
+def on_head(acc, conn, ev):
+    conn.head = ev
+    conn.writer = acc.spool.writer()
+
+
+def on_chunk(acc, conn, ev):
+    conn.writer.write(ev.data)
+
+
+def on_end(acc, conn, ev):
+    head, writer = conn.head, conn.writer
+    conn.head = conn.writer = None
+    name = writer.finish()
+    if writer.size != head.size:
+        raise ProtocolError(b"QUEUE_ERROR", b"Spooled body has the wrong size")
+    if head.type == T.ECHO_REQ:
+        conn.queue(encode_head(T.ECHO_RES, (), head.size))
+        conn.queue_file(acc.spool.take(name), head.size)
+        acc.touched.add(conn)
+    else:
+        acc.pending.append(messages.spooled(conn.id, head.type, head.args, name, head.size))
+
+
+def on_admin(acc, conn, ev):
+    acc.pending.append(messages.admin(conn.id, ev.line, ev.crlf))
+
+
+def on_rejected(acc, conn, ev):
+    conn.queue(encode(T.ERROR, ev.code, ev.text))
+    acc.touched.add(conn)
+
+
+HANDLERS = {
+    events.Packet: on_packet,
+    events.PacketHead: on_head,
+    events.BodyChunk: on_chunk,
+    events.PacketEnd: on_end,
+    events.AdminLine: on_admin,
+    events.Rejected: on_rejected,
+}
+
+
+def read(acc, conn) -> bool:
+    """Read what the socket has and handle every complete event.
+    Returns False when the connection is finished (peer closed, error)."""
+    try:
+        data = conn.sock.recv(RECV_SIZE)
+    except (BlockingIOError, InterruptedError):
+        return True
+    except OSError:
+        return False
+    if not data:
+        return False
+    decoder = conn.decoder
+    decoder.feed(data)
+    try:
+        while True:
+            ev = decoder.next_event()
+            if ev is events.NEED_DATA:
+                return True
+            HANDLERS[type(ev)](acc, conn, ev)
+    except ProtocolError as exc:
+        log.info("closing connection %s: %s", conn.fd, exc)
+        conn.queue(encode(T.ERROR, exc.code, exc.text))
+    except OSError as exc:  # the spool: disk full, permissions, ...
+        log.error("spool write failed, closing connection %s: %s", conn.fd, exc)
+        conn.queue(encode(T.ERROR, b"QUEUE_ERROR", f"Spool write failed: {exc.strerror}".encode()))
+    acc.touched.add(conn)
+    conn.closing = True
+    return True

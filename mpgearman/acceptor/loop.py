@@ -1,0 +1,163 @@
+"""The acceptor's event loop: one epoll over its listening socket(s), its
+connections and its doorbell.
+
+Each turn: accept, read and decode what arrived (records for the
+coordinator collect in `pending`), apply the coordinator's answers from the
+outbound ring, write to sockets, then publish `pending` on the inbound ring
+in one batch and ring the coordinator's doorbell only if it sleeps.
+
+When the inbound ring is full the acceptor stops reading sockets until the
+coordinator has caught up (back-pressure instead of unbounded buffering).
+"""
+import logging
+import select
+import socket
+
+from ..ipc import messages
+from . import inbound, outbound
+from .connection import Connection
+
+log = logging.getLogger(__name__)
+
+IN = select.EPOLLIN
+OUT = select.EPOLLOUT
+IDLE_TIMEOUT = 1.0   # safety net only: wake-ups come from the doorbell
+
+
+class Acceptor:
+    def __init__(self, index, gen, config, listeners, ring_in, ring_out,
+                 my_bell, coord_bell, spool, inbox):
+        self.index, self.gen, self.config = index, gen, config
+        self.listeners = {s.fileno(): s for s in listeners}
+        self.ring_in, self.ring_out = ring_in, ring_out   # to / from the coordinator
+        self.bell, self.coord_bell = my_bell, coord_bell
+        self.spool = spool
+        self.conns = {}          # conn id -> Connection
+        self.by_fd = {}          # fd -> Connection
+        self.pending = []        # records not yet on the inbound ring
+        self.touched = set()     # connections with output to flush
+        self.serial = 0
+        self.running = True
+        self.ep = select.epoll()
+        for fd in self.listeners:
+            self.ep.register(fd, IN)
+        self.ep.register(my_bell.fileno(), IN)
+        self.inbox = inbox       # signals: SIGTERM stops the loop
+        self.ep.register(inbox.fileno(), IN)
+
+    # -- the loop ---------------------------------------------------------
+
+    def run(self, heartbeat=None) -> None:
+        while self.running:
+            timeout = self._timeout()
+            events = self.ep.poll(timeout, 512)
+            self.ring_out.reader_awake()
+            for fd, mask in events:
+                self._event(fd, mask)
+            self._drain_outbound()
+            self._flush_touched()
+            self._publish()
+            if heartbeat:
+                heartbeat()
+
+    def _timeout(self) -> float:
+        if self.pending:
+            return 0.001      # ring full: retry soon
+        if self.touched or not self.ring_out.reader_idle():
+            return 0
+        return IDLE_TIMEOUT
+
+    def _event(self, fd, mask) -> None:
+        if fd in self.listeners:
+            self._accept(self.listeners[fd])
+        elif fd == self.bell.fileno():
+            self.bell.drain()
+        elif fd == self.inbox.fileno():
+            if self.inbox.take():
+                self.running = False
+        else:
+            conn = self.by_fd.get(fd)
+            if conn is None:
+                return
+            if mask & OUT:
+                self.touched.add(conn)
+            if mask & (IN | select.EPOLLHUP | select.EPOLLERR) and not conn.closing:
+                if self.pending:
+                    return      # back-pressure: read once the ring has room
+                if not inbound.read(self, conn):
+                    self._close(conn)
+
+    def _drain_outbound(self) -> None:
+        for _ in range(64):
+            batch = self.ring_out.pop_batch(256)
+            if not batch:
+                return
+            outbound.apply(self, batch)
+
+    def _flush_touched(self) -> None:
+        touched, self.touched = self.touched, set()
+        for conn in touched:
+            if conn.id not in self.conns:
+                continue
+            try:
+                done = conn.flush()
+            except (BlockingIOError, InterruptedError):
+                done = False
+            except OSError:
+                self._close(conn)
+                continue
+            if done and conn.closing:
+                self._close(conn)
+                continue
+            mask = (0 if conn.closing else IN) | (0 if done else OUT)
+            if mask != conn.mask:
+                conn.mask = mask
+                self.ep.modify(conn.fd, mask)
+
+    def _publish(self) -> None:
+        if not self.pending:
+            return
+        n = self.ring_in.push_many(self.pending)
+        if n:
+            del self.pending[:n]
+            if self.ring_in.writer_should_ring():
+                self.coord_bell.ring()
+
+    # -- connections --------------------------------------------------------
+
+    def _accept(self, lsock) -> None:
+        for _ in range(256):
+            try:
+                sock, addr = lsock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:   # EMFILE and friends: keep serving the others
+                log.error("accept failed: %s", exc)
+                return
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.serial += 1
+            conn = Connection(sock, messages.conn_id(self.index, self.gen, self.serial),
+                              self.config.max_payload, self.config.spool_threshold)
+            self.conns[conn.id] = conn
+            self.by_fd[conn.fd] = conn
+            self.ep.register(conn.fd, IN)
+            self.pending.append(messages.connect(conn.id, conn.fd, addr[0]))
+
+    def _close(self, conn) -> None:
+        if self.conns.pop(conn.id, None) is None:
+            return
+        del self.by_fd[conn.fd]
+        try:
+            self.ep.unregister(conn.fd)
+        except OSError:
+            pass
+        conn.discard()
+        conn.sock.close()
+        self.pending.append(messages.closed(conn.id))
+
+    def close_all(self) -> None:
+        for conn in list(self.conns.values()):
+            self._close(conn)
+        for s in self.listeners.values():
+            s.close()

@@ -1,0 +1,32 @@
+"""Entry point of an acceptor process (forked by the supervisor)."""
+import logging
+import os
+import signal
+
+from .. import listeners, log, process
+from .loop import Acceptor
+from .spool import Spool
+
+
+def spool_tag(index: int, pid: int) -> str:
+    """Prefix of the spool files an acceptor writes (see spool.clean)."""
+    return f"a{index}.{pid}"
+
+
+def run(index, gen, config, port, segment, my_bell, coord_bell, control) -> int:
+    process.set_name(f"mpg-acceptor-{index}")
+    process.die_with_parent()
+    log.setup(config.log_level, f"acceptor-{index}")
+    segment.check()
+    inbox = process.SignalInbox([signal.SIGTERM, signal.SIGINT])
+    acc = Acceptor(index, gen, config, listeners.open_listeners(config.listen, port),
+                   segment.inbound(index), segment.outbound(index), my_bell, coord_bell,
+                   Spool(config.spool_dir, spool_tag(index, os.getpid())), inbox)
+    control.send("ready")
+    try:
+        acc.run()
+    except Exception:
+        logging.getLogger(__name__).exception("acceptor failed")
+        return 1
+    acc.close_all()
+    return 0

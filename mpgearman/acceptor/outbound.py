@@ -1,0 +1,57 @@
+"""Records from the coordinator -> bytes queued on connections.
+
+A record for a connection that has gone already is dropped; a spool file it
+names is unlinked so nothing is left behind.
+"""
+import os
+
+from ..ipc import messages
+
+
+def on_send(acc, conn_id, data):
+    conn = acc.conns.get(conn_id)
+    if conn is not None and not conn.closing:
+        conn.queue(data)
+        acc.touched.add(conn)
+
+
+def on_sendfile(acc, conn_id, head, name, size):
+    conn = acc.conns.get(conn_id)
+    if conn is None or conn.closing:
+        _drop(acc, name)
+        return
+    try:
+        fd = acc.spool.take(name)
+    except OSError:
+        conn.closing = True   # the payload is gone: this connection cannot go on
+    else:
+        conn.queue(head)
+        conn.queue_file(fd, size)
+    acc.touched.add(conn)
+
+
+def on_close(acc, conn_id, _rest):
+    conn = acc.conns.get(conn_id)
+    if conn is not None:
+        conn.closing = True
+        acc.touched.add(conn)
+
+
+def _drop(acc, name):
+    try:
+        os.unlink(os.path.join(acc.spool.dir, name))
+    except OSError:
+        pass
+
+
+HANDLERS = {
+    messages.SEND: on_send,
+    messages.SENDFILE: on_sendfile,
+    messages.CLOSE: on_close,
+}
+
+
+def apply(acc, records) -> None:
+    for rec in records:
+        kind, *fields = messages.parse(rec)
+        HANDLERS[kind](acc, *fields)

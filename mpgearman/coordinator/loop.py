@@ -1,0 +1,176 @@
+"""The coordinator's loop: drain every inbound ring in batches, feed the
+records to the Core (the single writer of jobs, queues and the worker
+registry), route the Core's answers to the outbound ring of the acceptor
+that owns each connection, and sleep on the doorbell when all is quiet.
+
+It never touches a client socket and never reads a payload file: big
+payloads arrive and leave as spool-file names.
+"""
+import logging
+import select
+
+from ..acceptor.spool import SpoolNames
+from ..ipc import messages
+from ..protocol.packets import split_args
+from .core import Close, Core, Send, SendSpooled
+from .spoolref import SpoolRef
+
+log = logging.getLogger(__name__)
+
+IDLE_TIMEOUT = 1.0   # safety net only: wake-ups come from the doorbell
+BATCH = 256
+
+
+class CoordinatorLoop:
+    def __init__(self, config, segment, my_bell, acceptor_bells, control, inbox, pid, version):
+        n = config.acceptor_count
+        self.spool = SpoolNames(config.spool_dir)
+        self.core = Core(config, self.spool, pid=pid, version=version)
+        self.rings_in = [segment.inbound(i) for i in range(n)]
+        self.rings_out = [segment.outbound(i) for i in range(n)]
+        self.bell, self.acceptor_bells = my_bell, acceptor_bells
+        self.control, self.inbox = control, inbox
+        self.pending = [[] for _ in range(n)]     # records waiting for ring space
+        self.conns = [set() for _ in range(n)]    # live connection ids per acceptor
+        self.gens = [0] * n
+        self.running = True
+        self.deadline = None
+        self.ep = select.epoll()
+        for fd in (my_bell.fileno(), control.fileno(), inbox.fileno()):
+            self.ep.register(fd, select.EPOLLIN)
+        self.inbound = {
+            messages.CONNECT: self._on_connect,
+            messages.PACKET: self._on_packet,
+            messages.SPOOLED: self._on_spooled,
+            messages.ADMIN: self._on_admin,
+            messages.CLOSED: self._on_closed,
+        }
+
+    # -- the loop ---------------------------------------------------------------
+
+    def run(self, heartbeat=None) -> None:
+        while self.running:
+            for fd, _ in self.ep.poll(self._timeout(), 16):
+                if fd == self.bell.fileno():
+                    self.bell.drain()
+                elif fd == self.control.fileno():
+                    self._on_control()
+                else:
+                    self._on_signals()
+            for ring in self.rings_in:
+                ring.reader_awake()
+            self._drain()
+            self.deadline = self.core.tick()
+            self._route()
+            self._publish()
+            if heartbeat:
+                heartbeat()
+
+    def _timeout(self) -> float:
+        if any(self.pending):
+            return 0.001
+        timeout = IDLE_TIMEOUT if self.deadline is None else min(self.deadline, IDLE_TIMEOUT)
+        for ring in self.rings_in:
+            if not ring.reader_idle():
+                return 0
+        return max(timeout, 0)
+
+    def _drain(self) -> None:
+        for i, ring in enumerate(self.rings_in):
+            for _ in range(16):
+                batch = ring.pop_batch(BATCH)
+                if not batch:
+                    break
+                for rec in batch:
+                    kind, conn, *fields = messages.parse(rec)
+                    self.inbound[kind](i, conn, *fields)
+
+    # -- inbound records ------------------------------------------------------
+
+    def _on_connect(self, i, conn, fd, peer):
+        self.conns[i].add(conn)
+        self.core.connect(conn, peer, fd)
+
+    def _on_packet(self, i, conn, ptype, body):
+        self.core.packet(conn, ptype, split_args(ptype, body))
+
+    def _on_spooled(self, i, conn, ptype, name, size, args):
+        self.core.packet(conn, ptype, tuple(args.split(b"\0")[:-1]) + (SpoolRef(name, size),))
+
+    def _on_admin(self, i, conn, crlf, line):
+        self.core.admin(conn, line, crlf)
+
+    def _on_closed(self, i, conn, _rest):
+        self.conns[i].discard(conn)
+        self.core.disconnect(conn)
+
+    # -- outbound -------------------------------------------------------------
+
+    def _route(self) -> None:
+        out = self.core.out
+        if not out:
+            return
+        gens, pending = self.gens, self.pending
+        for action in out:
+            conn = action.conn
+            i = conn >> 56
+            if messages.generation_of(conn) != gens[i]:
+                if type(action) is SendSpooled:
+                    self.spool.release(action.ref)
+                continue
+            kind = type(action)
+            if kind is Send:
+                pending[i].append(messages.send(conn, action.data))
+            elif kind is SendSpooled:
+                pending[i].append(messages.sendfile(conn, action.head, action.ref.name,
+                                                    action.ref.size))
+            elif kind is Close:
+                pending[i].append(messages.close(conn))
+        out.clear()
+
+    def _publish(self) -> None:
+        for i, recs in enumerate(self.pending):
+            if not recs:
+                continue
+            ring = self.rings_out[i]
+            n = ring.push_many(recs)
+            if n:
+                del recs[:n]
+                if ring.writer_should_ring():
+                    self.acceptor_bells[i].ring()
+
+    # -- control: an acceptor died ----------------------------------------------
+
+    def _on_control(self) -> None:
+        lines = self.control.receive()
+        if lines is None:          # the supervisor is gone
+            self.running = False
+            return
+        for words in lines:
+            if words and words[0] == "lost":
+                self.acceptor_lost(int(words[1]))
+
+    def acceptor_lost(self, i: int) -> None:
+        """Finish what the dead acceptor had published, drop its connections
+        (their jobs are requeued by the Core), clear its rings, and tell the
+        supervisor it may start a new one."""
+        self._drain()
+        for conn in sorted(self.conns[i]):
+            self.core.disconnect(conn)
+        self.conns[i].clear()
+        self._route()
+        leftovers = self.pending[i] + self.rings_out[i].pop_batch(1 << 30)
+        for rec in leftovers:
+            fields = messages.parse(rec)
+            if fields[0] == messages.SENDFILE:
+                self.spool.release(SpoolRef(fields[3], fields[4]))
+        self.pending[i] = []
+        self.rings_in[i].reset()
+        self.rings_out[i].reset()
+        self.gens[i] = (self.gens[i] + 1) & 0xFFFF
+        self.control.send("reset", i, self.gens[i])
+        log.warning("acceptor %d lost; its connections were dropped and their jobs requeued", i)
+
+    def _on_signals(self) -> None:
+        if self.inbox.take():
+            self.running = False

@@ -1,0 +1,24 @@
+"""Entry point of the coordinator process (forked by the supervisor)."""
+import logging
+import os
+import signal
+
+from .. import __version__, log, process
+from .loop import CoordinatorLoop
+
+
+def run(config, segment, my_bell, acceptor_bells, control) -> int:
+    process.set_name("mpg-coordinator")
+    process.die_with_parent()
+    log.setup(config.log_level, "coordinator")
+    segment.check()
+    inbox = process.SignalInbox([signal.SIGTERM, signal.SIGINT])
+    loop = CoordinatorLoop(config, segment, my_bell, acceptor_bells, control, inbox,
+                           pid=os.getppid(), version=__version__.encode())
+    control.send("ready")
+    try:
+        loop.run()
+    except Exception:
+        logging.getLogger(__name__).exception("coordinator failed")
+        return 1
+    return 0

@@ -1,0 +1,83 @@
+"""Listening sockets. Every acceptor binds the same port with SO_REUSEPORT
+and the kernel spreads new connections over them. The supervisor keeps one
+bound, non-listening socket per address so the port (even one picked with
+--port 0) stays ours while acceptors come and go."""
+import errno
+import socket
+
+BACKLOG = 1024
+
+
+def addresses(listen: str) -> list:
+    """(family, address) pairs to bind; "" means every IPv4 and IPv6 address."""
+    if not listen:
+        pairs = [(socket.AF_INET, "0.0.0.0")]
+        if socket.has_ipv6:
+            pairs.append((socket.AF_INET6, "::"))
+        return pairs
+    infos = socket.getaddrinfo(listen, None, type=socket.SOCK_STREAM)
+    seen = []
+    for family, _, _, _, sockaddr in infos:
+        pair = (family, sockaddr[0])
+        if pair not in seen:
+            seen.append(pair)
+    return seen
+
+
+def _socket(family, host, port):
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if family == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    try:
+        s.bind((host, port))
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def _bind_or_skip(family, host, port, listen):
+    """Bind one address; None when it is the implicit IPv6 address of a
+    machine without IPv6 (IPv4 is enough then)."""
+    try:
+        return _socket(family, host, port)
+    except OSError as exc:
+        if family == socket.AF_INET6 and not listen and \
+                exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+            return None
+        raise
+
+
+def reserve(listen: str, port: int):
+    """Bind (not listen) every address; returns (sockets, port). With port 0
+    the first address picks a free port and the others take the same one
+    (retried if another program holds it on the second address)."""
+    for _ in range(20):
+        held, chosen = [], port
+        try:
+            for family, host in addresses(listen):
+                s = _bind_or_skip(family, host, chosen, listen)
+                if s is not None:
+                    held.append(s)
+                    chosen = chosen or s.getsockname()[1]
+            return held, chosen
+        except OSError as exc:
+            for s in held:
+                s.close()
+            if port != 0 or exc.errno != errno.EADDRINUSE:
+                raise
+    raise OSError(errno.EADDRINUSE, "no port free on every listen address")
+
+
+def open_listeners(listen: str, port: int) -> list:
+    """The listening sockets of one acceptor."""
+    out = []
+    for family, host in addresses(listen):
+        s = _bind_or_skip(family, host, port, listen)
+        if s is not None:
+            s.listen(BACKLOG)
+            s.setblocking(False)
+            out.append(s)
+    return out
