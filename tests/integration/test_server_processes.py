@@ -1,0 +1,176 @@
+"""The process architecture, seen from outside: the process tree, who holds
+the listening sockets, a client and a worker on different acceptors, an
+acceptor killed with SIGKILL, and a clean stop on SIGTERM."""
+import os
+import signal
+import threading
+
+import psutil
+import pytest
+
+from gearproto import PacketType as T
+from gearproto import wait_for
+
+
+def _named(pid):
+    return psutil.Process(pid).name()
+
+
+def _on_acceptor(server, want, avoid=None, limit=64):
+    """Open connections until one lands on acceptor `want` (or on any acceptor
+    other than `avoid`); close the others."""
+    spare = []
+    try:
+        for _ in range(limit):
+            c = server.connect()
+            pid = server.acceptor_of(c)
+            if (want is not None and pid == want) or (avoid is not None and pid != avoid):
+                return c, pid
+            spare.append(c)
+    finally:
+        for c in spare:
+            c.close()
+    pytest.fail("the kernel never spread connections over the acceptors")
+
+
+def test_process_tree_and_sockets(server_factory):
+    srv = server_factory("mpgearman", acceptors=3)
+    root = psutil.Process(srv.proc.pid)
+    children = root.children()
+    names = sorted(p.name() for p in children)
+    assert names == ["mpg-acceptor-0", "mpg-acceptor-1", "mpg-acceptor-2", "mpg-coordinator"]
+    listeners = srv.acceptor_pids()
+    assert len(listeners) == 3
+    assert all(_named(pid).startswith("mpg-acceptor") for pid in listeners)
+    coordinator = next(p for p in children if p.name() == "mpg-coordinator")
+    assert not [c for c in coordinator.net_connections("tcp") if c.status == psutil.CONN_LISTEN]
+
+
+def test_client_and_worker_on_different_acceptors(mpgearman_server, fname):
+    srv = mpgearman_server
+    worker, wpid = _on_acceptor(srv, want=None, avoid=-1)
+    client, cpid = _on_acceptor(srv, want=None, avoid=wpid)
+    assert wpid != cpid
+    worker.send_packet(T.CAN_DO, fname.encode())
+    worker.send_packet(T.PRE_SLEEP)
+    handle = client.submit(T.SUBMIT_JOB, fname.encode(), b"", b"ping")
+    worker.expect(T.NOOP)
+    worker.send_packet(T.GRAB_JOB)
+    worker.expect(T.JOB_ASSIGN, handle + b"\0" + fname.encode() + b"\0ping")
+    worker.send_packet(T.WORK_DATA, handle, b"partial")
+    worker.send_packet(T.WORK_COMPLETE, handle, b"pong")
+    client.expect(T.WORK_DATA, handle + b"\0partial")
+    client.expect(T.WORK_COMPLETE, handle + b"\0pong")
+
+
+def test_sigkill_of_an_acceptor_requeues_its_jobs(mpgearman_server, fname):
+    srv = mpgearman_server
+    before = set(srv.acceptor_pids())
+    worker, wpid = _on_acceptor(srv, want=None, avoid=-1)
+    client, cpid = _on_acceptor(srv, want=None, avoid=wpid)
+    worker.send_packet(T.CAN_DO, fname.encode())
+    handle = client.submit(T.SUBMIT_JOB, fname.encode(), b"", b"work")
+    worker.send_packet(T.GRAB_JOB)
+    worker.expect(T.JOB_ASSIGN)
+    assert srv.status()[fname][:2] == (1, 1)          # running on the doomed worker
+
+    os.kill(wpid, signal.SIGKILL)
+    assert worker.is_closed(5)
+    # A new acceptor takes the dead one's place ...
+    wait_for(lambda: len(srv.acceptor_pids()) == 2 and wpid not in srv.acceptor_pids(),
+             10, message="a replacement acceptor")
+    assert (set(srv.acceptor_pids()) - before)
+    # ... the job is queued again, and the client on the other acceptor gets its result.
+    wait_for(lambda: srv.status().get(fname, (0, 1))[:2] == (1, 0), 5, message="requeue")
+    with srv.connect() as again:
+        again.send_packet(T.CAN_DO, fname.encode())
+        again.send_packet(T.GRAB_JOB)
+        again.expect(T.JOB_ASSIGN, handle + b"\0" + fname.encode() + b"\0work")
+        again.send_packet(T.WORK_COMPLETE, handle, b"done")
+        client.expect(T.WORK_COMPLETE, handle + b"\0done")
+
+
+def test_sigterm_stops_everything_cleanly(server_factory, fname):
+    shm_before = set(os.listdir("/dev/shm"))
+    srv = server_factory("mpgearman")
+    spool = srv.workdir / "spool" / f"port-{srv.port}"
+    pids = srv.pids()
+    assert len(pids) == 4
+    # leave a big queued job behind: its spool file must go too
+    with srv.connect() as c:
+        c.submit(T.SUBMIT_JOB_BG, fname.encode(), b"", b"x" * (1 << 20))
+        assert [n for n in os.listdir(spool) if n != "lock"]
+    srv.proc.send_signal(signal.SIGTERM)
+    assert srv.proc.wait(10) == 0
+    gone, alive = psutil.wait_procs([psutil.Process(p) for p in pids if psutil.pid_exists(p)],
+                                    timeout=5)
+    assert not alive
+    assert [n for n in os.listdir(spool) if n != "lock"] == []
+    assert set(os.listdir("/dev/shm")) <= shm_before | _other_users_shm(shm_before)
+
+
+def _other_users_shm(before):
+    # Names created meanwhile by other tests' processes are not ours to judge;
+    # mpgearman creates none at all (its mapping is a memfd).
+    return {n for n in os.listdir("/dev/shm") if "mpgearman" not in n}
+
+
+def test_second_server_on_the_same_port_is_refused(mpgearman_server, tmp_path):
+    import subprocess
+    import sys
+    srv = mpgearman_server
+    spool = srv.workdir / "spool"
+    proc = subprocess.run([sys.executable, "-m", "mpgearman", "serve", "--listen", srv.host,
+                           "--port", str(srv.port), "--spool-dir", str(spool)],
+                          capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert proc.returncode != 0
+    assert "already serves port" in proc.stderr
+
+
+def test_many_clients_many_workers_across_acceptors(server_factory, fname):
+    srv = server_factory("mpgearman", acceptors=3)
+    n_jobs, n_workers = 300, 4
+    done = []
+
+    def work():
+        with srv.connect(timeout=20) as w:
+            w.send_packet(T.CAN_DO, fname.encode())
+            while True:
+                w.send_packet(T.GRAB_JOB)
+                p = w.read_packet(timeout=20)
+                if p.type == T.NO_JOB:
+                    w.send_packet(T.PRE_SLEEP)
+                    w.expect(T.NOOP, timeout=20)
+                    continue
+                handle, _, data = p.payload.split(b"\0", 2)
+                if data == b"stop":
+                    w.send_packet(T.WORK_COMPLETE, handle, b"")
+                    return
+                w.send_packet(T.WORK_COMPLETE, handle, data[::-1])
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(n_workers)]
+    for t in threads:
+        t.start()
+    clients = [srv.connect(timeout=20) for _ in range(3)]
+    for i in range(n_jobs):
+        clients[i % 3].send_packet(T.SUBMIT_JOB, fname.encode(), b"", f"job{i}".encode())
+    for i in range(n_jobs):
+        c = clients[i % 3]
+        handle = c.expect(T.JOB_CREATED).payload
+        done.append((c, handle, f"job{i}"[::-1].encode()))
+    results = {}
+    for c in clients:
+        while len([1 for k in results if k[0] is c]) < n_jobs // 3:
+            p = c.expect(T.WORK_COMPLETE, timeout=20)
+            h, data = p.payload.split(b"\0", 1)
+            results[(c, h)] = data
+    for c, handle, want in done:
+        assert results[(c, handle)] == want
+    with srv.connect() as c:
+        for _ in range(n_workers):
+            c.submit(T.SUBMIT_JOB_BG, fname.encode(), b"", b"stop")
+    for t in threads:
+        t.join(20)
+    for c in clients:
+        c.close()
