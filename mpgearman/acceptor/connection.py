@@ -26,7 +26,7 @@ class FileOut:
 
 class Connection:
     __slots__ = ("sock", "fd", "id", "decoder", "out", "out_bytes", "writer",
-                 "head", "closing", "mask")
+                 "head", "reading", "closing", "mask")
 
     def __init__(self, sock, conn_id: int, max_payload: int, stream_threshold: int):
         self.sock = sock
@@ -37,6 +37,7 @@ class Connection:
         self.out_bytes = 0               # queued bytes (not counting files)
         self.writer = None               # SpoolWriter of a body being streamed in
         self.head = None                 # PacketHead of that body
+        self.reading = True              # False after a protocol error
         self.closing = False             # close once `out` is flushed
         self.mask = 1                    # epoll events registered (EPOLLIN)
 

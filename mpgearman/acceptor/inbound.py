@@ -1,14 +1,16 @@
 """Socket bytes -> decoder events -> records for the coordinator.
 
-A table maps each event type to a small handler. ECHO_REQ is answered here
-(it needs no job state); everything else goes to the coordinator. Bodies
-above the stream threshold go into a spool file as they arrive.
+A table maps each event type to a small handler. Every request goes to the
+coordinator, even ECHO_REQ and the ERRORs the acceptor makes itself (as
+RELAY records): answers must leave in the order the requests came, and the
+coordinator is the one place that orders them. Bodies above the stream
+threshold go into a spool file as they arrive.
 """
 import logging
 
 from ..ipc import messages
 from ..protocol import events
-from ..protocol.encoder import encode, encode_head
+from ..protocol.encoder import encode
 from ..protocol.errors import ProtocolError
 from ..protocol.packets import PacketType as T
 
@@ -18,11 +20,7 @@ RECV_SIZE = 256 * 1024
 
 
 def on_packet(acc, conn, ev):
-    if ev.type == T.ECHO_REQ:
-        conn.queue(encode(T.ECHO_RES, ev.args[0]))
-        acc.touched.add(conn)
-    else:
-        acc.pending.append(messages.packet(conn.id, ev.type, b"\0".join(ev.args)))
+    acc.pending.append(messages.packet(conn.id, ev.type, b"\0".join(ev.args)))
 
 
 def on_head(acc, conn, ev):
@@ -38,14 +36,7 @@ def on_end(acc, conn, ev):
     head, writer = conn.head, conn.writer
     conn.head = conn.writer = None
     name = writer.finish()
-    if writer.size != head.size:
-        raise ProtocolError(b"QUEUE_ERROR", b"Spooled body has the wrong size")
-    if head.type == T.ECHO_REQ:
-        conn.queue(encode_head(T.ECHO_RES, (), head.size))
-        conn.queue_file(acc.spool.take(name), head.size)
-        acc.touched.add(conn)
-    else:
-        acc.pending.append(messages.spooled(conn.id, head.type, head.args, name, head.size))
+    acc.pending.append(messages.spooled(conn.id, head.type, head.args, name, head.size))
 
 
 def on_admin(acc, conn, ev):
@@ -53,8 +44,7 @@ def on_admin(acc, conn, ev):
 
 
 def on_rejected(acc, conn, ev):
-    conn.queue(encode(T.ERROR, ev.code, ev.text))
-    acc.touched.add(conn)
+    acc.pending.append(messages.relay(conn.id, encode(T.ERROR, ev.code, ev.text), False))
 
 
 HANDLERS = {
@@ -88,10 +78,16 @@ def read(acc, conn) -> bool:
             HANDLERS[type(ev)](acc, conn, ev)
     except ProtocolError as exc:
         log.info("closing connection %s: %s", conn.fd, exc)
-        conn.queue(encode(T.ERROR, exc.code, exc.text))
+        error = encode(T.ERROR, exc.code, exc.text)
     except OSError as exc:  # the spool: disk full, permissions, ...
         log.error("spool write failed, closing connection %s: %s", conn.fd, exc)
-        conn.queue(encode(T.ERROR, b"QUEUE_ERROR", f"Spool write failed: {exc.strerror}".encode()))
-    acc.touched.add(conn)
-    conn.closing = True
+        error = encode(T.ERROR, b"QUEUE_ERROR", f"Spool write failed: {exc.strerror}".encode())
+    # Read nothing more; the coordinator sends the ERROR after the answers to
+    # earlier requests and then tells us to close.
+    conn.reading = False
+    acc.touched.add(conn)      # so the loop stops polling it for input
+    if conn.writer is not None:
+        conn.writer.abort()
+        conn.writer = None
+    acc.pending.append(messages.relay(conn.id, error, True))
     return True

@@ -81,7 +81,7 @@ class Acceptor:
                 return
             if mask & OUT:
                 self.touched.add(conn)
-            if mask & (IN | select.EPOLLHUP | select.EPOLLERR) and not conn.closing:
+            if mask & (IN | select.EPOLLHUP | select.EPOLLERR) and conn.reading:
                 if self.pending:
                     return      # back-pressure: read once the ring has room
                 if not inbound.read(self, conn):
@@ -109,7 +109,7 @@ class Acceptor:
             if done and conn.closing:
                 self._close(conn)
                 continue
-            mask = (0 if conn.closing else IN) | (0 if done else OUT)
+            mask = (IN if conn.reading and not conn.closing else 0) | (0 if done else OUT)
             if mask != conn.mask:
                 conn.mask = mask
                 self.ep.modify(conn.fd, mask)

@@ -44,6 +44,7 @@ class CoordinatorLoop:
             messages.SPOOLED: self._on_spooled,
             messages.ADMIN: self._on_admin,
             messages.CLOSED: self._on_closed,
+            messages.RELAY: self._on_relay,
         }
 
     # -- the loop ---------------------------------------------------------------
@@ -99,6 +100,12 @@ class CoordinatorLoop:
 
     def _on_admin(self, i, conn, crlf, line):
         self.core.admin(conn, line, crlf)
+
+    def _on_relay(self, i, conn, close_after, data):
+        # Into the Core's output, so it follows the answers to earlier requests.
+        self.core.out.append(Send(conn, data))
+        if close_after:
+            self.core.out.append(Close(conn))
 
     def _on_closed(self, i, conn, _rest):
         self.conns[i].discard(conn)

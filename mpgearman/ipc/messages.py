@@ -7,6 +7,8 @@ Acceptor -> coordinator (inbound)::
     SPOOLED  | conn u64 | type u16 | size u64 | nlen u16 | name | args\\0...   (data in a spool file)
     ADMIN    | conn u64 | crlf u8 | line
     CLOSED   | conn u64
+    RELAY    | conn u64 | close u8 | bytes          (a reply the acceptor made, e.g. an
+                                                  ERROR; routed back in request order)
 
 Coordinator -> acceptor (outbound)::
 
@@ -24,7 +26,7 @@ Connection ids carry their acceptor so the coordinator can route answers::
 import struct
 
 # inbound kinds
-CONNECT, PACKET, SPOOLED, ADMIN, CLOSED = 1, 2, 3, 4, 5
+CONNECT, PACKET, SPOOLED, ADMIN, CLOSED, RELAY = 1, 2, 3, 4, 5, 6
 # outbound kinds
 SEND, SENDFILE, CLOSE = 11, 12, 13
 
@@ -71,6 +73,10 @@ def admin(conn: int, line: bytes, crlf: bool) -> bytes:
     return _ADMIN.pack(ADMIN, conn, crlf) + line
 
 
+def relay(conn: int, data: bytes, close_after: bool) -> bytes:
+    return _ADMIN.pack(RELAY, conn, close_after) + data
+
+
 def closed(conn: int) -> bytes:
     return _CONN.pack(CLOSED, conn)
 
@@ -101,7 +107,7 @@ def parse(rec: bytes) -> tuple:
     if kind == CONNECT:
         _, conn, fd = _CONNECT.unpack_from(rec)
         return kind, conn, fd, rec[_CONNECT.size:].decode()
-    if kind == ADMIN:
+    if kind == ADMIN or kind == RELAY:
         _, conn, crlf = _ADMIN.unpack_from(rec)
         return kind, conn, bool(crlf), rec[_ADMIN.size:]
     if kind == SPOOLED:

@@ -15,7 +15,8 @@ compared with their lines sorted (their order is hash order in gearmand).
 
 The places where mpgearman deliberately differs (PROTOCOL.md section 6:
 `create function` with a bare LF, `drop function` with queued jobs, the
-WORK_FAIL made from a WORK_EXCEPTION) are tested separately at the end.
+WORK_FAIL made from a WORK_EXCEPTION, an ERROR before closing on a fatal
+header) are tested separately at the end.
 """
 from __future__ import annotations
 
@@ -299,14 +300,6 @@ def convo_binary_errors(c: Convo) -> None:
     c.admin(b"status", b".\n")    # SUBMIT_JOB_SCHED created nothing
 
 
-def convo_binary_fatal(c: Convo) -> None:
-    """Bad magic, type 0 and type >= 43 close the connection, nothing sent."""
-    c.raw(b"\0XYZ" + b"\0\0\0\x10\0\0\0\0", CLOSED, conn="magic")
-    c.raw(b"\0REQ" + b"\0\0\0\0\0\0\0\0", CLOSED, conn="type0")
-    c.raw(b"\0REQ" + b"\0\0\0\x2b\0\0\0\0", CLOSED, conn="type43")
-    c.admin(b"status", b".\n", conn="after")
-
-
 CONVOS = {name[len("convo_"):]: fn for name, fn in globals().items()
           if name.startswith("convo_")}
 
@@ -395,3 +388,26 @@ def test_work_exception_forwarding(server, fname, exceptions):
         # the job is gone either way
         worker.send_packet(T.WORK_COMPLETE, handle, b"late")
         worker.expect(T.ERROR, b"JOB_NOT_FOUND\0Job given in work result not found")
+
+
+FATAL_HEADERS = {
+    "magic": (b"\0XYZ" + b"\0\0\0\x10\0\0\0\0", b"INVALID_MAGIC"),
+    "type0": (b"\0REQ" + b"\0\0\0\0\0\0\0\0", b"INVALID_COMMAND"),
+    "type43": (b"\0REQ" + b"\0\0\0\x2b\0\0\0\0", b"INVALID_COMMAND"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FATAL_HEADERS))
+def test_fatal_header_closes_the_connection(server, case):
+    """Bad magic, type 0 and type >= 43 close the connection: gearmand sends
+    nothing first; mpgearman says why with an ERROR packet, then closes."""
+    data, code = FATAL_HEADERS[case]
+    with server.connect() as c:
+        c.send(data)
+        assert c.is_closed(5)
+        got = c.buf
+    if server.kind == "gearmand":
+        assert got == b""
+    else:
+        assert got.startswith(b"\0RES\0\0\0\x13") and got[12:].split(b"\0")[0] == code
+    assert server.admin("status").endswith(b".\n")
