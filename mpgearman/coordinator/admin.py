@@ -1,0 +1,136 @@
+"""Admin text commands: COMMANDS maps a command word to one small handler.
+
+Owns: what each gearmand 1.1.20 text command does and answers (PROTOCOL.md
+4.2), using the word rules and reply spellings of protocol/admin.py.
+Must not: change jobs except through Core operations (cancel, free via
+purge), or walk anything but the table a command lists; a listing is built
+as one bytes object in one pass.
+
+A handler takes (core, words) and returns the reply, or None when gearmand
+would treat the line as an unknown command. `shutdown` is deliberately
+absent: 1.1.20 no longer has it.
+"""
+from ..protocol import admin as text
+from .actions import Send
+from .cnum import atoi
+
+_END = text.END
+
+
+def run_admin(core, c, line: bytes, crlf: bool) -> None:
+    """One admin line. `crlf` is not needed: we do not reproduce gearmand's
+    `create function` byte loss on bare-LF lines."""
+    words = text.split_words(line)
+    if len(words) > text.MAX_WORDS:
+        core.close(c)           # gearmand drops the connection, says nothing
+        return
+    handler = COMMANDS.get(words[0].lower())
+    reply = handler(core, words) if handler is not None else None
+    if reply is None:
+        reply = text.unknown_command(words[0])
+    core.out.append(Send(c.id, reply))
+
+
+def status(core, words):
+    return b"".join([b"%s\t%d\t%d\t%d\n" % (fn.name, fn.total, fn.running, fn.workers)
+                     for fn in core.functions.by_name.values()]) + _END
+
+
+def priority_status(core, words):
+    return b"".join([b"%s\t%d\t%d\t%d\t%d\n" % (fn.name, *fn.queued_by_priority(), fn.workers)
+                     for fn in core.functions.by_name.values()]) + _END
+
+
+def workers(core, words):
+    lines = []
+    for c in core.conns.values():
+        names = c.registrations() if c.funcs else ()
+        lines.append(b"%d %s %s :%s\n" % (c.fd, c.peer, c.client_id,
+                                          b"".join([b" " + n for n in names])))
+    return b"".join(lines) + _END
+
+
+def show(core, words):
+    if len(words) < 2:
+        return None
+    if len(words) == 2 and words[1].lower() == b"jobs":
+        return b"".join([b"%s\t%d\t%d\t%d\n" % (job.handle, job.retries, job.ignore, job.bg)
+                         for job in core.jobs.jobs.values()]) + _END
+    if len(words) == 3 and words[1].lower() == b"unique" and words[2].lower() == b"jobs":
+        return b"".join([job.unique + b"\n" for job in core.jobs.jobs.values()]) + _END
+    return text.ERR_UNKNOWN_SHOW
+
+
+def cancel(core, words):
+    if len(words) < 3:
+        return None
+    if len(words) != 3 or words[1].lower() != b"job":
+        return text.ERR_UNKNOWN_ERROR
+    return text.OK if core.cancel(words[2]) else text.ERR_UNKNOWN_JOB
+
+
+def create(core, words):
+    if len(words) != 3 or words[1].lower() != b"function" or not words[2]:
+        return text.invalid_arguments(words[0])
+    core.functions.get(words[2])
+    return text.OK
+
+
+def drop(core, words):
+    if len(words) != 3 or words[1].lower() != b"function":
+        return text.invalid_arguments(words[0])
+    wanted = words[2].lower()
+    for fn in core.functions.by_name.values():
+        if fn.name.lower() == wanted:
+            break
+    else:
+        return text.ERR_NO_FUNCTION
+    if fn.workers or fn.running:
+        return text.ERR_FUNCTION_BUSY
+    # gearmand drops it anyway and leaves the queued jobs dangling; we refuse
+    # while a live job waits, and free jobs that were only waiting to be reaped.
+    if not core.functions.purge(fn, core.free):
+        return text.ERR_FUNCTION_QUEUED
+    core.functions.drop(fn)
+    return text.OK
+
+
+def maxqueue(core, words):
+    if len(words) == 1:
+        return text.invalid_arguments(words[0])
+    limits = [max(atoi(w), 0) for w in words[2:5]]
+    if len(limits) <= 1:
+        limits = (limits or [0]) * 3          # one number (or none) for all
+    else:
+        limits = (limits + [0])[:3]           # two numbers: low goes back to 0
+    fn = core.functions.by_name.get(words[1])
+    if fn is not None:
+        fn.maxq = limits
+    return text.OK
+
+
+def getpid(core, words):
+    return text.ok_value(b"%d" % core.pid)
+
+
+def verbose(core, words):
+    return text.ok_value(text.verbose_name(core.config.log_level))
+
+
+def version(core, words):
+    return text.ok_value(core.version)
+
+
+COMMANDS = {
+    b"status": status,
+    b"prioritystatus": priority_status,
+    b"workers": workers,
+    b"show": show,
+    b"cancel": cancel,
+    b"create": create,
+    b"drop": drop,
+    b"maxqueue": maxqueue,
+    b"getpid": getpid,
+    b"verbose": verbose,
+    b"version": version,
+}

@@ -1,0 +1,297 @@
+"""The coordinator's core: gearmand 1.1.20 job semantics, sans-IO.
+
+Owns: the life of every job (submit, coalesce, queue, assign, requeue,
+abandon, cancel, free), connections as seen by the job server, and the
+clock-driven events (epoch jobs becoming due, CAN_DO_TIMEOUT expiry).
+Must not: touch sockets, processes, shared memory, files or the real time
+(the clock is injected). Input is parsed packets and admin lines; output is
+Send/SendSpooled/Close actions appended to `out`, which the caller drains.
+
+Spool refs: every SpoolRef handed in with a packet belongs to the core; a
+job's ref is released when the job is freed; each SendSpooled gives one ref
+away (spool.share() makes the extra ones).
+
+Wiring contract: connect() before anything else on a connection;
+disconnect() once its socket is gone (a no-op after the core itself asked
+for Close); call tick() after every batch of input and again at the latest
+after the delay it returns.
+
+Where this differs from gearmand on purpose (PROTOCOL.md 6/7): per-job
+CAN_DO_TIMEOUT deadlines cancelled on completion and not on PRE_SLEEP;
+epoch jobs wait outside the queues, wake sleepers when due and never block
+other jobs; a foreground client leaving never cancels a job that a
+background submission asked for; CANT_DO/RESET_ABILITIES leave running jobs
+running; 64-byte uniques are stored whole; a cancelled job is no longer a
+coalescing target and its clients are detached after their WORK_FAIL; a
+new submission attached to an abandoned job revives it.
+"""
+import os
+import time
+
+from .. import __version__
+from ..protocol.encoder import encode, encode_head
+from ..protocol.packets import T
+from .actions import Close, Send, SendSpooled
+from .admin import run_admin
+from .dispatch import TABLE, not_expected
+from .jobtable import Job, JobTable
+from .queues import FunctionTable
+from .spoolref import SpoolOps, SpoolRef, release_args, release_data
+from .workers import NOOP, Conn, Deadlines, Registry, timeout_seconds
+
+__all__ = ["Core", "Send", "SendSpooled", "Close", "SpoolRef", "SpoolOps"]
+
+NO_JOB = encode(T.NO_JOB)
+
+
+class Core:
+    def __init__(self, config, spool: SpoolOps, clock=time.time, pid: int | None = None,
+                 version: bytes | None = None):
+        self.config = config
+        self.spool = spool
+        self.clock = clock
+        # Resolved now, not at import: the coordinator is forked after import.
+        self.pid = os.getpid() if pid is None else pid
+        self.version = version if version is not None else __version__.encode()
+        self.out: list = []
+        self.conns: dict[int, Conn] = {}
+        self.jobs = JobTable(config.handle_prefix)
+        self.functions = FunctionTable()
+        self.registry = Registry(config.worker_wakeup)
+        self.deadlines = Deadlines()
+        self.job_retries = config.job_retries
+        self.round_robin = config.round_robin
+
+    # -- entry points ---------------------------------------------------------
+
+    def connect(self, conn: int, peer: str, fd: int) -> None:
+        if isinstance(peer, str):
+            peer = peer.encode()
+        self.conns[conn] = Conn(conn, peer, fd, self.config.exceptions)
+
+    def packet(self, conn: int, ptype: int, args: tuple) -> None:
+        c = self.conns.get(conn)
+        if c is None:       # already closed: only the spool ref needs care
+            release_args(self.spool, args)
+            return
+        TABLE.get(ptype, not_expected)(self, c, args)
+
+    def admin(self, conn: int, line: bytes, crlf: bool) -> None:
+        c = self.conns.get(conn)
+        if c is not None:
+            run_admin(self, c, line, crlf)
+
+    def disconnect(self, conn: int) -> None:
+        c = self.conns.pop(conn, None)
+        if c is None:
+            return
+        c.alive = False
+        c.sleeping = False
+        for job in c.attached:
+            clients = job.clients
+            clients[:] = [x for x in clients if x is not c]
+            if not clients and not job.keep:
+                job.ignore = True     # freed when a worker reaches it, as gearmand
+        c.attached = {}
+        for job in list(c.running):
+            self.requeue(job)
+        self.registry.reset(c)
+
+    def tick(self) -> float | None:
+        now = self.clock()
+        if self.functions.epochs:
+            self._promote(now)
+        for job in self.deadlines.expired(now):
+            self.requeue(job)
+        due = self.functions.next_due()
+        timer = self.deadlines.next_due()
+        if timer is not None and (due is None or timer < due):
+            due = timer
+        return None if due is None else max(0.0, due - now)
+
+    # -- small helpers used by dispatch and admin -------------------------------
+
+    def send(self, c: Conn, data: bytes) -> None:
+        self.out.append(Send(c.id, data))
+
+    def error(self, c: Conn, err: tuple) -> None:
+        self.out.append(Send(c.id, encode(T.ERROR, *err)))
+
+    def refuse(self, c: Conn, err: tuple, data) -> None:
+        """ERROR reply to a packet whose data the core will not keep."""
+        release_data(self.spool, data)
+        self.error(c, err)
+
+    def close(self, c: Conn) -> None:
+        """Drop a connection the way gearmand does on bad input."""
+        self.out.append(Close(c.id))
+        self.disconnect(c.id)
+
+    # -- submission -------------------------------------------------------------
+
+    def submit(self, c: Conn, fname: bytes, unique: bytes, data, prio: int, bg: bool,
+               when: int = 0, reducer: bytes | None = None) -> None:
+        fn = self.functions.by_name.get(fname) or self.functions.get(fname)
+        job = JobTable.find_twin(fn, unique, data) if unique else None
+        if job is not None:
+            # Coalesced: the new payload is dropped, the job keeps its nature.
+            release_data(self.spool, data)
+            if bg:
+                job.keep = True
+            else:
+                job.clients.append(c)
+                c.attached[job] = None
+            job.ignore = False    # someone wants an abandoned job again
+        else:
+            limit = fn.maxq[prio]
+            if limit and fn.total >= limit:
+                release_data(self.spool, data)
+                self.error(c, (b"QUEUE_ERROR", b"Job queue is full"))
+                return
+            job = Job(self.jobs.new_handle(), fn, unique, data, prio, bg, reducer)
+            self.jobs.add(job)
+            fn.total += 1
+            if not bg:
+                job.clients.append(c)
+                c.attached[job] = None
+            if when and when > self.clock():
+                self.functions.defer(job, when)   # no NOOP until it is due
+            else:
+                self.functions.push(job)
+                if fn.sleepers:
+                    self.registry.wake(fn, self.out)
+        self.out.append(Send(c.id, encode(T.JOB_CREATED, job.handle)))
+
+    # -- workers: sleep and grab ------------------------------------------------
+
+    def pre_sleep(self, c: Conn) -> None:
+        self._promote_due()
+        pick, peek, ready = self.registry.pick, self.functions.peek, self.functions.ready
+        while True:
+            fn = pick(c, ready)
+            if fn is None:
+                self.registry.sleep(c)
+                return
+            if peek(fn, self._free) is not None:
+                self.out.append(Send(c.id, NOOP))
+                return
+
+    def grab(self, c: Conn, kind: int) -> None:
+        c.sleeping = False
+        c.noop_sent = False
+        if self.functions.epochs:
+            self._promote_due()
+        pick, take, ready = self.registry.pick, self.functions.take, self.functions.ready
+        while True:
+            fn = pick(c, ready)
+            if fn is None:
+                self.out.append(Send(c.id, NO_JOB))
+                return
+            job = take(fn, self._free)
+            if job is not None:
+                break
+        job.worker = c
+        fn.running += 1
+        c.running[job] = None
+        timeout = c.funcs[fn][-1][1]
+        if timeout > 0:
+            self.deadlines.arm(job, self.clock() + timeout_seconds(timeout))
+        if self.round_robin:
+            self.registry.rotate(c, fn)
+        self.out.append(self._assignment(c.id, job, kind))
+
+    def _assignment(self, conn: int, job: Job, kind: int):
+        name = job.fn.name
+        if kind == T.GRAB_JOB:
+            ptype, args = T.JOB_ASSIGN, (job.handle, name)
+        elif kind == T.GRAB_JOB_ALL and job.reducer:
+            ptype, args = T.JOB_ASSIGN_ALL, (job.handle, name, job.unique, job.reducer)
+        else:
+            ptype, args = T.JOB_ASSIGN_UNIQ, (job.handle, name, job.unique)
+        data = job.data
+        if type(data) is bytes:
+            return Send(conn, encode(ptype, *args, data))
+        return SendSpooled(conn, encode_head(ptype, args, data.size), self.spool.share(data))
+
+    def _promote_due(self) -> None:
+        epochs = self.functions.epochs
+        if epochs:
+            now = self.clock()
+            if epochs[0][0] <= now:
+                self._promote(now)
+
+    def _promote(self, now: float) -> None:
+        for job in self.functions.due(now):
+            self.registry.wake(job.fn, self.out)
+
+    # -- the end of a job ---------------------------------------------------------
+
+    def owned(self, c: Conn, handle: bytes) -> Job | None:
+        """The job `handle` if `c` is running it (WORK_* ownership check)."""
+        job = self.jobs.jobs.get(handle)
+        if job is not None and job.worker is c:
+            return job
+        return None
+
+    def _free(self, job: Job) -> None:
+        self.jobs.remove(job)
+        fn = job.fn
+        fn.total -= 1
+        worker = job.worker
+        if worker is not None:
+            fn.running -= 1
+            del worker.running[job]
+            job.worker = None
+        if job.timer:
+            self.deadlines.cancel(job)
+        for c in job.clients:
+            c.attached.pop(job, None)
+        data = job.data
+        if type(data) is not bytes:
+            self.spool.release(data)
+        job.data = None
+
+    free = _free
+
+    def fail_clients(self, job: Job) -> None:
+        """WORK_FAIL with the bare handle to every attached client."""
+        if job.clients:
+            packet = encode(T.WORK_FAIL, job.handle)
+            out = self.out
+            for c in reversed(job.clients):
+                out.append(Send(c.id, packet))
+
+    def requeue(self, job: Job) -> None:
+        """The job's worker is gone or too slow: back to the tail of its
+        queue, or failed once it has had job_retries attempts (0 = no limit)."""
+        job.retries += 1
+        limit = self.job_retries
+        if limit and job.retries >= limit:
+            self.fail_clients(job)
+            self._free(job)
+            return
+        fn = job.fn
+        del job.worker.running[job]
+        job.worker = None
+        fn.running -= 1
+        if job.timer:
+            self.deadlines.cancel(job)
+        job.num = job.den = 0
+        self.functions.push(job)
+        self.registry.wake(fn, self.out)
+
+    def cancel(self, handle: bytes) -> bool:
+        """Admin `cancel job`: clients get WORK_FAIL and are detached; the
+        job is freed when a worker reaches it (a running one may finish)."""
+        job = self.jobs.jobs.get(handle)
+        if job is None:
+            return False
+        self.fail_clients(job)
+        for c in job.clients:
+            c.attached.pop(job, None)
+        job.clients = []
+        job.ignore = True
+        job.bg = job.keep = False
+        if job.indexed:
+            self.jobs.unindex(job)
+        return True

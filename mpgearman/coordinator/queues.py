@@ -1,0 +1,143 @@
+"""Functions and their job queues: three FIFO lists per function, the set of
+functions with something queued, and the heap of future epoch jobs.
+
+Owns: the Function record (queues, counters, maxqueue limits, coalescing
+index dicts that jobtable fills, the sleeper list that workers fills), the
+name -> Function table, and when epoch jobs become runnable.
+Must not: pick which function a worker serves (workers.py), send anything,
+or free jobs itself: ignored jobs met at a queue head are handed to the
+`reap` callback the Core passes in.
+
+Future epoch jobs are kept out of the priority queues until they are due, so
+they can never hide runnable jobs of the same or a lower priority (gearmand
+bug, PROTOCOL.md 3.14) and PRE_SLEEP never answers NOOP for them.
+"""
+import heapq
+from collections import OrderedDict, deque
+
+HIGH, NORMAL, LOW = 0, 1, 2
+
+
+class Function:
+    __slots__ = (
+        "name", "queues",
+        "queued",         # jobs in the three queues (incl. ignored ones)
+        "total",          # queued + running + waiting epoch jobs (status "total")
+        "running",
+        "workers",        # registrations, duplicates counted
+        "maxq",           # [high, normal, low], 0 = unlimited
+        "waiting",        # future epoch jobs (normal priority)
+        "by_unique", "by_data",
+        "sleepers",       # Conn -> None: may need a NOOP (validated lazily)
+    )
+
+    def __init__(self, name: bytes):
+        self.name = name
+        self.queues = (deque(), deque(), deque())
+        self.queued = self.total = self.running = self.workers = self.waiting = 0
+        self.maxq = [0, 0, 0]
+        self.by_unique = {}
+        self.by_data = {}
+        self.sleepers = OrderedDict()
+
+    def __repr__(self):
+        return f"<Function {self.name!r}>"
+
+    def full(self, prio: int) -> bool:
+        """maxqueue test for a new job: the limit of its priority against all
+        of the function's jobs, as gearmand."""
+        limit = self.maxq[prio]
+        return limit > 0 and self.total >= limit
+
+    def queued_by_priority(self) -> tuple[int, int, int]:
+        high, normal, low = self.queues
+        return len(high), len(normal) + self.waiting, len(low)
+
+
+class FunctionTable:
+    __slots__ = ("by_name", "ready", "epochs", "_seq")
+
+    def __init__(self):
+        self.by_name: dict[bytes, Function] = {}
+        self.ready: set[Function] = set()     # functions with queued > 0
+        self.epochs: list = []                # heap of (when, seq, job)
+        self._seq = 0
+
+    def get(self, name: bytes) -> Function:
+        fn = self.by_name.get(name)
+        if fn is None:
+            fn = self.by_name[name] = Function(name)
+        return fn
+
+    def push(self, job) -> None:
+        """Append to the tail of the job's priority queue."""
+        fn = job.fn
+        fn.queues[job.prio].append(job)
+        if not fn.queued:
+            self.ready.add(fn)
+        fn.queued += 1
+
+    def take(self, fn: Function, reap):
+        """Pop the first job, highest priority first, freeing ignored ones on
+        the way (through `reap`). None when only ignored jobs were left."""
+        for q in fn.queues:
+            while q:
+                job = q.popleft()
+                fn.queued -= 1
+                if not job.ignore:
+                    if not fn.queued:
+                        self.ready.discard(fn)
+                    return job
+                reap(job)
+        self.ready.discard(fn)
+        return None
+
+    def peek(self, fn: Function, reap):
+        """Like take() but leaves the runnable job where it is."""
+        for q in fn.queues:
+            while q:
+                job = q[0]
+                if not job.ignore:
+                    return job
+                q.popleft()
+                fn.queued -= 1
+                reap(job)
+        self.ready.discard(fn)
+        return None
+
+    def defer(self, job, when: float) -> None:
+        """Keep a future epoch job aside until `when`."""
+        self._seq += 1
+        job.when = when
+        job.fn.waiting += 1
+        heapq.heappush(self.epochs, (when, self._seq, job))
+
+    def due(self, now: float) -> list:
+        """Queue every epoch job whose time has come; returns them."""
+        heap, jobs = self.epochs, []
+        while heap and heap[0][0] <= now:
+            job = heapq.heappop(heap)[2]
+            job.when = 0
+            job.fn.waiting -= 1
+            self.push(job)
+            jobs.append(job)
+        return jobs
+
+    def next_due(self) -> float | None:
+        return self.epochs[0][0] if self.epochs else None
+
+    def purge(self, fn: Function, reap) -> bool:
+        """Free the queued jobs of `fn` if all are ignored; False (nothing
+        done) if any is live or waits for its epoch."""
+        if fn.waiting or any(not job.ignore for q in fn.queues for job in q):
+            return False
+        for q in fn.queues:
+            while q:
+                fn.queued -= 1
+                reap(q.popleft())
+        self.ready.discard(fn)
+        return True
+
+    def drop(self, fn: Function) -> None:
+        del self.by_name[fn.name]
+        self.ready.discard(fn)

@@ -1,0 +1,221 @@
+"""Connections as workers: registrations, which function a grab serves,
+sleeping/NOOP state, and CAN_DO_TIMEOUT deadlines.
+
+Owns: the Conn record (any connection may be client and worker at once),
+each connection's registrations and their order, the per-function sleeper
+lists, and the heap of per-job deadlines.
+Must not: create, queue or free jobs, or touch spool refs (the Core does).
+
+Registration order. gearmand keeps a list per connection, newest CAN_DO
+first, and round-robin moves the registration that supplied a job to the
+end. Here every registration carries a key: CAN_DO takes a key above all
+others, a round-robin move one below all others, so "newest first" is
+"highest key first" and a move costs O(1). Conn.funcs maps Function ->
+[(key, timeout_ms), ...] in ascending key order (duplicates kept, the last
+entry is the one that serves).
+
+Which function a grab serves: the first one in that order with queued jobs.
+A worker with few functions walks its (cached) order; one with many walks
+the set of functions that have anything queued instead, whichever is
+smaller, so neither many functions nor many busy functions cost a full scan.
+
+Waking: a Function's `sleepers` lists connections that slept (PRE_SLEEP with
+nothing to do) while registered for it. Entries are not removed when the
+connection wakes through another function, grabs, leaves or unregisters;
+they are checked when popped. A connection is added at most once per
+function, so the lists stay bounded by the registrations.
+"""
+import heapq
+
+from ..protocol.encoder import encode
+from ..protocol.packets import T
+from .actions import Send
+
+NOOP = encode(T.NOOP)
+MIN_TIMEOUT_MS = 1000     # gearmand raises shorter CAN_DO_TIMEOUTs to 1 s
+WALK_MAX = 4              # up to this many functions, just walk them in order
+
+
+class Conn:
+    __slots__ = (
+        "id", "peer", "fd", "client_id", "exceptions", "alive",
+        "funcs", "order",
+        "sleeping", "noop_sent",
+        "running",    # Job -> None: jobs this connection is running
+        "attached",   # Job -> None: jobs it waits on as a foreground client
+    )
+
+    def __init__(self, conn_id: int, peer: bytes, fd: int, exceptions: bool):
+        self.id = conn_id
+        self.peer = peer
+        self.fd = fd
+        self.client_id = b"-"
+        self.exceptions = exceptions
+        self.alive = True
+        self.funcs = {}
+        self.order = None          # cached list of Functions, newest first
+        self.sleeping = self.noop_sent = False
+        self.running = {}
+        self.attached = {}
+
+    def __repr__(self):
+        return f"<Conn {self.id}>"
+
+    def registrations(self) -> list:
+        """Function names, newest registration first (for `workers`)."""
+        regs = [(key, fn.name) for fn, keys in self.funcs.items() for key, _ in keys]
+        regs.sort(reverse=True)
+        return [name for _, name in regs]
+
+
+class Registry:
+    """Registration keys and the pick/sleep/wake operations."""
+    __slots__ = ("_top", "_bottom", "wakeup")
+
+    def __init__(self, wakeup: int):
+        self._top = 0
+        self._bottom = 0
+        self.wakeup = wakeup      # NOOPs per queued job, 0 = every sleeper
+
+    def add(self, c: Conn, fn, timeout_ms: int) -> None:
+        self._top += 1
+        regs = c.funcs.get(fn)
+        if regs is None:
+            c.funcs[fn] = [(self._top, timeout_ms)]
+        else:
+            regs.append((self._top, timeout_ms))
+        fn.workers += 1
+        c.order = None
+        if c.sleeping and not c.noop_sent:
+            # gearmand's wake walk would find this sleeper on the new function too
+            fn.sleepers[c] = None
+
+    def remove(self, c: Conn, fn) -> None:
+        regs = c.funcs.pop(fn, None)
+        if regs is not None:
+            fn.workers -= len(regs)
+            c.order = None
+
+    def reset(self, c: Conn) -> None:
+        for fn, regs in c.funcs.items():
+            fn.workers -= len(regs)
+        c.funcs = {}
+        c.order = None
+
+    def rotate(self, c: Conn, fn) -> None:
+        """Round-robin: the registration that served goes to the end."""
+        regs = c.funcs[fn]
+        self._bottom -= 1
+        regs.insert(0, (self._bottom, regs.pop()[1]))
+        c.order = None
+
+    @staticmethod
+    def timeout_of(c: Conn, fn) -> int:
+        return c.funcs[fn][-1][1]
+
+    @staticmethod
+    def pick(c: Conn, ready: set):
+        """The first of c's functions, in registration order, that has
+        queued jobs; None if there is none."""
+        if len(c.funcs) <= WALK_MAX or len(c.funcs) <= len(ready):
+            return Registry.walk(c)
+        return Registry.scan_ready(c, ready)
+
+    @staticmethod
+    def walk(c: Conn):
+        order = c.order
+        if order is None:
+            funcs = c.funcs
+            order = c.order = sorted(funcs, key=lambda f: funcs[f][-1][0], reverse=True)
+        for fn in order:
+            if fn.queued:
+                return fn
+        return None
+
+    @staticmethod
+    def scan_ready(c: Conn, ready: set):
+        funcs = c.funcs
+        best, best_key = None, None
+        for fn in ready:
+            regs = funcs.get(fn)
+            if regs is not None and (best_key is None or regs[-1][0] > best_key):
+                best, best_key = fn, regs[-1][0]
+        return best
+
+    @staticmethod
+    def sleep(c: Conn) -> None:
+        c.sleeping = True
+        if c.noop_sent:
+            return      # gearmand: one NOOP per sleep cycle, reset only by a grab
+        for fn in c.funcs:
+            sleepers = fn.sleepers
+            if c in sleepers:
+                sleepers.move_to_end(c)
+            else:
+                sleepers[c] = None
+
+    def wake(self, fn, out: list) -> None:
+        """A job was queued for fn: NOOP its sleepers that have not had one,
+        all of them, or at most `wakeup` of them, taking turns."""
+        sleepers = fn.sleepers
+        limit = self.wakeup
+        sent = 0
+        while sleepers:
+            c = sleepers.popitem(last=False)[0]
+            if c.sleeping and not c.noop_sent and fn in c.funcs:
+                c.noop_sent = True
+                out.append(Send(c.id, NOOP))
+                sent += 1
+                if sent == limit:
+                    return
+
+
+class Deadlines:
+    """CAN_DO_TIMEOUT deadlines, one per assigned job, cancelled when the job
+    ends or leaves its worker. A heap with lazy deletion: a cancelled entry
+    stays until it reaches the top or the heap is compacted (when more than
+    half of it is dead), so memory stays proportional to live deadlines."""
+    __slots__ = ("heap", "stale", "_token")
+
+    def __init__(self):
+        self.heap = []            # (deadline, token, job)
+        self.stale = 0
+        self._token = 0
+
+    def __len__(self):
+        return len(self.heap) - self.stale
+
+    def arm(self, job, deadline: float) -> None:
+        self._token += 1
+        job.timer = self._token
+        heapq.heappush(self.heap, (deadline, self._token, job))
+
+    def cancel(self, job) -> None:
+        job.timer = 0
+        self.stale += 1
+        if self.stale > 64 and self.stale * 2 > len(self.heap):
+            self.heap = [e for e in self.heap if e[2].timer == e[1]]
+            heapq.heapify(self.heap)
+            self.stale = 0
+
+    def expired(self, now: float) -> list:
+        heap, jobs = self.heap, []
+        while heap and heap[0][0] <= now:
+            _, token, job = heapq.heappop(heap)
+            if job.timer == token:
+                job.timer = 0
+                jobs.append(job)
+            else:
+                self.stale -= 1
+        return jobs
+
+    def next_due(self) -> float | None:
+        heap = self.heap
+        while heap and heap[0][2].timer != heap[0][1]:
+            heapq.heappop(heap)
+            self.stale -= 1
+        return heap[0][0] if heap else None
+
+
+def timeout_seconds(timeout_ms: int) -> float:
+    return max(timeout_ms, MIN_TIMEOUT_MS) / 1000.0
