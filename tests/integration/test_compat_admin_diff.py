@@ -23,10 +23,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 
 import pytest
 
-from gearproto import Conn, PacketType as T, normalise, request
+from gearproto import Conn, PacketType as T, normalise, parse_status, request, wait_for
 
 GEARMAND_INSTALLED = bool(shutil.which("gearmand") or os.access("/usr/sbin/gearmand", os.X_OK))
 CLOSED = b"<connection closed>"
@@ -69,6 +70,15 @@ class Convo:
         for c in self.conns.values():
             c.close()
 
+    def wait_workers(self, function: bytes, count: int) -> None:
+        """Wait (bounded) until `status` on connection "a" shows `count`
+        registrations of `function`: a CAN_DO sent on one connection need not
+        be visible to another one at once. The polls are not recorded, and
+        use no extra connection (it would show up in `workers`)."""
+        name = function.decode()
+        wait_for(lambda: parse_status(self.conn("a").admin(b"status")).get(
+            name, (0, 0, 0))[2] >= count, 10, 0.02, f"{count} workers of {name}")
+
     def record(self, label: str, got: bytes, want: bytes, sort: bool = False,
                fds: bool = False) -> None:
         got = normalise(got, pid=True, version=True)
@@ -95,12 +105,20 @@ class Convo:
         self.record(f"{conn}> {T(ptype).name} {args!r}", got, want)
         return got
 
-    def raw(self, data: bytes, want: bytes, conn: str = "a", quiet: float = 0.3) -> bytes:
-        """Send raw bytes; the reply is whatever arrives until the line is
-        quiet, or CLOSED if the server hangs up, or NOTHING."""
+    def raw(self, data: bytes, want: bytes, conn: str = "a", quiet: float = 0.2) -> bytes:
+        """Send raw bytes; the reply is what arrives until at least as much
+        as `want` is there (bounded) and the line stays quiet, plus CLOSED
+        if the server hangs up. A CLOSED expectation waits for the close."""
         c = self.conn(conn)
         c.send(data)
-        closed = c.is_closed(quiet)
+        deadline = time.monotonic() + 5
+        closed = False
+        while not closed and time.monotonic() < deadline:
+            got = normalise(c.buf, pid=True, version=True)
+            if not want.endswith(CLOSED) and len(got) >= len(want):
+                closed = c.is_closed(quiet)     # nothing more may follow
+                break
+            closed = c.is_closed(min(0.05, max(deadline - time.monotonic(), 0.001)))
         got = c.buf + (CLOSED if closed else b"")
         c.buf = b""
         self.record(f"{conn}> raw {data!r}", got or NOTHING, want)
@@ -167,10 +185,8 @@ def convo_workers(c: Convo) -> None:
     c.conn("w2").send_packet(T.SET_CLIENT_ID, b"my id with spaces")
     c.conn("w2").send_packet(T.CAN_DO, f + b"a")
     c.conn("w2").send_packet(T.CAN_DO, f + b"a")
-    c.conn("w1").send_packet(T.ECHO_REQ, b"sync")
-    c.conn("w1").expect(T.ECHO_RES)
-    c.conn("w2").send_packet(T.ECHO_REQ, b"sync")
-    c.conn("w2").expect(T.ECHO_RES)
+    c.wait_workers(f + b"a", 3)
+    c.wait_workers(f + b"b", 1)
     c.admin(b"workers", b"FD 127.0.0.1 - :\n"
             b"FD 127.0.0.1 - : " + f + b"b " + f + b"a\n"
             b"FD 127.0.0.1 my id with spaces : " + f + b"a " + f + b"a\n.\n",
@@ -264,8 +280,7 @@ def convo_create_drop(c: Convo) -> None:
     c.admin(b"status", b".\n")
     # a function with a registered worker cannot be dropped
     c.conn("w").send_packet(T.CAN_DO, f + b"w")
-    c.conn("w").send_packet(T.ECHO_REQ, b"sync")
-    c.conn("w").expect(T.ECHO_RES)
+    c.wait_workers(f + b"w", 1)
     c.admin(b"drop function " + f + b"w\r",
             b"ERR there are still connected workers or executing clients\r\n")
     c.admin(b"status", f + b"w\t0\t0\t1\n.\n")
