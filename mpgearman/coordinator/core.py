@@ -158,7 +158,7 @@ class Core:
                 self.functions.defer(job, when)   # no NOOP until it is due
             else:
                 self.functions.push(job)
-                if fn.sleepers:
+                if fn.sleepers or self.registry.broad:
                     self.registry.wake(fn, self.out)
         self.out.append(Send(c.id, encode(T.JOB_CREATED, job.handle)))
 

@@ -23,9 +23,13 @@ Waking: a Function's `sleepers` lists connections that slept (PRE_SLEEP with
 nothing to do) while registered for it. Entries are not removed when the
 connection wakes through another function, grabs, leaves or unregisters;
 they are checked when popped. A connection is added at most once per
-function, so the lists stay bounded by the registrations.
+function, so the lists stay bounded by the registrations. A connection with
+more than BROAD functions would make every PRE_SLEEP cost that many list
+insertions; it goes on one `broad` list instead, which every wake-up checks
+(such workers are few).
 """
 import heapq
+from collections import OrderedDict
 
 from ..protocol.encoder import encode
 from ..protocol.packets import T
@@ -34,6 +38,7 @@ from .actions import Send
 NOOP = encode(T.NOOP)
 MIN_TIMEOUT_MS = 1000     # gearmand raises shorter CAN_DO_TIMEOUTs to 1 s
 WALK_MAX = 4              # up to this many functions, just walk them in order
+BROAD = 32                # a sleeper with more functions goes on the broad list
 
 
 class Conn:
@@ -70,12 +75,15 @@ class Conn:
 
 class Registry:
     """Registration keys and the pick/sleep/wake operations."""
-    __slots__ = ("_top", "_bottom", "wakeup")
+    __slots__ = ("_top", "_bottom", "wakeup", "broad")
 
     def __init__(self, wakeup: int):
         self._top = 0
         self._bottom = 0
         self.wakeup = wakeup      # NOOPs per queued job, 0 = every sleeper
+        # Sleepers with more than BROAD functions: checked on every wake-up
+        # instead of being listed under each of their functions.
+        self.broad = OrderedDict()
 
     def add(self, c: Conn, fn, timeout_ms: int) -> None:
         self._top += 1
@@ -88,7 +96,7 @@ class Registry:
         c.order = None
         if c.sleeping and not c.noop_sent:
             # gearmand's wake walk would find this sleeper on the new function too
-            fn.sleepers[c] = None
+            _touch(fn.sleepers, c)
 
     def remove(self, c: Conn, fn) -> None:
         regs = c.funcs.pop(fn, None)
@@ -142,21 +150,19 @@ class Registry:
                 best, best_key = fn, regs[-1][0]
         return best
 
-    @staticmethod
-    def sleep(c: Conn) -> None:
+    def sleep(self, c: Conn) -> None:
         c.sleeping = True
         if c.noop_sent:
             return      # gearmand: one NOOP per sleep cycle, reset only by a grab
+        if len(c.funcs) > BROAD:
+            _touch(self.broad, c)
+            return
         for fn in c.funcs:
-            sleepers = fn.sleepers
-            if c in sleepers:
-                sleepers.move_to_end(c)
-            else:
-                sleepers[c] = None
+            _touch(fn.sleepers, c)
 
     def wake(self, fn, out: list) -> None:
-        """A job was queued for fn: NOOP its sleepers that have not had one,
-        all of them, or at most `wakeup` of them, taking turns."""
+        """A job was queued for fn: NOOP the sleepers registered for it that
+        have not had one: all of them, or at most `wakeup`, taking turns."""
         sleepers = fn.sleepers
         limit = self.wakeup
         sent = 0
@@ -168,6 +174,29 @@ class Registry:
                 sent += 1
                 if sent == limit:
                     return
+        if self.broad:
+            self._wake_broad(fn, out, limit, sent)
+
+    def _wake_broad(self, fn, out: list, limit: int, sent: int) -> None:
+        broad = self.broad
+        for c in list(broad):
+            if not c.sleeping or c.noop_sent:
+                del broad[c]
+            elif fn in c.funcs:
+                del broad[c]
+                c.noop_sent = True
+                out.append(Send(c.id, NOOP))
+                sent += 1
+                if sent == limit:
+                    return
+
+
+def _touch(sleepers, c: Conn) -> None:
+    """Add c at the back of an OrderedDict of sleepers."""
+    if c in sleepers:
+        sleepers.move_to_end(c)
+    else:
+        sleepers[c] = None
 
 
 class Deadlines:

@@ -185,3 +185,12 @@ def check_invariants(core) -> None:
         assert all(j.worker is c for j in c.running)
         assert all(c in j.clients for j in c.attached)
     assert len(core.deadlines) == sum(1 for j in jobs if j.timer)
+
+
+def check_no_lost_wakeup(core) -> None:
+    """With worker_wakeup=0, no worker waiting for a NOOP is registered for a
+    function that has a runnable job queued."""
+    for c in core.conns.values():
+        if c.sleeping and not c.noop_sent:
+            for fn in c.funcs:
+                assert all(j.ignore for q in fn.queues for j in q), (c, fn)

@@ -148,3 +148,41 @@ def test_sleeper_lists_stay_bounded(h):
         assert h.grab_handle(w) is None
     for name in (b"f", b"g", b"h"):
         assert len(h.core.functions.by_name[name].sleepers) <= 1
+
+
+def broad_worker(h, n=40):
+    return h.worker(*[b"f%d" % i for i in range(n)], sleep=True)
+
+
+def test_worker_with_many_functions_sleeps_on_one_list(h):
+    c = h.conn()
+    w = broad_worker(h)
+    assert all(not fn.sleepers for fn in h.core.functions.by_name.values())
+    assert noop_targets(h.send(c, T.SUBMIT_JOB, b"other", b"", b"x")) == []
+    assert noop_targets(h.send(c, T.SUBMIT_JOB, b"f39", b"", b"x")) == [w]
+    assert noop_targets(h.send(c, T.SUBMIT_JOB, b"f0", b"", b"x")) == []     # one per cycle
+    assert h.grab_handle(w) == b"H:vm:2"
+    assert h.grab_handle(w) == b"H:vm:3"
+    assert h.send(w, T.PRE_SLEEP) == []
+    h.send(w, T.CANT_DO, b"f5")
+    assert noop_targets(h.send(c, T.SUBMIT_JOB, b"f5", b"", b"x")) == []
+    assert noop_targets(h.send(c, T.SUBMIT_JOB, b"f6", b"", b"x")) == [w]
+
+
+def test_broad_and_plain_sleepers_share_worker_wakeup(make):
+    h = make(worker_wakeup=1)
+    c = h.conn()
+    small = h.worker(b"f1", sleep=True)
+    big = broad_worker(h)
+    assert noop_targets(h.send(c, T.SUBMIT_JOB, b"f1", b"", b"1")) == [small]
+    assert noop_targets(h.send(c, T.SUBMIT_JOB, b"f1", b"", b"2")) == [big]
+    assert noop_targets(h.send(c, T.SUBMIT_JOB, b"f1", b"", b"3")) == []
+
+
+def test_broad_sleeper_that_left_or_grabbed_is_dropped(h):
+    c = h.conn()
+    gone, awake = broad_worker(h), broad_worker(h)
+    h.core.disconnect(gone)
+    h.grab(awake)
+    assert noop_targets(h.send(c, T.SUBMIT_JOB, b"f1", b"", b"1")) == []
+    assert not h.core.registry.broad

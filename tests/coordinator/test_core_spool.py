@@ -4,7 +4,7 @@ acceptor and releases what it is sent). FakeSpool raises on a double
 release; the fixtures check that no name is live once no job is left."""
 import pytest
 
-from corekit import SendSpooled, T, check_invariants, got
+from corekit import SendSpooled, T, check_invariants, check_no_lost_wakeup, got
 
 
 @pytest.fixture
@@ -168,6 +168,9 @@ class Scenario:
         w = self.h.conn()
         self.h.send(w, T.CAN_DO_TIMEOUT, b"a", self.rnd.choice([b"0", b"1000", b"3000"]))
         self.h.send(w, T.CAN_DO, b"b")
+        if self.rnd.random() < 0.3:          # sleeps on the broad list
+            for i in range(40):
+                self.h.send(w, T.CAN_DO, b"x%d" % i)
         self.workers.append(w)
 
     def payload(self):
@@ -242,6 +245,8 @@ class Scenario:
             r -= weight
         self.h.take()
         check_invariants(self.h.core)
+        if self.h.config.worker_wakeup == 0:
+            check_no_lost_wakeup(self.h.core)
 
     def drain(self):
         """Everyone leaves; one last worker finishes whatever is left."""
