@@ -1,0 +1,109 @@
+/* The shared-memory layout between the coordinator and the acceptors.
+ *
+ * Defined once here and mirrored in mpgearman/ipc/layout.py; a test parses
+ * every MPG_* #define below and compares it with the Python value, so keep
+ * each one a plain integer literal on one line.  Any change to an offset or
+ * a meaning bumps MPG_LAYOUT_VERSION (checked on attach).
+ *
+ * All integers are native-endian: the segment never leaves the machine.
+ *
+ * Segment: one memfd mapped MAP_SHARED by the supervisor before it forks.
+ *
+ *   0        64            64+S          64+2S                 64+2N*S
+ *   +--------+-------------+-------------+-----+---------------+
+ *   | header | ring 0      | ring 1      | ... | ring 2N-1     |
+ *   |        | inbound(0)  | outbound(0) |     | outbound(N-1) |
+ *   +--------+-------------+-------------+-----+---------------+
+ *   S = ring stride = MPG_RING_CTRL_SIZE + capacity; N = acceptors.
+ *   inbound(i)  = ring 2i   : acceptor i writes, the coordinator reads.
+ *   outbound(i) = ring 2i+1 : the coordinator writes, acceptor i reads.
+ *
+ * Header (written once by the supervisor, read-only afterwards):
+ *
+ *    0  u64 magic            "MPGRINGS" in memory on little-endian
+ *    8  u32 layout version
+ *   12  u32 ring count       2 per acceptor
+ *   16  u64 ring capacity    data bytes per ring, a power of two
+ *   24  u64 ring stride      control block + capacity
+ *   32  u64 rings offset     where ring 0 starts
+ *   40  u64 segment size     bytes in the whole mapping
+ *   48  reserved, zero, up to 64
+ *
+ * Ring: a control block of four cache lines, then the data.  Each line has
+ * one writer, so the producer and the consumer never write the same line.
+ *
+ *     0 +------------------------------+  line 0, written by the consumer
+ *       | u64 head                     |  bytes consumed, ever
+ *    64 +------------------------------+  line 1, written by the producer
+ *       | u64 tail                     |  bytes published, ever
+ *    72 | u64 head cache               |  producer's last look at head
+ *   128 +------------------------------+  line 2, the doorbell handshake
+ *       | u32 reader_sleeping          |  set by the consumer before it
+ *       |                              |  blocks, exchanged to 0 by the
+ *       |                              |  producer that rings the doorbell
+ *   192 +------------------------------+  line 3, read-only after init
+ *       | u64 capacity                 |
+ *   256 +------------------------------+
+ *       | data[capacity]               |
+ *       +------------------------------+
+ *
+ * head and tail only grow; position = counter & (capacity - 1) and
+ * tail - head = bytes in flight (<= capacity).  The producer publishes tail
+ * with release after writing records; the consumer publishes head with
+ * release after copying them out.  The head cache is producer-private: it
+ * only saves a read of the consumer's line while the ring has room.
+ *
+ * Record, 8-byte aligned, never split by the end of the data area:
+ *
+ *   +---------+--------------+--------+
+ *   | u32 len | payload[len] | pad->8 |    size = (4 + len + 7) & ~7
+ *   +---------+--------------+--------+
+ *
+ * A record that would not fit before the end is preceded by a wrap marker
+ * (len == MPG_REC_WRAP) filling the rest of the data area; marker and record
+ * are published together.  A payload is at most capacity >> 2 bytes, so a
+ * record always fits in an empty ring wherever head stands.
+ *
+ * Doorbell handshake (Dekker-style, both fences seq_cst):
+ *   consumer: reader_sleeping = 1; fence; if tail != head: clear, run on.
+ *   producer: publish tail; fence; if exchange(reader_sleeping, 0): ring.
+ * At least one side sees the other's store, so no wake-up is lost.
+ */
+#ifndef MPGEARMAN_LAYOUT_H
+#define MPGEARMAN_LAYOUT_H
+
+#define MPG_LAYOUT_VERSION 1
+#define MPG_SEG_MAGIC 0x53474e495247504dULL
+#define MPG_CACHE_LINE 64
+
+/* Segment header. */
+#define MPG_SEG_MAGIC_OFF 0
+#define MPG_SEG_VERSION_OFF 8
+#define MPG_SEG_RING_COUNT_OFF 12
+#define MPG_SEG_RING_CAPACITY_OFF 16
+#define MPG_SEG_RING_STRIDE_OFF 24
+#define MPG_SEG_RINGS_OFFSET_OFF 32
+#define MPG_SEG_SIZE_OFF 40
+#define MPG_SEG_HEADER_SIZE 64
+#define MPG_SEG_RINGS_PER_ACCEPTOR 2
+#define MPG_SEG_INBOUND_SLOT 0
+#define MPG_SEG_OUTBOUND_SLOT 1
+
+/* Ring control block. */
+#define MPG_RING_HEAD_OFF 0
+#define MPG_RING_TAIL_OFF 64
+#define MPG_RING_HEAD_CACHE_OFF 72
+#define MPG_RING_SLEEPING_OFF 128
+#define MPG_RING_CAPACITY_OFF 192
+#define MPG_RING_CTRL_SIZE 256
+#define MPG_RING_DATA_OFF 256
+#define MPG_RING_MIN_CAPACITY 64
+#define MPG_RING_MAX_CAPACITY 4294967296ULL
+#define MPG_RING_MAX_RECORD_SHIFT 2
+
+/* Records. */
+#define MPG_REC_HEADER_SIZE 4
+#define MPG_REC_ALIGN 8
+#define MPG_REC_WRAP 0xffffffffU
+
+#endif
