@@ -350,6 +350,10 @@ def main(argv=None) -> int:
     loadgen = build_loadgen(args.build_dir)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     output = args.output or CACHE / "results" / f"compare-{stamp}.json"
+    load1 = os.getloadavg()[0]
+    if load1 > 0.5:
+        print(f"note: the 1-minute load average is {load1:.1f} before starting; "
+              "other activity on the machine skews the numbers", flush=True)
     runs = []
     with tempfile.TemporaryDirectory(prefix="mpgearman-bench-") as tmp:
         tmp = Path(tmp)
@@ -386,7 +390,8 @@ def main(argv=None) -> int:
     doc = {
         "when": stamp,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
+                    "python": platform.python_version(),
+                    "loadavg_before": load1, "loadavg_after": os.getloadavg()[0]},
         "gearmand_version": gearmand_version,
         "loadgen": loadgen.name,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
