@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from mpgearman.protocol.encoder import request
 from mpgearman.protocol.packets import PacketType
 
-__all__ = ["Conn", "Packet", "PacketType", "request", "normalise",
+__all__ = ["Conn", "ConnectionClosed", "Packet", "PacketType", "request",
+           "normalise", "parse_status", "wait_for", "is_listing",
            "LISTING_COMMANDS", "TIMEOUT"]
 
 HEADER = struct.Struct(">4sII")
