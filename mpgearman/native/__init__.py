@@ -8,22 +8,27 @@ Each C module has a twin with the same functions and the same behaviour:
 MPGEARMAN_PURE=1 forces the twins (tests run both ways).
 MPGEARMAN_REQUIRE_NATIVE=1 makes a missing C module an ImportError (CI sets it).
 """
+import importlib
 import os
 
-IMPLEMENTATION = "python"
+_PURE = os.environ.get("MPGEARMAN_PURE") == "1"
+_REQUIRE = os.environ.get("MPGEARMAN_REQUIRE_NATIVE") == "1"
 
-if os.environ.get("MPGEARMAN_PURE") == "1":
-    from . import ring_py as ring
-    from . import scan_py as scan
-else:
-    try:
-        from . import _ring as ring
-        from . import _scan as scan
-        IMPLEMENTATION = "c"
-    except ImportError:
-        if os.environ.get("MPGEARMAN_REQUIRE_NATIVE") == "1":
-            raise
-        from . import ring_py as ring
-        from . import scan_py as scan
+
+def _choose(c_name: str, twin_name: str):
+    if not _PURE:
+        try:
+            return importlib.import_module(f"{__name__}.{c_name}"), "c"
+        except ImportError:
+            if _REQUIRE:
+                raise
+    return importlib.import_module(f"{__name__}.{twin_name}"), "python"
+
+
+scan, _scan_impl = _choose("_scan", "scan_py")
+ring, _ring_impl = _choose("_ring", "ring_py")
+
+# "c" only when every module is the C one.
+IMPLEMENTATION = "c" if _scan_impl == _ring_impl == "c" else "python"
 
 __all__ = ["IMPLEMENTATION", "ring", "scan"]
