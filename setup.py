@@ -38,6 +38,9 @@ setup(
         Extension("mpgearman.native._ring", ["mpgearman/native/ring.c"],
                   depends=["mpgearman/native/layout.h"],
                   extra_compile_args=CFLAGS),
+        Extension("mpgearman.native._board", ["mpgearman/native/board.c"],
+                  depends=["mpgearman/native/layout.h"],
+                  extra_compile_args=CFLAGS),
     ],
     cmdclass={"build_ext": OptionalBuildExt},
 )

@@ -22,12 +22,14 @@ from .acceptor import spool
 from .coordinator import main as coordinator_main
 from .ipc.control import Control
 from .ipc.doorbell import Doorbell
+from .ipc.board import StatusBoard
 from .ipc.shm import Segment
 
 logger = logging.getLogger(__name__)
 
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
+BOARD_SLOTS = 1 << 18     # job status slots (8 MiB); more live jobs share slots
 
 
 class StartupError(Exception):
@@ -56,6 +58,7 @@ class Supervisor:
         self._lock = spool.lock(cfg.spool_dir, self.port)
         spool.clean(cfg.spool_dir)
         self.segment = Segment.create(self.n, cfg.ring_size)
+        self.board = StatusBoard.create(self.n, BOARD_SLOTS)
         self.coord_bell = Doorbell()
         self.acceptor_bells = [Doorbell() for _ in range(self.n)]
         self.ep = select.epoll()
@@ -99,7 +102,8 @@ class Supervisor:
         cfg, seg = self.config, self.segment
 
         def body(control):
-            return coordinator_main.run(cfg, seg, self.coord_bell, self.acceptor_bells, control)
+            return coordinator_main.run(cfg, seg, self.board, self.coord_bell,
+                                        self.acceptor_bells, control)
 
         self.coordinator = self._fork("coordinator", 0, body)
 
@@ -107,8 +111,8 @@ class Supervisor:
         cfg, seg, port = self.config, self.segment, self.port
 
         def body(control):
-            return acceptor_main.run(i, gen, cfg, port, seg, self.acceptor_bells[i],
-                                     self.coord_bell, control)
+            return acceptor_main.run(i, gen, cfg, port, seg, self.board,
+                                     self.acceptor_bells[i], self.coord_bell, control)
 
         self.acceptor_pids[i], _ = self._fork("acceptor", i, body)
 
@@ -205,6 +209,7 @@ class Supervisor:
             self.children.pop(pid, None)
         spool.clean(self.config.spool_dir)
         self.segment.close()
+        self.board.close()
         return self.exit_code
 
 

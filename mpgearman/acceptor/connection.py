@@ -26,7 +26,7 @@ class FileOut:
 
 class Connection:
     __slots__ = ("sock", "fd", "id", "decoder", "out", "out_bytes", "writer",
-                 "head", "reading", "closing", "mask")
+                 "head", "reading", "closing", "mask", "last")
 
     def __init__(self, sock, conn_id: int, max_payload: int, stream_threshold: int):
         self.sock = sock
@@ -40,6 +40,7 @@ class Connection:
         self.reading = True              # False after a protocol error
         self.closing = False             # close once `out` is flushed
         self.mask = 1                    # epoll events registered (EPOLLIN)
+        self.last = 0                    # serial of its latest record to the coordinator
 
     def queue(self, data: bytes) -> None:
         if data:

@@ -3,7 +3,9 @@
 A table maps each event type to a small handler. Every request goes to the
 coordinator, even ECHO_REQ and the ERRORs the acceptor makes itself (as
 RELAY records): answers must leave in the order the requests came, and the
-coordinator is the one place that orders them. Bodies above the stream
+coordinator is the one place that orders them. The exception is GET_STATUS
+once the coordinator has answered everything the connection sent before:
+it is read from the shared status board (Acceptor.local_status). Bodies above the stream
 threshold go into a spool file as they arrive.
 """
 import logging
@@ -20,7 +22,9 @@ RECV_SIZE = 256 * 1024
 
 
 def on_packet(acc, conn, ev):
-    acc.pending.append(messages.packet(conn.id, ev.type, b"\0".join(ev.args)))
+    if ev.type == T.GET_STATUS and acc.local_status(conn, ev.args[0]):
+        return
+    acc.record(conn, messages.packet(conn.id, ev.type, b"\0".join(ev.args)))
 
 
 def on_head(acc, conn, ev):
@@ -36,15 +40,15 @@ def on_end(acc, conn, ev):
     head, writer = conn.head, conn.writer
     conn.head = conn.writer = None
     name = writer.finish()
-    acc.pending.append(messages.spooled(conn.id, head.type, head.args, name, head.size))
+    acc.record(conn, messages.spooled(conn.id, head.type, head.args, name, head.size))
 
 
 def on_admin(acc, conn, ev):
-    acc.pending.append(messages.admin(conn.id, ev.line, ev.crlf))
+    acc.record(conn, messages.admin(conn.id, ev.line, ev.crlf))
 
 
 def on_rejected(acc, conn, ev):
-    acc.pending.append(messages.relay(conn.id, encode(T.ERROR, ev.code, ev.text), False))
+    acc.record(conn, messages.relay(conn.id, encode(T.ERROR, ev.code, ev.text), False))
 
 
 HANDLERS = {
@@ -89,5 +93,5 @@ def read(acc, conn) -> bool:
     if conn.writer is not None:
         conn.writer.abort()
         conn.writer = None
-    acc.pending.append(messages.relay(conn.id, error, True))
+    acc.record(conn, messages.relay(conn.id, error, True))
     return True

@@ -14,6 +14,8 @@ import select
 import socket
 
 from ..ipc import messages
+from ..protocol.encoder import encode
+from ..protocol.packets import PacketType as T
 from . import inbound, outbound
 from .connection import Connection
 
@@ -26,7 +28,7 @@ IDLE_TIMEOUT = 1.0   # safety net only: wake-ups come from the doorbell
 
 class Acceptor:
     def __init__(self, index, gen, config, listeners, ring_in, ring_out,
-                 my_bell, coord_bell, spool, inbox):
+                 my_bell, coord_bell, spool, inbox, board=None):
         self.index, self.gen, self.config = index, gen, config
         self.listeners = {s.fileno(): s for s in listeners}
         self.ring_in, self.ring_out = ring_in, ring_out   # to / from the coordinator
@@ -35,6 +37,9 @@ class Acceptor:
         self.conns = {}          # conn id -> Connection
         self.by_fd = {}          # fd -> Connection
         self.pending = []        # records not yet on the inbound ring
+        self.sent = 0            # records ever queued for the coordinator
+        self.board = board       # job status board, for local GET_STATUS answers
+        self.prefix = config.handle_prefix + b":"
         self.touched = set()     # connections with output to flush
         self.serial = 0
         self.running = True
@@ -87,12 +92,38 @@ class Acceptor:
                 if not inbound.read(self, conn):
                     self._close(conn)
 
-    def _drain_outbound(self) -> None:
-        for _ in range(64):
+    def _drain_outbound(self, rounds=64) -> None:
+        for _ in range(rounds):
             batch = self.ring_out.pop_batch(256)
             if not batch:
                 return
             outbound.apply(self, batch)
+
+    def record(self, conn, rec) -> None:
+        """Queue a record for the coordinator on behalf of `conn`."""
+        self.pending.append(rec)
+        self.sent += 1
+        conn.last = self.sent
+
+    def local_status(self, conn, arg) -> bool:
+        """Answer GET_STATUS from the status board if that keeps replies in
+        order (the coordinator has answered all of `conn`'s earlier records)
+        and the board knows the answer. False = ask the coordinator."""
+        board = self.board
+        if board is None or board.done(self.index) < conn.last:
+            return False
+        handle = arg.partition(b"\0")[0]
+        digits = handle[len(self.prefix):]
+        if not (handle.startswith(self.prefix) and digits.isdigit()
+                and digits[0] != 48 and len(handle) <= 63):
+            return False
+        status = board.lookup(int(digits))
+        if status is None:
+            return False
+        self._drain_outbound(rounds=1 << 30)   # the earlier answers go first
+        conn.queue(encode(T.STATUS_RES, handle, *(b"%d" % v for v in status)))
+        self.touched.add(conn)
+        return True
 
     def _flush_touched(self) -> None:
         touched, self.touched = self.touched, set()
@@ -142,7 +173,7 @@ class Acceptor:
             self.conns[conn.id] = conn
             self.by_fd[conn.fd] = conn
             self.ep.register(conn.fd, IN)
-            self.pending.append(messages.connect(conn.id, conn.fd, addr[0]))
+            self.record(conn, messages.connect(conn.id, conn.fd, addr[0]))
 
     def _close(self, conn) -> None:
         if self.conns.pop(conn.id, None) is None:
@@ -154,7 +185,7 @@ class Acceptor:
             pass
         conn.discard()
         conn.sock.close()
-        self.pending.append(messages.closed(conn.id))
+        self.record(conn, messages.closed(conn.id))
 
     def close_all(self) -> None:
         for conn in list(self.conns.values()):

@@ -13,15 +13,16 @@ def spool_tag(index: int, pid: int) -> str:
     return f"a{index}.{pid}"
 
 
-def run(index, gen, config, port, segment, my_bell, coord_bell, control) -> int:
+def run(index, gen, config, port, segment, board, my_bell, coord_bell, control) -> int:
     process.set_name(f"mpg-acceptor-{index}")
     process.die_with_parent()
     log.setup(config.log_level, f"acceptor-{index}")
     segment.check()
+    board.check()
     inbox = process.SignalInbox([signal.SIGTERM, signal.SIGINT])
     acc = Acceptor(index, gen, config, listeners.open_listeners(config.listen, port),
                    segment.inbound(index), segment.outbound(index), my_bell, coord_bell,
-                   Spool(config.spool_dir, spool_tag(index, os.getpid())), inbox)
+                   Spool(config.spool_dir, spool_tag(index, os.getpid())), inbox, board)
     control.send("ready")
     try:
         acc.run()

@@ -46,7 +46,7 @@ NO_JOB = encode(T.NO_JOB)
 
 class Core:
     def __init__(self, config, spool: SpoolOps, clock=time.time, pid: int | None = None,
-                 version: bytes | None = None):
+                 version: bytes | None = None, board=None):
         self.config = config
         self.spool = spool
         self.clock = clock
@@ -61,6 +61,9 @@ class Core:
         self.deadlines = Deadlines()
         self.job_retries = config.job_retries
         self.round_robin = config.round_robin
+        # The job status board in shared memory (ipc/board.py): each job's
+        # status is mirrored there for the acceptors. None in unit tests.
+        self.board = board
 
     # -- entry points ---------------------------------------------------------
 
@@ -149,6 +152,9 @@ class Core:
                 self.error(c, (b"QUEUE_ERROR", b"Job queue is full"))
                 return
             job = Job(self.jobs.new_handle(), fn, unique, data, prio, bg, reducer)
+            job.no = self.jobs.count
+            if self.board is not None:
+                job.held = self.board.claim(job.no)
             self.jobs.add(job)
             fn.total += 1
             if not bg:
@@ -191,6 +197,8 @@ class Core:
             if job is not None:
                 break
         job.worker = c
+        if job.held:
+            self.board.show(job.no, True, job.num, job.den)
         fn.running += 1
         c.running[job] = None
         timeout = c.funcs[fn][-1][1]
@@ -235,6 +243,8 @@ class Core:
 
     def _free(self, job: Job) -> None:
         self.jobs.remove(job)
+        if self.board is not None:
+            self.board.release(job.no, job.held)
         fn = job.fn
         fn.total -= 1
         worker = job.worker
@@ -277,6 +287,8 @@ class Core:
         if job.timer:
             self.deadlines.cancel(job)
         job.num = job.den = 0
+        if job.held:
+            self.board.show(job.no, False, 0, 0)
         self.functions.push(job)
         self.registry.wake(fn, self.out)
 

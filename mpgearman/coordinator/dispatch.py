@@ -177,6 +177,8 @@ def work_status(core, c, args):
         return
     job.num = atoi_u32(numerator)
     job.den = atoi_u32(denominator[:10])     # gearmand reads at most 10 chars
+    if job.held:
+        core.board.show(job.no, True, job.num, job.den)
     if job.clients:
         packet = encode(T.WORK_STATUS, handle, numerator, denominator)   # verbatim
         for client in reversed(job.clients):

@@ -26,6 +26,8 @@ class Job:
         "when",        # epoch time while waiting in the epoch heap, else 0
         "indexed",
         "same_unique",  # older job with the same unique in another function
+        "no",          # the handle's number
+        "held",        # its status is mirrored in the shared status board
     )
 
     def __init__(self, handle, fn, unique, data, prio, bg, reducer):
@@ -44,13 +46,15 @@ class Job:
         self.when = 0
         self.indexed = NOT_INDEXED
         self.same_unique = None
+        self.no = 0
+        self.held = False
 
     def __repr__(self):
         return f"<Job {self.handle!r} {self.fn.name!r} unique={self.unique!r}>"
 
 
 class JobTable:
-    __slots__ = ("jobs", "by_unique", "_prefix", "_count")
+    __slots__ = ("jobs", "by_unique", "_prefix", "count")
 
     def __init__(self, prefix: bytes):
         self.jobs: dict[bytes, Job] = {}
@@ -58,14 +62,14 @@ class JobTable:
         # through Job.same_unique (almost always a chain of one).
         self.by_unique: dict[bytes, Job] = {}
         self._prefix = prefix + b":"
-        self._count = 0
+        self.count = 0          # jobs created so far = the last handle's number
 
     def __len__(self):
         return len(self.jobs)
 
     def new_handle(self) -> bytes:
-        self._count += 1
-        return b"%s%d" % (self._prefix, self._count)
+        self.count += 1
+        return b"%s%d" % (self._prefix, self.count)
 
     @staticmethod
     def find_twin(fn, unique: bytes, data) -> Job | None:

@@ -22,10 +22,12 @@ BATCH = 256
 
 
 class CoordinatorLoop:
-    def __init__(self, config, segment, my_bell, acceptor_bells, control, inbox, pid, version):
+    def __init__(self, config, segment, board, my_bell, acceptor_bells, control, inbox,
+                 pid, version):
         n = config.acceptor_count
         self.spool = SpoolNames(config.spool_dir)
-        self.core = Core(config, self.spool, pid=pid, version=version)
+        self.board = board
+        self.core = Core(config, self.spool, pid=pid, version=version, board=board)
         self.rings_in = [segment.inbound(i) for i in range(n)]
         self.rings_out = [segment.outbound(i) for i in range(n)]
         self.bell, self.acceptor_bells = my_bell, acceptor_bells
@@ -33,6 +35,8 @@ class CoordinatorLoop:
         self.pending = [[] for _ in range(n)]     # records waiting for ring space
         self.conns = [set() for _ in range(n)]    # live connection ids per acceptor
         self.gens = [0] * n
+        self.consumed = [0] * n    # records taken from each inbound ring
+        self.done = [0] * n        # ... of which the answers are published
         self.running = True
         self.deadline = None
         self.ep = select.epoll()
@@ -82,6 +86,7 @@ class CoordinatorLoop:
                 batch = ring.pop_batch(BATCH)
                 if not batch:
                     break
+                self.consumed[i] += len(batch)
                 for rec in batch:
                     kind, conn, *fields = messages.parse(rec)
                     self.inbound[kind](i, conn, *fields)
@@ -137,14 +142,17 @@ class CoordinatorLoop:
 
     def _publish(self) -> None:
         for i, recs in enumerate(self.pending):
-            if not recs:
-                continue
-            ring = self.rings_out[i]
-            n = ring.push_many(recs)
-            if n:
-                del recs[:n]
-                if ring.writer_should_ring():
-                    self.acceptor_bells[i].ring()
+            if recs:
+                ring = self.rings_out[i]
+                n = ring.push_many(recs)
+                if n:
+                    del recs[:n]
+                    if ring.writer_should_ring():
+                        self.acceptor_bells[i].ring()
+            if not recs and self.done[i] != self.consumed[i]:
+                # Everything acceptor i sent so far is answered and on its ring.
+                self.done[i] = self.consumed[i]
+                self.board.set_done(i, self.done[i])
 
     # -- control: an acceptor died ----------------------------------------------
 
@@ -174,6 +182,8 @@ class CoordinatorLoop:
         self.pending[i] = []
         self.rings_in[i].reset()
         self.rings_out[i].reset()
+        self.consumed[i] = self.done[i] = 0
+        self.board.set_done(i, 0)
         self.gens[i] = (self.gens[i] + 1) & 0xFFFF
         self.control.send("reset", i, self.gens[i])
         log.warning("acceptor %d lost; its connections were dropped and their jobs requeued", i)

@@ -7,13 +7,14 @@ from .. import __version__, log, process
 from .loop import CoordinatorLoop
 
 
-def run(config, segment, my_bell, acceptor_bells, control) -> int:
+def run(config, segment, board, my_bell, acceptor_bells, control) -> int:
     process.set_name("mpg-coordinator")
     process.die_with_parent()
     log.setup(config.log_level, "coordinator")
     segment.check()
+    board.check()
     inbox = process.SignalInbox([signal.SIGTERM, signal.SIGINT])
-    loop = CoordinatorLoop(config, segment, my_bell, acceptor_bells, control, inbox,
+    loop = CoordinatorLoop(config, segment, board, my_bell, acceptor_bells, control, inbox,
                            pid=os.getppid(), version=__version__.encode())
     control.send("ready")
     try:

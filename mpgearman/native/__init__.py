@@ -4,6 +4,7 @@ Each C module has a twin with the same functions and the same behaviour:
 
     _scan  (scan.c)  <->  scan_py   framing scan of complete small packets
     _ring  (ring.c)  <->  ring_py   SPSC shared-memory ring operations
+    _board (board.c) <->  board_py  job status board: seqlock slots, counters
 
 MPGEARMAN_PURE=1 forces the twins (tests run both ways).
 MPGEARMAN_REQUIRE_NATIVE=1 makes a missing C module an ImportError (CI sets it).
@@ -27,8 +28,9 @@ def _choose(c_name: str, twin_name: str):
 
 scan, _scan_impl = _choose("_scan", "scan_py")
 ring, _ring_impl = _choose("_ring", "ring_py")
+board, _board_impl = _choose("_board", "board_py")
 
 # "c" only when every module is the C one.
-IMPLEMENTATION = "c" if _scan_impl == _ring_impl == "c" else "python"
+IMPLEMENTATION = "c" if _scan_impl == _ring_impl == _board_impl == "c" else "python"
 
-__all__ = ["IMPLEMENTATION", "ring", "scan"]
+__all__ = ["IMPLEMENTATION", "board", "ring", "scan"]

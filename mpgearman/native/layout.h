@@ -106,4 +106,47 @@
 #define MPG_REC_ALIGN 8
 #define MPG_REC_WRAP 0xffffffffU
 
+/*
+ * The job status board: a second mapping, written only by the coordinator,
+ * read by the acceptors to answer GET_STATUS without a trip to the
+ * coordinator.
+ *
+ *   +----------------------+  0
+ *   | magic u64            |
+ *   | version u32 | n u32  |  n = acceptors
+ *   | slot count u64       |
+ *   +----------------------+  MPG_BOARD_DONE_OFF
+ *   | done[0] u64 | pad    |  records of inbound ring i the coordinator has
+ *   | done[1] u64 | pad    |  handled and whose answers it has published
+ *   | ...                  |  (one cache line each)
+ *   +----------------------+  MPG_BOARD_DONE_OFF + n * 64
+ *   | slot[0] ... slot[S-1]|  S a power of two; job handle number h lives
+ *   +----------------------+  in slot h & (S-1)
+ *
+ * slot (32 bytes):
+ *   +------+---------+-----------+-----+-----+------------+-----+
+ *   | seq  | running | handle no | num | den | collisions | pad |
+ *   | u32  | u32     | u64       | u32 | u32 | u32        | u32 |
+ *   +------+---------+-----------+-----+-----+------------+-----+
+ * seq is a seqlock: odd while the coordinator rewrites the slot; a reader
+ * retries until it sees the same even value before and after its copy.
+ * handle no 0 = empty.  collisions counts live jobs whose slot was taken
+ * when they were created: while it is non-zero a miss is not an answer.
+ */
+#define MPG_BOARD_MAGIC 0x44524f4247504dULL
+#define MPG_BOARD_VERSION 1
+#define MPG_BOARD_MAGIC_OFF 0
+#define MPG_BOARD_VERSION_OFF 8
+#define MPG_BOARD_COUNT_OFF 12
+#define MPG_BOARD_SLOTS_OFF 16
+#define MPG_BOARD_DONE_OFF 64
+#define MPG_BOARD_DONE_STRIDE 64
+#define MPG_SLOT_SIZE 32
+#define MPG_SLOT_SEQ_OFF 0
+#define MPG_SLOT_RUNNING_OFF 4
+#define MPG_SLOT_HANDLE_OFF 8
+#define MPG_SLOT_NUM_OFF 16
+#define MPG_SLOT_DEN_OFF 20
+#define MPG_SLOT_COLLISIONS_OFF 24
+
 #endif
