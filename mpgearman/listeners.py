@@ -6,6 +6,13 @@ import errno
 import socket
 
 BACKLOG = 1024
+# TCP keepalive, inherited by every accepted socket: a worker or client
+# whose machine vanished is noticed within about two minutes even when no
+# traffic flows, so its jobs are requeued instead of waiting forever.
+KEEPALIVE = ((socket.SO_KEEPALIVE, socket.SOL_SOCKET, 1),
+             (socket.TCP_KEEPIDLE, socket.IPPROTO_TCP, 60),
+             (socket.TCP_KEEPINTVL, socket.IPPROTO_TCP, 10),
+             (socket.TCP_KEEPCNT, socket.IPPROTO_TCP, 6))
 
 
 def addresses(listen: str) -> list:
@@ -77,6 +84,8 @@ def open_listeners(listen: str, port: int) -> list:
     for family, host in addresses(listen):
         s = _bind_or_skip(family, host, port, listen)
         if s is not None:
+            for option, level, value in KEEPALIVE:
+                s.setsockopt(level, option, value)
             s.listen(BACKLOG)
             s.setblocking(False)
             out.append(s)

@@ -173,3 +173,16 @@ def test_many_clients_many_workers_across_acceptors(server_factory, fname):
         t.join(20)
     for c in clients:
         c.close()
+
+
+def test_accepted_sockets_have_tcp_keepalive(mpgearman_server):
+    import shutil
+    import subprocess
+    if shutil.which("ss") is None:
+        pytest.skip("ss (iproute2) is not installed")
+    srv = mpgearman_server
+    with srv.connect() as c:
+        c.call(T.ECHO_REQ, b"x")
+        out = subprocess.run(["ss", "-tno", "state", "established", f"( sport = :{srv.port} )"],
+                             capture_output=True, text=True, timeout=10).stdout
+    assert "keepalive" in out, out
