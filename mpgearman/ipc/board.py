@@ -11,11 +11,10 @@ coordinator instead. Layout and seqlock: mpgearman/native/layout.h.
 Must not: decide anything about jobs (the coordinator's Core does), or be
 written by an acceptor.
 """
-import mmap
-import os
 import struct
 
 from mpgearman.ipc import layout as L
+from mpgearman.ipc.shm import map_shared
 from mpgearman.native import board as _impl
 
 _U64 = struct.Struct("@Q")
@@ -41,13 +40,7 @@ class StatusBoard:
         if slots < 1 or slots & (slots - 1):
             raise ValueError(f"slot count {slots} is not a power of two")
         size = L.BOARD_DONE_OFF + acceptors * L.BOARD_DONE_STRIDE + slots * L.SLOT_SIZE
-        fd = os.memfd_create("mpgearman-board", os.MFD_CLOEXEC)
-        try:
-            os.ftruncate(fd, size)
-            mem = mmap.mmap(fd, size, flags=mmap.MAP_SHARED,
-                            prot=mmap.PROT_READ | mmap.PROT_WRITE)
-        finally:
-            os.close(fd)
+        mem = map_shared("mpgearman-board", size)
         _U32.pack_into(mem, L.BOARD_VERSION_OFF, L.BOARD_VERSION)
         _U32.pack_into(mem, L.BOARD_COUNT_OFF, acceptors)
         _U64.pack_into(mem, L.BOARD_SLOTS_OFF, slots)

@@ -22,6 +22,18 @@ _U64 = struct.Struct("@Q")
 _U32 = struct.Struct("@I")
 
 
+def map_shared(name: str, size: int) -> mmap.mmap:
+    """Zeroed memory that forked children share: an anonymous memfd mapped
+    MAP_SHARED, its fd closed at once (nothing to find in /dev/shm, nothing
+    left behind)."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    try:
+        os.ftruncate(fd, size)
+        return mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    finally:
+        os.close(fd)
+
+
 class SegmentError(RuntimeError):
     """The memory is not a segment of the layout this code speaks."""
 
@@ -49,14 +61,8 @@ class Segment:
                 f"[{L.RING_MIN_CAPACITY}, {L.RING_MAX_CAPACITY}]")
         count = n_rings_pairs * L.SEG_RINGS_PER_ACCEPTOR
         size = L.segment_size(count, ring_size)
-        fd = os.memfd_create("mpgearman-rings", os.MFD_CLOEXEC)
-        try:
-            os.ftruncate(fd, size)
-            mem = mmap.mmap(fd, size, flags=mmap.MAP_SHARED,
-                            prot=mmap.PROT_READ | mmap.PROT_WRITE)
-        finally:
-            os.close(fd)
-        seg = cls(mem)
+        seg = cls(map_shared("mpgearman-rings", size))
+        mem = seg.buffer
         seg._write_header(count, ring_size, size)
         for index in range(count):
             _impl.init(mem, L.ring_offset(index, ring_size), ring_size)

@@ -29,12 +29,7 @@ from .packets import (ARGS, HEADER, HEADER_SIZE, MAX_ARGS_BYTES, MAX_TYPE,
 
 MAX_LINE = 8192                # admin line incl. its \n (gearmand's buffer)
 
-BAD_MAGIC = (b"INVALID_MAGIC", b"Bad packet magic")
-BAD_TYPE = (b"INVALID_COMMAND", b"Bad packet type")
-TOO_BIG = (b"ARGUMENT_TOO_LARGE", b"Packet larger than the maximum payload")
-ARGS_TOO_LONG = (b"ARGUMENT_TOO_LARGE", b"Packet arguments longer than 8192 bytes")
-MISSING_ARG = (b"INVALID_PACKET", b"Malformed packet: missing argument")
-LINE_TOO_LONG = (b"ARGUMENT_TOO_LARGE", b"Text command line too long")
+from .errors import ARGS_TOO_LONG, BAD_MAGIC, BAD_TYPE, LINE_TOO_LONG, MISSING_ARG, TOO_BIG
 
 
 def _parser(ptype: int):

@@ -21,3 +21,12 @@ NOT_FOUND_EXCEPTION = (b"JOB_NOT_FOUND",
                        b"An exception was received for a job that does not exist")
 HANDLE_TOO_LARGE = (b"ARGUMENT_TOO_LARGE",
                     b"Error occurred due to GEARMAND_JOB_HANDLE_SIZE being too small from snprintf")
+
+# Fatal input, where gearmand sends nothing and drops the connection (or
+# crashes): the sender is told why, then closed.
+BAD_MAGIC = (b"INVALID_MAGIC", b"Bad packet magic")
+BAD_TYPE = (b"INVALID_COMMAND", b"Bad packet type")
+TOO_BIG = (b"ARGUMENT_TOO_LARGE", b"Packet larger than the maximum payload")
+ARGS_TOO_LONG = (b"ARGUMENT_TOO_LARGE", b"Packet arguments longer than 8192 bytes")
+MISSING_ARG = (b"INVALID_PACKET", b"Malformed packet: missing argument")
+LINE_TOO_LONG = (b"ARGUMENT_TOO_LARGE", b"Text command line too long")

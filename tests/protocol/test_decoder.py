@@ -166,26 +166,26 @@ def test_threshold_decides_whole_or_streamed():
 
 # -- fatal input ----------------------------------------------------------------
 
-ARGS_TOO_LONG = decoder_module.ARGS_TOO_LONG
-MISSING_ARG = decoder_module.MISSING_ARG
+ARGS_TOO_LONG = errors.ARGS_TOO_LONG
+MISSING_ARG = errors.MISSING_ARG
 FATAL = {
-    "bad magic": (b"\0REX" + req(9)[4:], decoder_module.BAD_MAGIC),
-    "type 0": (req(0), decoder_module.BAD_TYPE),
-    "type 43": (req(43), decoder_module.BAD_TYPE),
-    "type 2**31": (req(0x80000000 | 7), decoder_module.BAD_TYPE),
-    "type 2**32-1": (req(0xFFFFFFFF), decoder_module.BAD_TYPE),
-    "size above max_payload": (req(16, size=1001), decoder_module.TOO_BIG),
+    "bad magic": (b"\0REX" + req(9)[4:], errors.BAD_MAGIC),
+    "type 0": (req(0), errors.BAD_TYPE),
+    "type 43": (req(43), errors.BAD_TYPE),
+    "type 2**31": (req(0x80000000 | 7), errors.BAD_TYPE),
+    "type 2**32-1": (req(0xFFFFFFFF), errors.BAD_TYPE),
+    "size above max_payload": (req(16, size=1001), errors.TOO_BIG),
     "rejected above max_payload": (req(8, size=1001, magic=b"\0RES"),
-                                   decoder_module.TOO_BIG),
+                                   errors.TOO_BIG),
     "no-data args above 8192": (req(1, size=8193), ARGS_TOO_LONG),
     "missing NUL (data)": (req(7, b"fn"), MISSING_ARG),
     "missing 2nd NUL (data)": (req(7, b"fn", b"u"), MISSING_ARG),
     "missing NUL (no data)": (req(12, b"H:1", b"3"), MISSING_ARG),
     "missing NUL (streamed)": (req(18, b"f" * 100), MISSING_ARG),
     "streamed args beyond 8192": (req(18, b"f" * 9000, b"", b"d"), ARGS_TOO_LONG),
-    "text line too long": (b"x" * 8192, decoder_module.LINE_TOO_LONG),
+    "text line too long": (b"x" * 8192, errors.LINE_TOO_LONG),
     "long text line after a packet": (req(9) + b"x" * 9000 + b"\n",
-                                      decoder_module.LINE_TOO_LONG),
+                                      errors.LINE_TOO_LONG),
 }
 
 
@@ -205,7 +205,7 @@ def test_max_payload_error_comes_right_after_the_header():
     dec.feed(b"\xe9")
     with pytest.raises(ProtocolError) as exc:
         dec.next_event()
-    assert (exc.value.code, exc.value.text) == decoder_module.TOO_BIG
+    assert (exc.value.code, exc.value.text) == errors.TOO_BIG
     with pytest.raises(ProtocolError):      # it stays broken
         dec.next_event()
 
