@@ -144,6 +144,9 @@ class Supervisor:
                 self._on_control(fd)
 
     def _on_signals(self, signums) -> None:
+        # A stop request first: children dying of the same Ctrl-C are not
+        # to be restarted.
+        signums = sorted(signums, key=lambda s: s not in (signal.SIGTERM, signal.SIGINT))
         for signum in signums:
             if signum == signal.SIGCHLD:
                 self._reap()

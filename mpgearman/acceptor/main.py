@@ -19,7 +19,9 @@ def run(index, gen, config, port, segment, board, my_bell, coord_bell, control) 
     log.setup(config.log_level, f"acceptor-{index}")
     segment.check()
     board.check()
-    inbox = process.SignalInbox([signal.SIGTERM, signal.SIGINT])
+    # Ctrl-C reaches the whole process group: the supervisor alone acts on it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    inbox = process.SignalInbox([signal.SIGTERM])
     acc = Acceptor(index, gen, config, listeners.open_listeners(config.listen, port),
                    segment.inbound(index), segment.outbound(index), my_bell, coord_bell,
                    Spool(config.spool_dir, spool_tag(index, os.getpid())), inbox, board)

@@ -13,7 +13,9 @@ def run(config, segment, board, my_bell, acceptor_bells, control) -> int:
     log.setup(config.log_level, "coordinator")
     segment.check()
     board.check()
-    inbox = process.SignalInbox([signal.SIGTERM, signal.SIGINT])
+    # Ctrl-C reaches the whole process group: the supervisor alone acts on it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    inbox = process.SignalInbox([signal.SIGTERM])
     loop = CoordinatorLoop(config, segment, board, my_bell, acceptor_bells, control, inbox,
                            pid=os.getppid(), version=__version__.encode())
     control.send("ready")

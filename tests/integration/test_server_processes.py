@@ -186,3 +186,15 @@ def test_accepted_sockets_have_tcp_keepalive(mpgearman_server):
         out = subprocess.run(["ss", "-tno", "state", "established", f"( sport = :{srv.port} )"],
                              capture_output=True, text=True, timeout=10).stdout
     assert "keepalive" in out, out
+
+
+def test_ctrl_c_to_the_process_group_stops_cleanly(server_factory):
+    srv = server_factory("mpgearman")
+    pids = srv.pids()
+    os.killpg(srv.proc.pid, signal.SIGINT)      # what a terminal's Ctrl-C does
+    assert srv.proc.wait(10) == 0
+    _, alive = psutil.wait_procs([psutil.Process(p) for p in pids if psutil.pid_exists(p)],
+                                 timeout=5)
+    assert not alive
+    err = (srv.workdir / "mpgearman.err").read_text()
+    assert "restarting" not in err and "Traceback" not in err
