@@ -153,6 +153,16 @@ def test_gearmanjs_background_status(server, gearmanjs, gjs_worker, tmp_path):
     assert out["finished"] == ["0", "0", "0", ord("0")]
 
 
+def test_gearmanjs_foreground_attaches_to_running_background_job(
+        server, gearmanjs, gjs_worker, tmp_path, unique_name):
+    """A foreground submission with the unique_id of a background job that
+    is already running gets the same handle and that job's WORK_COMPLETE."""
+    out = gearmanjs.client(server, "attach", f"{gjs_worker}_gated", unique_name("at"),
+                           tmp_path / "release")
+    assert out["fg"] == out["bg"], out
+    assert out["events"] == [["WORK_COMPLETE", out["bg"], "released"]]
+
+
 def test_gearmanjs_priority(server, gearmanjs, spawn, unique_name):
     prefix = unique_name("gp")
     client = spawn(gearmanjs.client_cmd(server, "priority", f"{prefix}_seq"), env=gearmanjs.env)
@@ -232,6 +242,15 @@ def test_nodegearman_partial_data(server, nodegearman, ng_worker):
     assert out == {"chunks": ["part1", "part2", "done"], "error": None}
 
 
+def test_nodegearman_many_chunks_in_order(server, nodegearman, ng_worker):
+    """300 WORK_DATA packets sent back to back, then WORK_COMPLETE: the
+    library drops whatever arrives after the completion, so every chunk
+    must be forwarded before it, in order."""
+    out = nodegearman.client(server, "chunks", f"{ng_worker}_stream", 300)
+    assert out["error"] is None
+    assert "".join(out["chunks"]) == "".join(f"c{i};" for i in range(300)) + "END"
+
+
 def test_nodegearman_background(server, nodegearman, ng_worker, tmp_path):
     """A background job runs; the workload reaches the worker byte for byte
     (with the trailing NUL the library adds)."""
@@ -263,6 +282,14 @@ def test_nodegearman_jobs_in_flight(server, nodegearman, ng_worker):
     out = nodegearman.client(server, "multi", f"{ng_worker}_rev", 10)
     assert out == {"results": [f"job-{i}"[::-1] for i in range(10)], "handles": 10,
                    "errors": 0}
+
+
+def test_nodegearman_many_clients(server, nodegearman, ng_worker, spawn, tmp_path):
+    """25 client connections with one job each, two workers."""
+    nodegearman.worker(server, spawn, ng_worker, tmp_path / "record2")
+    server.wait_workers(f"{ng_worker}_rev", 2)
+    out = nodegearman.client(server, "clients", f"{ng_worker}_rev", 25)
+    assert out == {"results": [f"client-{i}"[::-1] for i in range(25)], "errors": 0}
 
 
 def test_nodegearman_large_payload(server, nodegearman, ng_worker):

@@ -8,6 +8,9 @@
 //   bgstatus FUNC RELEASE    background job polled with getJobStatus
 //   bgunique FUNC UNIQ RELEASE  background job with a unique_id, polled
 //                            with getJobStatusUnique
+//   attach FUNC UNIQ RELEASE a background job with a unique_id; once it
+//                            runs, a foreground submission with the same
+//                            unique_id attaches to it and gets its result
 //   priority FUNC            low, normal, high foreground jobs
 //   unique FUNC UNIQ D1 D2   two submissions with the same unique_id
 //   multi FUNC N             N foreground jobs in flight at once
@@ -108,6 +111,24 @@ async function main() {
       st = await statusUnique()
     }
     out.finished = st
+  } else if (mode === 'attach') {
+    const [uniq, release] = args
+    out.bg = await submit(release, { background: true, unique_id: uniq })
+    const deadline = Date.now() + TIMEOUT
+    let st = await status(out.bg)
+    while (st[2] !== '1' && Date.now() < deadline) {
+      await sleep(20)
+      st = await status(out.bg)
+    }
+    const events = []
+    for (const name of ['WORK_STATUS', 'WORK_COMPLETE', 'WORK_FAIL']) {
+      client.on(name, (ev) => events.push([name, ev.handle, ev.payload ? ev.payload.toString() : null]))
+    }
+    out.fg = await submit('ignored', { unique_id: uniq })
+    require('fs').writeFileSync(release, '')
+    while (events.length < 1 && Date.now() < deadline) await sleep(20)
+    await sleep(200)
+    out.events = events
   } else if (mode === 'priority') {
     const byHandle = {}
     const results = {}

@@ -4,11 +4,12 @@
 //
 // usage: node nodegearman_client.js HOST PORT MODE FUNC [ARG...]
 //   fg FUNC DATA             submitJob, collect 'data' until 'end'
-//   chunks FUNC              WORK_DATA chunks then WORK_COMPLETE
+//   chunks FUNC [DATA]       WORK_DATA chunks then WORK_COMPLETE
 //   bg FUNC DATA             background submission (fire and forget)
 //   priority FUNC            low, normal, high foreground jobs
 //   unique FUNC UNIQ D1 D2   the same uniq from two connections
 //   multi FUNC N             N foreground jobs in flight at once
+//   clients FUNC N           N connections, one foreground job each, at once
 //   big FUNC SIZE            a SIZE-byte workload through an echo worker
 //   fail FUNC                a job whose worker calls error() (WORK_FAIL)
 const crypto = require('crypto')
@@ -44,7 +45,7 @@ async function main() {
     const r = await run(gearman, args[0])
     out = { result: text(r), error: r.error, handle: r.handle }
   } else if (mode === 'chunks') {
-    const r = await run(gearman, 'x')
+    const r = await run(gearman, args[0] || 'x')
     out = { chunks: r.chunks.map(String), error: r.error }
   } else if (mode === 'bg') {
     gearman.submitJob(func, args[0], false, { background: true })
@@ -66,6 +67,11 @@ async function main() {
     const results = await Promise.all([...Array(n).keys()].map((i) => run(gearman, `job-${i}`)))
     out = { results: results.map(text), handles: new Set(results.map((r) => r.handle)).size,
             errors: results.filter((r) => r.error).length }
+  } else if (mode === 'clients') {
+    const n = Number(args[0])
+    const results = await Promise.all([...Array(n).keys()].map(
+      (i) => run(i ? connection() : gearman, `client-${i}`)))
+    out = { results: results.map(text), errors: results.filter((r) => r.error).length }
   } else if (mode === 'big') {
     const size = Number(args[0])
     const payload = Buffer.alloc(size)

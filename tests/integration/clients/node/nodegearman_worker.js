@@ -9,6 +9,8 @@
 //   slowrev   wait 0.4 s, then reverse
 //   seq       "<n>:<workload>", n counting the jobs this process ran
 //   chunks    worker.write() "part1", "part2" (WORK_DATA), then end("done")
+//   stream    worker.write() "c0;" ... "c<n-1>;" for n = the workload, then
+//             end("END"), all in one go
 //   fail      worker.error() (WORK_FAIL)
 //   record    append the workload as hex (one line) to RECORD_FILE, end()
 const fs = require('fs')
@@ -29,6 +31,10 @@ const functions = {
     worker.write('part1')
     worker.write('part2')
     worker.end('done')
+  },
+  stream: (payload, worker) => {
+    for (let i = 0; i < Number(payload.toString()); i++) worker.write(`c${i};`)
+    worker.end('END')
   },
   fail: (payload, worker) => worker.error(),
   record: (payload, worker) => {
