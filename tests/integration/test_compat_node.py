@@ -358,3 +358,10 @@ def test_gearmanjs_background_status_unique(server, gearmanjs, gjs_worker, tmp_p
                            tmp_path / "release")
     assert out["running"] == [uniq, "1", "1", "1", ord("2")], out
     assert out["finished"] == [uniq, "0", "0", "0", ord("0")]
+
+
+def test_gearmanjs_cant_do_and_reset_abilities(server, gearmanjs, unique_name):
+    """addFunction x3, removeFunction (CANT_DO) one, resetAbilities: the
+    admin status worker counts follow."""
+    out = gearmanjs.client(server, "abilities", unique_name("ab"))
+    assert out == {"registered": [1, 1, 1], "cant_do": [1, 0, 1], "reset": [0, 0, 0]}

@@ -19,6 +19,9 @@
 //   exc FUNC [exceptions]    a job whose worker sends WORK_EXCEPTION;
 //                            with "exceptions" setOption('exceptions') first
 //   admin FUNC               echo, adminStatus, adminWorkers, adminDropFunction
+//   abilities FUNC           this connection registers FUNC_a, FUNC_b, FUNC_c,
+//                            then removeFunction(FUNC_b), then resetAbilities;
+//                            adminStatus worker counts after each step
 const crypto = require('crypto')
 const gearman = require('gearman')
 
@@ -195,6 +198,23 @@ async function main() {
     out.drop_busy = dropBusy && dropBusy.message
     const dropUnknown = await new Promise((resolve) => client.adminDropFunction(func + '_nope', resolve))
     out.drop_unknown = dropUnknown && dropUnknown.message
+  } else if (mode === 'abilities') {
+    const names = ['a', 'b', 'c'].map((n) => `${func}_${n}`)
+    const counts = async (want) => {
+      // registrations take effect asynchronously (another connection asks)
+      let st = {}
+      for (const deadline = Date.now() + TIMEOUT; Date.now() < deadline; await sleep(20)) {
+        st = await new Promise((resolve) => client.adminStatus(resolve))
+        if (names.map((n) => (st[n] ? st[n].available_workers : null)).join() === want.join()) break
+      }
+      return names.map((n) => (st[n] ? st[n].available_workers : null))
+    }
+    names.forEach((n) => client.addFunction(n))
+    out.registered = await counts([1, 1, 1])
+    client.removeFunction(names[1])
+    out.cant_do = await counts([1, 0, 1])
+    client.resetAbilities()
+    out.reset = await counts([0, 0, 0])
   } else {
     console.error('unknown mode', mode)
     process.exit(2)
