@@ -38,6 +38,7 @@ class Acceptor:
         self.by_fd = {}          # fd -> Connection
         self.pending = []        # records not yet on the inbound ring
         self.sent = 0            # records ever queued for the coordinator
+        self.ring_full = False   # the last publish left records behind
         self.board = board       # job status board, for local GET_STATUS answers
         self.prefix = config.handle_prefix + b":"
         self.touched = set()     # connections with output to flush
@@ -66,8 +67,8 @@ class Acceptor:
                 heartbeat()
 
     def _timeout(self) -> float:
-        if self.pending:
-            return 0.001      # ring full: retry soon
+        if self.ring_full:
+            return 0.001      # retry soon
         if self.touched or not self.ring_out.reader_idle():
             return 0
         return IDLE_TIMEOUT
@@ -87,7 +88,7 @@ class Acceptor:
             if mask & OUT:
                 self.touched.add(conn)
             if mask & (IN | select.EPOLLHUP | select.EPOLLERR) and conn.reading:
-                if self.pending:
+                if self.ring_full:
                     return      # back-pressure: read once the ring has room
                 if not inbound.read(self, conn):
                     self._close(conn)
@@ -146,13 +147,13 @@ class Acceptor:
                 self.ep.modify(conn.fd, mask)
 
     def _publish(self) -> None:
-        if not self.pending:
-            return
-        n = self.ring_in.push_many(self.pending)
-        if n:
-            del self.pending[:n]
-            if self.ring_in.writer_should_ring():
-                self.coord_bell.ring()
+        if self.pending:
+            n = self.ring_in.push_many(self.pending)
+            if n:
+                del self.pending[:n]
+                if self.ring_in.writer_should_ring():
+                    self.coord_bell.ring()
+        self.ring_full = bool(self.pending)
 
     # -- connections --------------------------------------------------------
 

@@ -1,0 +1,42 @@
+"""Small rings fill up under a burst; nothing is lost or reordered: the
+acceptor stops reading until the coordinator catches up, and the
+coordinator holds answers until the acceptor has drained its ring."""
+import threading
+
+from gearproto import PacketType as T
+from gearproto import request
+
+
+def test_a_burst_through_tiny_rings(server_factory, fname):
+    srv = server_factory("mpgearman", "--ring-size", "64K", "--spool-threshold", "8K")
+    f = fname.encode()
+    n, size = 1500, 4000
+    payload = [bytes([i % 251]) * size for i in range(n)]
+    results = {}
+
+    def worker():
+        with srv.connect(timeout=30) as w:
+            w.send_packet(T.CAN_DO, f)
+            for _ in range(n):
+                w.send_packet(T.GRAB_JOB)
+                p = w.expect(T.JOB_ASSIGN, timeout=30)
+                handle, _, data = p.payload.split(b"\0", 2)
+                w.send_packet(T.WORK_COMPLETE, handle, data[::-1])
+
+    with srv.connect(timeout=30) as c:
+        c.send(b"".join(request(T.SUBMIT_JOB, f, b"", p) for p in payload))
+        t = threading.Thread(target=worker, daemon=True)
+        t.start()
+        created = []
+        while len(results) < n:
+            p = c.read_packet(timeout=30)
+            if p.type == T.JOB_CREATED:
+                created.append(p.payload)
+            else:
+                assert p.type == T.WORK_COMPLETE, p
+                handle, data = p.payload.split(b"\0", 1)
+                results[handle] = data
+        t.join(30)
+    assert len(created) == n
+    for handle, data in zip(created, payload):
+        assert results[handle] == data[::-1]
