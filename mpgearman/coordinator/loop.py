@@ -44,7 +44,6 @@ class CoordinatorLoop:
             self.ep.register(fd, select.EPOLLIN)
         self.inbound = {
             messages.CONNECT: self._on_connect,
-            messages.PACKET: self._on_packet,
             messages.SPOOLED: self._on_spooled,
             messages.ADMIN: self._on_admin,
             messages.CLOSED: self._on_closed,
@@ -87,18 +86,20 @@ class CoordinatorLoop:
                 if not batch:
                     break
                 self.consumed[i] += len(batch)
+                packet, unpack, split = self.core.packet, messages.unpack_packet, split_args
                 for rec in batch:
-                    kind, conn, *fields = messages.parse(rec)
-                    self.inbound[kind](i, conn, *fields)
+                    if rec[0] == messages.PACKET:     # the common case, inline
+                        conn, ptype, body = unpack(rec)
+                        packet(conn, ptype, split(ptype, body))
+                    else:
+                        kind, conn, *fields = messages.parse(rec)
+                        self.inbound[kind](i, conn, *fields)
 
     # -- inbound records ------------------------------------------------------
 
     def _on_connect(self, i, conn, fd, peer):
         self.conns[i].add(conn)
         self.core.connect(conn, peer, fd)
-
-    def _on_packet(self, i, conn, ptype, body):
-        self.core.packet(conn, ptype, split_args(ptype, body))
 
     def _on_spooled(self, i, conn, ptype, name, size, args):
         self.core.packet(conn, ptype, tuple(args.split(b"\0")[:-1]) + (SpoolRef(name, size),))

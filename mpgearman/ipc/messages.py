@@ -96,6 +96,12 @@ def close(conn: int) -> bytes:
 
 # -- reading: each returns (kind, conn, *fields) --------------------------
 
+def unpack_packet(rec: bytes) -> tuple:
+    """(conn, type, body) of a PACKET record."""
+    _, conn, ptype = _PACKET.unpack_from(rec)
+    return conn, ptype, rec[_PACKET.size:]
+
+
 def parse(rec: bytes) -> tuple:
     kind = rec[0]
     if kind == PACKET:
