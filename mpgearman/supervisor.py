@@ -28,6 +28,8 @@ from .ipc.shm import Segment
 logger = logging.getLogger(__name__)
 
 READY_TIMEOUT = 30.0
+CRASH_WINDOW = 5.0        # an acceptor that dies sooner than this after its start
+MAX_BACKOFF = 30.0        # ... is restarted after a delay doubling up to this
 STOP_TIMEOUT = 10.0
 BOARD_SLOTS = 1 << 18     # job status slots (8 MiB); more live jobs share slots
 
@@ -43,6 +45,9 @@ class Supervisor:
         self.children = {}        # pid -> (role, index)
         self.controls = {}        # control fd -> (Control, role, index)
         self.acceptor_pids = [0] * self.n
+        self.started_at = [0.0] * self.n
+        self.backoff = [0.0] * self.n
+        self.restarts = {}        # index -> (monotonic time to start it, generation)
         self.coordinator = None   # (pid, Control)
         self.ready = set()
         self.stopping = False
@@ -109,6 +114,7 @@ class Supervisor:
 
     def _start_acceptor(self, i, gen) -> None:
         cfg, seg, port = self.config, self.segment, self.port
+        self.started_at[i] = time.monotonic()
 
         def body(control):
             return acceptor_main.run(i, gen, cfg, port, seg, self.board,
@@ -136,7 +142,33 @@ class Supervisor:
             self._turn(1.0)
         return self.shutdown()
 
+    def _schedule_restart(self, i, gen) -> None:
+        """Restart at once, unless the acceptor keeps dying right after its
+        start: then wait, doubling the wait each time, so a crash loop costs
+        neither CPU nor a flood of logs."""
+        lived = time.monotonic() - self.started_at[i]
+        if lived < CRASH_WINDOW:
+            self.backoff[i] = min(max(self.backoff[i] * 2, 0.5), MAX_BACKOFF)
+            logger.error("acceptor %d died %.1f s after its start; next start in %.1f s",
+                         i, lived, self.backoff[i])
+        else:
+            self.backoff[i] = 0.0
+        self.restarts[i] = (time.monotonic() + self.backoff[i], gen)
+
+    def _due_restarts(self) -> float:
+        """Start the acceptors whose time has come; seconds until the next."""
+        now, wait = time.monotonic(), 1.0
+        for i, (when, gen) in list(self.restarts.items()):
+            if when <= now:
+                del self.restarts[i]
+                self._start_acceptor(i, gen)
+            else:
+                wait = min(wait, when - now)
+        return wait
+
     def _turn(self, timeout) -> None:
+        if self.restarts:
+            timeout = min(timeout, self._due_restarts())
         for fd, _ in self.ep.poll(timeout):
             if fd == self.inbox.fileno():
                 self._on_signals(self.inbox.take())
@@ -170,7 +202,7 @@ class Supervisor:
                 if role == "acceptor" and not self.stopping and len(self.ready) > self.n + 1:
                     logger.info("acceptor %d restarted", index)
             elif words[:1] == ["reset"] and role == "coordinator" and not self.stopping:
-                self._start_acceptor(int(words[1]), int(words[2]))
+                self._schedule_restart(int(words[1]), int(words[2]))
 
     def _reap(self) -> None:
         while True:

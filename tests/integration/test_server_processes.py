@@ -198,3 +198,23 @@ def test_ctrl_c_to_the_process_group_stops_cleanly(server_factory):
     assert not alive
     err = (srv.workdir / "mpgearman.err").read_text()
     assert "restarting" not in err and "Traceback" not in err
+
+
+def test_an_acceptor_that_keeps_dying_is_restarted_ever_more_slowly(mpgearman_server, fname):
+    import time
+    srv = mpgearman_server
+    gaps = []
+    victim = srv.acceptor_pids()[0]
+    for _ in range(3):
+        others = set(srv.acceptor_pids()) - {victim}
+        os.kill(victim, signal.SIGKILL)
+        t0 = time.monotonic()
+        new = wait_for(lambda: set(srv.acceptor_pids()) - others - {victim}, 10,
+                       message="a replacement acceptor")
+        gaps.append(time.monotonic() - t0)
+        victim, = new            # kill the same acceptor slot again
+        # the server serves throughout
+        with srv.connect() as c:
+            assert c.call(T.ECHO_REQ, b"up").payload == b"up"
+    assert gaps[0] >= 0.4 and gaps[1] >= 0.9 and gaps[2] >= 1.9, gaps
+    assert "next start in 2.0 s" in (srv.workdir / "mpgearman.err").read_text()
