@@ -10,6 +10,7 @@ Signal handlers only record; this loop acts on what they recorded.
 """
 import logging
 import os
+import resource
 import select
 import signal
 import sys
@@ -56,6 +57,7 @@ class Supervisor:
     # -- start ------------------------------------------------------------------
 
     def start(self) -> None:
+        _raise_fd_limit()
         self.placeholders, self.port = listeners.reserve(self.config.listen, self.config.port)
         self.config = cfg = self.config.replace(
             spool_dir=os.path.join(self.config.spool_dir, f"port-{self.port}"))
@@ -246,6 +248,14 @@ class Supervisor:
         self.segment.close()
         self.board.close()
         return self.exit_code
+
+
+def _raise_fd_limit() -> None:
+    """Every connection is a descriptor: take all the kernel allows us."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        logger.debug("raised the open-files limit from %d to %d", soft, hard)
 
 
 def _kill(pid, signum) -> None:

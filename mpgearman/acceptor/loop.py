@@ -9,9 +9,11 @@ in one batch and ring the coordinator's doorbell only if it sleeps.
 When the inbound ring is full the acceptor stops reading sockets until the
 coordinator has caught up (back-pressure instead of unbounded buffering).
 """
+import errno
 import logging
 import select
 import socket
+import time
 
 from ..ipc import messages
 from ..protocol.encoder import encode
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 IN = select.EPOLLIN
 OUT = select.EPOLLOUT
 IDLE_TIMEOUT = 1.0   # safety net only: wake-ups come from the doorbell
+ACCEPT_PAUSE = 0.1   # out of descriptors: stop accepting for this long
+OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 class Acceptor:
@@ -44,6 +48,7 @@ class Acceptor:
         self.touched = set()     # connections with output to flush
         self.serial = 0
         self.running = True
+        self.accept_paused = 0.0     # monotonic time to accept again, 0 = accepting
         self.ep = select.epoll()
         for fd in self.listeners:
             self.ep.register(fd, IN)
@@ -63,6 +68,8 @@ class Acceptor:
             self._drain_outbound()
             self._flush_touched()
             self._publish()
+            if self.accept_paused and time.monotonic() >= self.accept_paused:
+                self._pause_accepting(False)
             if heartbeat:
                 heartbeat()
 
@@ -71,7 +78,7 @@ class Acceptor:
             return 0.001      # retry soon
         if self.touched or not self.ring_out.reader_idle():
             return 0
-        return IDLE_TIMEOUT
+        return ACCEPT_PAUSE if self.accept_paused else IDLE_TIMEOUT
 
     def _event(self, fd, mask) -> None:
         if fd in self.listeners:
@@ -163,8 +170,12 @@ class Acceptor:
                 sock, addr = lsock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:   # EMFILE and friends: keep serving the others
-                log.error("accept failed: %s", exc)
+            except OSError as exc:
+                if exc.errno in OUT_OF_FDS:   # keep serving the connections we have
+                    log.error("accept failed (%s); pausing new connections", exc.strerror)
+                    self._pause_accepting(True)
+                else:
+                    log.warning("accept failed: %s", exc)
                 return
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -175,6 +186,16 @@ class Acceptor:
             self.by_fd[conn.fd] = conn
             self.ep.register(conn.fd, IN)
             self.record(conn, messages.connect(conn.id, conn.fd, addr[0]))
+
+    def _pause_accepting(self, pause: bool) -> None:
+        """Out of descriptors: stop polling the listeners for a moment, or
+        the level-triggered listen sockets would spin the loop."""
+        for fd in self.listeners:
+            if pause:
+                self.ep.unregister(fd)
+            else:
+                self.ep.register(fd, IN)
+        self.accept_paused = time.monotonic() + ACCEPT_PAUSE if pause else 0.0
 
     def _close(self, conn) -> None:
         if self.conns.pop(conn.id, None) is None:
