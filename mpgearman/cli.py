@@ -69,6 +69,10 @@ D = Config()
               help="Payloads larger than this are streamed through the spool.")
 @click.option("--ring-size", type=Size(), default=D.ring_size, show_default=True,
               help="Bytes per shared-memory ring (a power of two, at least 64K).")
+@click.option("--max-queued-output", type=Size(), default=D.max_queued_output,
+              show_default=True,
+              help="Bytes waiting for a connection that does not read before it is dropped "
+                   "(spooled payloads do not count).")
 def serve(**options):
     """Run the job server in the foreground."""
     _check_range(options["max_payload"], 1, MAX_PAYLOAD, "--max-payload")
@@ -76,6 +80,7 @@ def serve(**options):
     if ring < 1 << 16 or ring & (ring - 1):
         raise click.BadParameter(f"--ring-size must be a power of two >= 64K, not {ring}")
     _check_range(options["spool_threshold"], 1024, ring // 8, "--spool-threshold")
+    _check_range(options["max_queued_output"], 1 << 20, 1 << 40, "--max-queued-output")
     if options["spool_dir"] is None:
         del options["spool_dir"]
     config = Config(**options)

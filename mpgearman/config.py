@@ -31,6 +31,7 @@ class Config:
     spool_dir: str = dataclasses.field(default_factory=default_spool_dir)
     spool_threshold: int = 64 * 1024  # data above this goes through a spool file
     ring_size: int = 4 << 20          # bytes per shared-memory ring
+    max_queued_output: int = 256 << 20  # unsent bytes before a non-reading peer is dropped
 
     @property
     def handle_prefix(self) -> bytes:

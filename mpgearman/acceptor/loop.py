@@ -98,7 +98,7 @@ class Acceptor:
                 if self.ring_full:
                     return      # back-pressure: read once the ring has room
                 if not inbound.read(self, conn):
-                    self._close(conn)
+                    self.close_conn(conn)
 
     def _drain_outbound(self, rounds=64) -> None:
         for _ in range(rounds):
@@ -143,10 +143,10 @@ class Acceptor:
             except (BlockingIOError, InterruptedError):
                 done = False
             except OSError:
-                self._close(conn)
+                self.close_conn(conn)
                 continue
             if done and conn.closing:
-                self._close(conn)
+                self.close_conn(conn)
                 continue
             mask = (IN if conn.reading and not conn.closing else 0) | (0 if done else OUT)
             if mask != conn.mask:
@@ -197,7 +197,7 @@ class Acceptor:
                 self.ep.register(fd, IN)
         self.accept_paused = time.monotonic() + ACCEPT_PAUSE if pause else 0.0
 
-    def _close(self, conn) -> None:
+    def close_conn(self, conn) -> None:
         if self.conns.pop(conn.id, None) is None:
             return
         del self.by_fd[conn.fd]
@@ -211,6 +211,6 @@ class Acceptor:
 
     def close_all(self) -> None:
         for conn in list(self.conns.values()):
-            self._close(conn)
+            self.close_conn(conn)
         for s in self.listeners.values():
             s.close()

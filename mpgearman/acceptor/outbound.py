@@ -3,9 +3,12 @@
 A record for a connection that has gone already is dropped; a spool file it
 names is unlinked so nothing is left behind.
 """
+import logging
 import os
 
 from ..ipc import messages
+
+log = logging.getLogger(__name__)
 
 
 def on_send(acc, conn_id, data):
@@ -13,6 +16,11 @@ def on_send(acc, conn_id, data):
     if conn is not None and not conn.closing:
         conn.queue(data)
         acc.touched.add(conn)
+        if conn.out_bytes > acc.config.max_queued_output:
+            # A peer that stopped reading must not make us hold unbounded memory.
+            log.warning("dropping connection %d: %d bytes queued and it is not reading",
+                        conn.fd, conn.out_bytes)
+            acc.close_conn(conn)
 
 
 def on_sendfile(acc, conn_id, head, name, size):

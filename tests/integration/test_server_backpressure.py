@@ -1,6 +1,7 @@
 """Small rings fill up under a burst; nothing is lost or reordered: the
 acceptor stops reading until the coordinator catches up, and the
 coordinator holds answers until the acceptor has drained its ring."""
+import socket
 import threading
 
 from gearproto import PacketType as T
@@ -40,3 +41,28 @@ def test_a_burst_through_tiny_rings(server_factory, fname):
     assert len(created) == n
     for handle, data in zip(created, payload):
         assert results[handle] == data[::-1]
+
+
+def test_a_peer_that_does_not_read_is_dropped(server_factory, fname):
+    srv = server_factory("mpgearman", "--max-queued-output", "1M")
+    f = fname.encode()
+    with srv.connect(timeout=30) as w, srv.connect() as lazy:
+        lazy.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        w.send_packet(T.CAN_DO, f)
+        handle = lazy.submit(T.SUBMIT_JOB, f, b"", b"x")
+        w.send_packet(T.GRAB_JOB)
+        w.expect(T.JOB_ASSIGN)
+        chunk = request(T.WORK_DATA, handle, b"d" * 8000)
+        for _ in range(40):                      # 32 MB the client never reads
+            w.send(chunk * 100)
+        w.send_packet(T.ECHO_REQ, b"sync")
+        w.expect(T.ECHO_RES, b"sync", timeout=30)
+        err = srv.workdir / "mpgearman.err"
+        assert "not reading" in err.read_text()
+        # Gone from the server (the kernel may still be delivering what it had
+        # buffered to the slow reader): `workers` lists the worker and itself.
+        assert srv.admin("workers").count(b"\n") == 3
+        # the worker and the server are fine
+        assert w.call(T.ECHO_REQ, b"ok").payload == b"ok"
+        w.send_packet(T.WORK_COMPLETE, handle, b"")
+        w.assert_silent()
