@@ -13,7 +13,6 @@ import os
 import resource
 import select
 import signal
-import sys
 import time
 import traceback
 

@@ -18,95 +18,30 @@ cannot poll status or see WORK_STATUS.
 """
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from gearproto import wait_for
+from scriptlib import ScriptLib, node_lib, py_lib, spawned_json, wait_queued
 
-HERE = Path(__file__).parent
-NODE_CLIENTS = HERE / "clients" / "node"
-PY_CLIENTS = HERE / "clients" / "pylibs"
-CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mpgearman-tests"
-NODE_MODULES = Path(os.environ.get("MPGEARMAN_NODE_MODULES") or CACHE / "node" / "node_modules")
-PYLIBS = Path(os.environ.get("MPGEARMAN_PYLIBS") or CACHE / "pylibs")
-TIMEOUT = 40
+PY_CLIENTS = Path(__file__).parent / "clients" / "pylibs"
 BIG = 3 * 1024 * 1024 + 7
 
 
-class Lib:
-    """How to start one library's worker and client scripts."""
-
-    def __init__(self, name: str, env: dict, worker: list, client: list, last: str):
-        self.name, self.env, self.last = name, env, last
-        self.worker_argv, self.client_argv = worker, client
-
-    def worker(self, server, spawn, prefix: str, *extra):
-        proc = spawn([*self.worker_argv, server.host, server.port, prefix, *extra],
-                     env=self.env)
-        try:
-            server.wait_workers(f"{prefix}_{self.last}")
-        except AssertionError:
-            raise AssertionError(f"{self.name} worker did not register:\n"
-                                 f"{proc.err_path.read_text()}") from None
-        return proc
-
-    def client_cmd(self, server, mode: str, func: str, *args) -> list[str]:
-        return [*self.client_argv, server.host, str(server.port), mode, func, *map(str, args)]
-
-    def client(self, server, mode: str, func: str, *args, timeout: float = TIMEOUT):
-        proc = subprocess.run(self.client_cmd(server, mode, func, *args), env=self.env,
-                              capture_output=True, timeout=timeout)
-        assert proc.returncode == 0, proc.stderr.decode(errors="replace")
-        return json.loads(proc.stdout.decode().strip().splitlines()[-1])
-
-
-def node_lib(package: str, script: str, last: str) -> Lib:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed")
-    if not (NODE_MODULES / package / "package.json").is_file():
-        pytest.skip(f"npm package {package} is not installed in {NODE_MODULES} "
-                    "(bash tests/run installs it)")
-    env = {**os.environ, "NODE_PATH": str(NODE_MODULES)}
-    return Lib(package, env, [node, NODE_CLIENTS / f"{script}_worker.js"],
-               [node, str(NODE_CLIENTS / f"{script}_client.js")], last)
-
-
-def py_lib(name: str, script: str, *lib_arg: str) -> Lib:
-    path = PYLIBS / name
-    if not any(path.glob("*.dist-info")):
-        pytest.skip(f"{name} is not installed in {path} (bash tests/run installs it)")
-    env = {**os.environ, "PYTHONPATH": str(path), "PYTHONUNBUFFERED": "1"}
-    return Lib(name, env, [sys.executable, PY_CLIENTS / f"{script}_worker.py", *lib_arg],
-               [sys.executable, str(PY_CLIENTS / f"{script}_client.py"), *lib_arg], "exc")
-
-
-def spawned_json(proc, timeout: float = TIMEOUT) -> dict:
-    rc = proc.wait(timeout)
-    assert rc == 0, proc.err_path.read_text()
-    return json.loads(proc.out_path.read_text().strip().splitlines()[-1])
-
-
-def wait_queued(server, func: str, count: int, proc) -> None:
-    wait_for(lambda: proc.poll() is not None or
-             server.status().get(func, (0,))[0] >= count,
-             15, 0.02, f"{count} queued {func} jobs")
-    assert proc.poll() is None, proc.err_path.read_text()
+def py_script_lib(name: str, script: str, *lib_arg: str) -> ScriptLib:
+    return py_lib(name, [sys.executable, PY_CLIENTS / f"{script}_worker.py", *lib_arg],
+                  [sys.executable, str(PY_CLIENTS / f"{script}_client.py"), *lib_arg], "exc")
 
 
 @pytest.fixture
-def gearmanjs() -> Lib:
+def gearmanjs() -> ScriptLib:
     return node_lib("gearman", "gearman", "tmo")
 
 
 @pytest.fixture
-def nodegearman() -> Lib:
+def nodegearman() -> ScriptLib:
     return node_lib("node-gearman", "nodegearman", "record")
 
 
@@ -308,7 +243,7 @@ def test_nodegearman_fail(server, nodegearman, ng_worker):
 def test_cross_node_worker_python_client(server, gearmanjs, gjs_worker):
     """pygearman's client sees the status, data and warning packets of a
     `gearman` (Node) worker."""
-    py = py_lib("pygearman", "pygear", "pygearman")
+    py = py_script_lib("pygearman", "pygear", "pygearman")
     out = py.client(server, "progress", f"{gjs_worker}_progress", "abc")
     assert out["state"] == "COMPLETE" and out["result"] == "cba", out
     assert out["data"] == ["part1"] and out["warnings"] == ["warn1"]
@@ -316,7 +251,7 @@ def test_cross_node_worker_python_client(server, gearmanjs, gjs_worker):
 
 
 def test_cross_node_worker_aiogear_client(server, nodegearman, ng_worker):
-    py = py_lib("aiogear", "aiogear")
+    py = py_script_lib("aiogear", "aiogear")
     out = py.client(server, "multi", f"{ng_worker}_rev", 6)
     assert out == {"handles": 6, "types": ["WorkComplete"],
                    "results": sorted(f"job-{i}"[::-1] for i in range(6))}
@@ -325,7 +260,7 @@ def test_cross_node_worker_aiogear_client(server, nodegearman, ng_worker):
 def test_cross_python_worker_node_client(server, nodegearman, spawn, unique_name):
     """node-gearman's client against a python3-gearman worker: a result, a
     failure and several jobs at once."""
-    py = py_lib("python3-gearman", "pygear", "python3-gearman")
+    py = py_script_lib("python3-gearman", "pygear", "python3-gearman")
     prefix = unique_name("xp")
     py.worker(server, spawn, prefix)
     assert nodegearman.client(server, "fg", f"{prefix}_rev", "hello")["result"] == "olleh"
@@ -337,7 +272,7 @@ def test_cross_python_worker_node_client(server, nodegearman, spawn, unique_name
 def test_cross_aiogear_worker_node_client(server, gearmanjs, spawn, unique_name):
     """An aiogear worker's WORK_EXCEPTION and WORK_STATUS/DATA reach a
     `gearman` (Node) client."""
-    py = py_lib("aiogear", "aiogear")
+    py = py_script_lib("aiogear", "aiogear")
     prefix = unique_name("xa")
     py.worker(server, spawn, prefix)
     out = gearmanjs.client(server, "exc", f"{prefix}_exc", "exceptions")

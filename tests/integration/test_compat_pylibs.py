@@ -19,85 +19,30 @@ gets "OK\\r" (gearmand ends it with \\r\\n), so maxqueue is not exercised.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from gearproto import wait_for
+from scriptlib import ScriptLib, py_lib, spawned_json, wait_queued
 
 CLIENTS = Path(__file__).parent / "clients" / "pylibs"
-CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mpgearman-tests"
-PYLIBS = Path(os.environ.get("MPGEARMAN_PYLIBS") or CACHE / "pylibs")
 GEARMAN_LIBS = ("gearman3", "pygearman", "python3-gearman")
-TIMEOUT = 40
 BIG = 3 * 1024 * 1024 + 7
 
 
-class PyLib:
-    """How to start one library's worker and client scripts."""
-
-    def __init__(self, name: str, worker: list, client: list, last: str):
-        path = PYLIBS / name
-        if not any(path.glob("*.dist-info")):
-            pytest.skip(f"{name} is not installed in {path} (bash tests/run installs it)")
-        self.name = name
-        self.env = {**os.environ, "PYTHONPATH": str(path), "PYTHONUNBUFFERED": "1"}
-        self.worker_argv, self.client_argv = worker, client
-        self.last = last          # the function a worker registers last
-
-    def worker(self, server, spawn, prefix: str, *extra: str):
-        proc = spawn([*self.worker_argv, server.host, server.port, prefix, *extra],
-                     env=self.env)
-        try:
-            server.wait_workers(f"{prefix}_{self.last}")
-        except AssertionError:
-            raise AssertionError(f"{self.name} worker did not register:\n"
-                                 f"{proc.err_path.read_text()}") from None
-        return proc
-
-    def client_cmd(self, server, mode: str, func: str, *args: str) -> list[str]:
-        return [*self.client_argv, server.host, str(server.port), mode, func, *map(str, args)]
-
-    def client(self, server, mode: str, func: str, *args: str, check: bool = True,
-               timeout: float = TIMEOUT):
-        proc = subprocess.run(self.client_cmd(server, mode, func, *args), env=self.env,
-                              capture_output=True, timeout=timeout, cwd=CLIENTS)
-        if not check:
-            return proc
-        assert proc.returncode == 0, proc.stderr.decode(errors="replace")
-        return json.loads(proc.stdout.decode().strip().splitlines()[-1])
-
-
-def spawned_json(proc, timeout: float = TIMEOUT) -> dict:
-    """Wait for a client started with `spawn` and parse its JSON line."""
-    rc = proc.wait(timeout)
-    assert rc == 0, proc.err_path.read_text()
-    return json.loads(proc.out_path.read_text().strip().splitlines()[-1])
-
-
-def wait_queued(server, func: str, count: int, proc) -> None:
-    """Wait until `count` jobs of `func` are queued (the submitting client
-    `proc` must still be alive)."""
-    wait_for(lambda: proc.poll() is not None or
-             server.status().get(func, (0,))[0] >= count,
-             15, 0.02, f"{count} queued {func} jobs")
-    assert proc.poll() is None, proc.err_path.read_text()
-
-
 @pytest.fixture(params=GEARMAN_LIBS)
-def pylib(request) -> PyLib:
-    return PyLib(request.param, [sys.executable, CLIENTS / "pygear_worker.py", request.param],
-                 [sys.executable, str(CLIENTS / "pygear_client.py"), request.param], "exc")
+def pylib(request) -> ScriptLib:
+    return py_lib(request.param, [sys.executable, CLIENTS / "pygear_worker.py", request.param],
+                  [sys.executable, str(CLIENTS / "pygear_client.py"), request.param], "exc")
 
 
 @pytest.fixture
-def aiogear() -> PyLib:
-    return PyLib("aiogear", [sys.executable, CLIENTS / "aiogear_worker.py"],
-                 [sys.executable, str(CLIENTS / "aiogear_client.py")], "exc")
+def aiogear() -> ScriptLib:
+    return py_lib("aiogear", [sys.executable, CLIENTS / "aiogear_worker.py"],
+                  [sys.executable, str(CLIENTS / "aiogear_client.py")], "exc")
 
 
 @pytest.fixture
@@ -328,8 +273,8 @@ def test_pygearman_admin_jobs_and_cancel(server, spawn, unique_name):
     """pygearman's admin client (the only one of the three whose getpid,
     show jobs, show unique jobs and cancel job work): a foreground job that
     no worker can take is listed, cancelled, and its client sees it fail."""
-    lib = PyLib("pygearman", [], [sys.executable, str(CLIENTS / "pygear_client.py"),
-                                  "pygearman"], "exc")
+    lib = py_lib("pygearman", [], [sys.executable, str(CLIENTS / "pygear_client.py"),
+                                   "pygearman"], "exc")
     func = unique_name("nobody")
     client = spawn(lib.client_cmd(server, "fg", func, "data"), env=lib.env, cwd=CLIENTS)
     wait_queued(server, func, 1, client)

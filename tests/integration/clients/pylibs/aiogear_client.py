@@ -26,7 +26,7 @@ import os
 import sys
 import time
 
-from aiogear import Admin, CallbackClient, Client, PacketType
+from aiogear import Admin, CallbackClient, Client
 
 host, port, mode, func, *args = sys.argv[1:]
 port = int(port)
