@@ -60,6 +60,11 @@ HANDLERS = {
 
 
 def apply(acc, records) -> None:
+    send, unpack = messages.SEND, messages.unpack_send
     for rec in records:
-        kind, *fields = messages.parse(rec)
-        HANDLERS[kind](acc, *fields)
+        if rec[0] == send:        # the common case, without the generic parse
+            conn_id, data = unpack(rec)
+            on_send(acc, conn_id, data)
+        else:
+            kind, *fields = messages.parse(rec)
+            HANDLERS[kind](acc, *fields)

@@ -102,6 +102,11 @@ def unpack_packet(rec: bytes) -> tuple:
     return conn, ptype, rec[_PACKET.size:]
 
 
+def unpack_send(rec: bytes) -> tuple:
+    """(conn, data) of a SEND record."""
+    return _CONN.unpack_from(rec)[1], rec[_CONN.size:]
+
+
 def parse(rec: bytes) -> tuple:
     kind = rec[0]
     if kind == PACKET:
