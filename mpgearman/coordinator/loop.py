@@ -37,6 +37,9 @@ class CoordinatorLoop:
         self.gens = [0] * n
         self.consumed = [0] * n    # records taken from each inbound ring
         self.done = [0] * n        # ... of which the answers are published
+        # A merged SEND record stays within what one packet may take, so it
+        # always fits the ring (the config keeps spool_threshold <= ring/8).
+        self.merge_limit = config.spool_threshold
         self.running = True
         self.deadline = None
         self.ep = select.epoll()
@@ -123,23 +126,41 @@ class CoordinatorLoop:
         out = self.core.out
         if not out:
             return
-        gens, pending = self.gens, self.pending
+        gens, pending, limit = self.gens, self.pending, self.merge_limit
+        # Sends to one connection become one SEND record (fewer records to
+        # push, pop and apply) as long as nothing else for it comes between,
+        # so its bytes keep their order. A run is [size, head, data...].
+        runs, opened = {}, []
         for action in out:
-            conn = action.conn
+            conn = action[0]
             i = conn >> 56
-            if messages.generation_of(conn) != gens[i]:
+            if (conn >> messages.SERIAL_BITS) & 0xFFFF != gens[i]:   # a dead acceptor's
                 if type(action) is SendSpooled:
                     self.spool.release(action.ref)
                 continue
             kind = type(action)
             if kind is Send:
-                pending[i].append(messages.send(conn, action.data))
-            elif kind is SendSpooled:
+                data = action[1]
+                run = runs.get(conn)
+                if run is not None and run[0] + len(data) <= limit:
+                    run[0] += len(data)
+                    run.append(data)
+                    continue
+                runs[conn] = run = [len(data), messages.send_head(conn), data]
+                recs = pending[i]
+                opened.append((recs, len(recs), run))
+                recs.append(None)
+                continue
+            runs.pop(conn, None)
+            if kind is SendSpooled:
                 pending[i].append(messages.sendfile(conn, action.head, action.ref.name,
                                                     action.ref.size))
             elif kind is Close:
                 pending[i].append(messages.close(conn))
         out.clear()
+        for recs, at, run in opened:
+            run[0] = b""
+            recs[at] = b"".join(run)
 
     def _publish(self) -> None:
         for i, recs in enumerate(self.pending):

@@ -85,6 +85,11 @@ def send(conn: int, data: bytes) -> bytes:
     return _CONN.pack(SEND, conn) + data
 
 
+def send_head(conn: int) -> bytes:
+    """The start of a SEND record; the bytes to send follow it."""
+    return _CONN.pack(SEND, conn)
+
+
 def sendfile(conn: int, head: bytes, name: str, size: int) -> bytes:
     n = name.encode()
     return _SENDFILE.pack(SENDFILE, conn, size, len(n)) + n + head
