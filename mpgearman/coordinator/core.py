@@ -29,7 +29,7 @@ import os
 import time
 
 from .. import __version__
-from ..protocol.encoder import encode, encode_head
+from ..protocol.encoder import encode, encode_head, reply
 from ..protocol.packets import T
 from .actions import Close, Send, SendSpooled
 from .admin import run_admin
@@ -42,6 +42,11 @@ from .workers import NOOP, Conn, Deadlines, Registry, timeout_seconds
 __all__ = ["Core", "Send", "SendSpooled", "Close", "SpoolRef", "SpoolOps"]
 
 NO_JOB = encode(T.NO_JOB)
+# Plain ints for the per-job paths: on Python 3.11 reading an IntEnum member
+# costs more than packing the header it goes into.
+JOB_CREATED, JOB_ASSIGN, JOB_ASSIGN_UNIQ, JOB_ASSIGN_ALL = map(int, (
+    T.JOB_CREATED, T.JOB_ASSIGN, T.JOB_ASSIGN_UNIQ, T.JOB_ASSIGN_ALL))
+GRAB_JOB, GRAB_JOB_ALL = int(T.GRAB_JOB), int(T.GRAB_JOB_ALL)
 
 
 class Core:
@@ -166,7 +171,7 @@ class Core:
                 self.functions.push(job)
                 if fn.sleepers or self.registry.broad:
                     self.registry.wake(fn, self.out)
-        self.out.append(Send(c.id, encode(T.JOB_CREATED, job.handle)))
+        self.out.append(Send(c.id, reply(JOB_CREATED, job.handle)))
 
     # -- workers: sleep and grab ------------------------------------------------
 
@@ -210,15 +215,15 @@ class Core:
 
     def _assignment(self, conn: int, job: Job, kind: int):
         name = job.fn.name
-        if kind == T.GRAB_JOB:
-            ptype, args = T.JOB_ASSIGN, (job.handle, name)
-        elif kind == T.GRAB_JOB_ALL and job.reducer:
-            ptype, args = T.JOB_ASSIGN_ALL, (job.handle, name, job.unique, job.reducer)
+        if kind == GRAB_JOB:
+            ptype, args = JOB_ASSIGN, (job.handle, name)
+        elif kind == GRAB_JOB_ALL and job.reducer:
+            ptype, args = JOB_ASSIGN_ALL, (job.handle, name, job.unique, job.reducer)
         else:
-            ptype, args = T.JOB_ASSIGN_UNIQ, (job.handle, name, job.unique)
+            ptype, args = JOB_ASSIGN_UNIQ, (job.handle, name, job.unique)
         data = job.data
         if type(data) is bytes:
-            return Send(conn, encode(ptype, *args, data))
+            return Send(conn, reply(ptype, b"\0".join((*args, data))))
         return SendSpooled(conn, encode_head(ptype, args, data.size), self.spool.share(data))
 
     def _promote_due(self) -> None:

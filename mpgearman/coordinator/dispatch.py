@@ -8,7 +8,7 @@ operations (submit, grab, pre_sleep, free, ...). Handlers take
 the last one is bytes or a SpoolRef that the handler must keep or release.
 """
 from ..protocol import errors
-from ..protocol.encoder import encode, encode_head
+from ..protocol.encoder import encode, encode_head, reply
 from ..protocol.packets import MAX_HANDLE, MAX_UNIQUE, T
 from .actions import Send, SendSpooled
 from .cnum import LONG_MAX, LONG_MIN, atoi_u32, strtol
@@ -16,6 +16,9 @@ from .queues import HIGH, LOW, NORMAL
 from .spoolref import release_args
 
 MAX_TIMEOUT_TEXT = 20      # gearmand ignores longer CAN_DO_TIMEOUT values
+# Plain ints on the per-job paths (an IntEnum member read is slow on 3.11).
+GRAB_JOB, GRAB_JOB_UNIQ, GRAB_JOB_ALL = map(int, (T.GRAB_JOB, T.GRAB_JOB_UNIQ, T.GRAB_JOB_ALL))
+WORK_EXCEPTION = int(T.WORK_EXCEPTION)
 
 
 def not_expected(core, c, args):
@@ -57,15 +60,15 @@ def pre_sleep(core, c, args):
 
 
 def grab_job(core, c, args):
-    core.grab(c, T.GRAB_JOB)
+    core.grab(c, GRAB_JOB)
 
 
 def grab_job_uniq(core, c, args):
-    core.grab(c, T.GRAB_JOB_UNIQ)
+    core.grab(c, GRAB_JOB_UNIQ)
 
 
 def grab_job_all(core, c, args):
-    core.grab(c, T.GRAB_JOB_ALL)
+    core.grab(c, GRAB_JOB_ALL)
 
 
 def set_client_id(core, c, args):
@@ -132,11 +135,11 @@ def forward(core, job, ptype, handle, data):
     `exceptions` option. A spooled payload is shared once per extra taker."""
     clients = job.clients
     out = core.out
-    exc = ptype == T.WORK_EXCEPTION
+    exc = ptype == WORK_EXCEPTION
     if type(data) is bytes:
         if not clients:
             return
-        packet = encode(ptype, handle, data)
+        packet = reply(ptype, handle + b"\0" + data)
         if not exc:
             for c in reversed(clients):
                 out.append(Send(c.id, packet))
@@ -159,6 +162,8 @@ def forward(core, job, ptype, handle, data):
 
 
 def _data_forwarder(ptype):
+    ptype = int(ptype)
+
     def work_data(core, c, args):
         handle, data = args
         job = core.owned(c, handle)
@@ -186,6 +191,8 @@ def work_status(core, c, args):
 
 
 def _finisher(ptype, not_found):
+    ptype = int(ptype)
+
     def work_done(core, c, args):
         handle, data = args
         job = core.owned(c, handle)

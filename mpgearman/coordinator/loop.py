@@ -89,11 +89,12 @@ class CoordinatorLoop:
                 if not batch:
                     break
                 self.consumed[i] += len(batch)
-                packet, unpack, split = self.core.packet, messages.unpack_packet, split_args
+                packet, unpack, split = self.core.packet, messages.unpack_packet_head, split_args
+                kind_packet, start = messages.PACKET, messages.PACKET_HEAD_SIZE
                 for rec in batch:
-                    if rec[0] == messages.PACKET:     # the common case, inline
-                        conn, ptype, body = unpack(rec)
-                        packet(conn, ptype, split(ptype, body))
+                    if rec[0] == kind_packet:     # the common case, inline
+                        _, conn, ptype = unpack(rec)
+                        packet(conn, ptype, split(ptype, rec[start:]))
                     else:
                         kind, conn, *fields = messages.parse(rec)
                         self.inbound[kind](i, conn, *fields)

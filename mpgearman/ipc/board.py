@@ -19,6 +19,7 @@ from mpgearman.native import board as _impl
 
 _U64 = struct.Struct("@Q")
 _U32 = struct.Struct("@I")
+SLOT_SIZE = L.SLOT_SIZE     # a global is cheaper than the module attribute per job
 
 
 class BoardError(RuntimeError):
@@ -65,7 +66,7 @@ class StatusBoard:
     def claim(self, no: int) -> bool:
         """A job numbered `no` was created: take its slot, or count it as a
         collision if an older live job holds the slot. True = it has the slot."""
-        off = self._slot(no)
+        off = self.slots_off + (no & self.mask) * SLOT_SIZE    # _slot(), inline
         held, _, _, _, collisions = self.impl.read(self.mem, off)
         if held == 0:
             self.impl.write(self.mem, off, no, 0, 0, 0)
@@ -75,12 +76,12 @@ class StatusBoard:
 
     def show(self, no: int, running: bool, num: int, den: int) -> None:
         """New status of a job that holds its slot."""
-        self.impl.write(self.mem, self._slot(no), no, running, num & 0xFFFFFFFF,
-                        den & 0xFFFFFFFF)
+        self.impl.write(self.mem, self.slots_off + (no & self.mask) * SLOT_SIZE, no,
+                        running, num & 0xFFFFFFFF, den & 0xFFFFFFFF)
 
     def release(self, no: int, held: bool) -> None:
         """The job is gone."""
-        off = self._slot(no)
+        off = self.slots_off + (no & self.mask) * SLOT_SIZE
         if held:
             self.impl.write(self.mem, off, 0, 0, 0, 0)
         else:

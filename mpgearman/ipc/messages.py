@@ -101,6 +101,11 @@ def close(conn: int) -> bytes:
 
 # -- reading: each returns (kind, conn, *fields) --------------------------
 
+# PACKET's fixed part, for a reader that unpacks it inline.
+unpack_packet_head = _PACKET.unpack_from
+PACKET_HEAD_SIZE = _PACKET.size
+
+
 def unpack_packet(rec: bytes) -> tuple:
     """(conn, type, body) of a PACKET record."""
     _, conn, ptype = _PACKET.unpack_from(rec)

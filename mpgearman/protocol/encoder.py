@@ -1,6 +1,8 @@
 """Packets to bytes. The server sends \\0RES; a client sends \\0REQ."""
 from .packets import HEADER, REQ, RES
 
+_pack = HEADER.pack
+
 
 def header(ptype: int, size: int, magic: bytes = RES) -> bytes:
     return HEADER.pack(magic, ptype, size)
@@ -9,7 +11,13 @@ def header(ptype: int, size: int, magic: bytes = RES) -> bytes:
 def encode(ptype: int, *args: bytes, magic: bytes = RES) -> bytes:
     """A whole packet: args joined by NUL, the last one is the tail."""
     body = b"\0".join(args)
-    return HEADER.pack(magic, ptype, len(body)) + body
+    return _pack(magic, ptype, len(body)) + body
+
+
+def reply(ptype: int, body: bytes) -> bytes:
+    """A server packet whose payload is joined already: encode() without
+    the argument tuple, for the replies sent once or more per job."""
+    return _pack(RES, ptype, len(body)) + body
 
 
 def encode_head(ptype: int, args: tuple, data_size: int, magic: bytes = RES) -> bytes:

@@ -106,12 +106,14 @@ REQUEST_TYPES = frozenset({
 HAS_DATA = frozenset(t for t, (_, data) in ARGS.items() if data)
 
 
+# bytes.split's maxsplit for each type's payload; -1: no arguments at all.
+_SPLITS = {int(t): argc if data else argc - 1 for t, (argc, data) in ARGS.items()}
+
+
 def split_args(ptype: int, body: bytes) -> tuple:
     """Split a payload the decoder has already validated into its arguments
     (for HAS_DATA types the last element is the data)."""
-    argc, has_data = ARGS[ptype]
-    if has_data:
-        return tuple(body.split(b"\0", argc))
-    if argc == 0:
+    n = _SPLITS[ptype]
+    if n < 0:
         return ()
-    return tuple(body.split(b"\0", argc - 1))
+    return tuple(body.split(b"\0", n))
