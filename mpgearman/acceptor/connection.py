@@ -32,7 +32,9 @@ class Connection:
         self.sock = sock
         self.fd = sock.fileno()
         self.id = conn_id
-        self.decoder = Decoder(max_payload, stream_threshold)
+        # raw: whole requests come out as (type, payload), which is what the
+        # PACKET record carries.
+        self.decoder = Decoder(max_payload, stream_threshold, raw=True)
         self.out = collections.deque()   # bytes | FileOut, in order
         self.out_bytes = 0               # queued bytes (not counting files)
         self.writer = None               # SpoolWriter of a body being streamed in

@@ -21,10 +21,15 @@ log = logging.getLogger(__name__)
 RECV_SIZE = 256 * 1024
 
 
+GET_STATUS = int(T.GET_STATUS)   # a plain int: an IntEnum member read is slow
+
+
 def on_packet(acc, conn, ev):
-    if ev.type == T.GET_STATUS and acc.local_status(conn, ev.args[0]):
+    """ev: (type, payload) of a whole request (the decoder's raw mode)."""
+    ptype, body = ev
+    if ptype == GET_STATUS and acc.local_status(conn, body):
         return
-    acc.record(conn, messages.packet(conn.id, ev.type, b"\0".join(ev.args)))
+    acc.record(conn, messages.packet(conn.id, ptype, body))
 
 
 def on_head(acc, conn, ev):
@@ -52,7 +57,7 @@ def on_rejected(acc, conn, ev):
 
 
 HANDLERS = {
-    events.Packet: on_packet,
+    tuple: on_packet,
     events.PacketHead: on_head,
     events.BodyChunk: on_chunk,
     events.PacketEnd: on_end,

@@ -64,7 +64,37 @@ def _parser(ptype: int):
     return parse
 
 
+def _raw_parser(ptype: int):
+    """Like _parser, but a valid packet comes out as the plain tuple
+    (type, body): the same checks and errors, without splitting the body
+    into arguments only for a caller that would join them again."""
+    if ptype not in REQUEST_TYPES:
+        return _parser(ptype)
+    argc, has_data = ARGS[ptype]
+    if argc == 0 and not has_data:
+        empty = (ptype, b"")              # the payload is ignored, as in _parser
+        return lambda body: empty
+    # The argc-th NUL (has_data), or the argc-1 NULs a split needs, must come
+    # within the first MAX_ARGS_BYTES bytes: the conditions _parser tests.
+    need = argc if has_data else argc - 1
+    if has_data:
+        def parse(body: bytes) -> tuple:
+            if body.count(b"\0", 0, MAX_ARGS_BYTES) >= need:
+                return ptype, body
+            raise ProtocolError(*(MISSING_ARG if len(body) <= MAX_ARGS_BYTES
+                                  else ARGS_TOO_LONG))
+    else:
+        def parse(body: bytes) -> tuple:
+            if len(body) > MAX_ARGS_BYTES:
+                raise ProtocolError(*ARGS_TOO_LONG)
+            if need and body.count(b"\0") < need:
+                raise ProtocolError(*MISSING_ARG)
+            return ptype, body
+    return parse
+
+
 _PARSE = [None] + [_parser(t) for t in range(1, MAX_TYPE + 1)]
+_RAW = [None] + [_raw_parser(t) for t in range(1, MAX_TYPE + 1)]
 
 
 class Decoder:
@@ -73,9 +103,14 @@ class Decoder:
     Packets of size <= stream_threshold come out whole (Packet). A has_data
     packet above it comes out as PacketHead, BodyChunk..., PacketEnd, and
     its data is never held beyond what the caller has fed and not yet taken.
+
+    raw=True: a whole request comes out as the tuple (type, payload) instead
+    of a Packet, after the same checks (for a caller that forwards payloads
+    as they are, like the acceptor). Every other event is unchanged.
     """
 
-    def __init__(self, max_payload: int, stream_threshold: int):
+    def __init__(self, max_payload: int, stream_threshold: int, raw: bool = False):
+        self._parse = _RAW if raw else _PARSE
         self.max_payload = max_payload
         self.stream_threshold = stream_threshold
         # The fast path may only take packets that come out whole.
@@ -173,7 +208,7 @@ class Decoder:
             region = view[base:stop].tobytes()
         events = []
         append = events.append
-        parse = _PARSE
+        parse = self._parse
         try:
             for ptype, start, end in frames:
                 append(parse[ptype](region[start - base:end - base]))
@@ -236,7 +271,7 @@ class Decoder:
             body = view[pos:pos + size].tobytes()
         self._pos = pos + size
         self._step = self._at_boundary
-        return _PARSE[self._type](body)
+        return self._parse[self._type](body)
 
     def _skipping(self):
         n = min(self._left, len(self._buf) - self._pos)
