@@ -18,7 +18,7 @@ from ..protocol.packets import PacketType as T
 
 log = logging.getLogger(__name__)
 
-RECV_SIZE = 256 * 1024
+RECV_SIZE = 256 * 1024     # the size of the acceptor's receive buffer (loop.py)
 
 
 GET_STATUS = int(T.GET_STATUS)   # a plain int: an IntEnum member read is slow
@@ -69,16 +69,19 @@ HANDLERS = {
 def read(acc, conn) -> bool:
     """Read what the socket has and handle every complete event.
     Returns False when the connection is finished (peer closed, error)."""
+    # Into one reused buffer: recv(256 KiB) would malloc (mmap, above glibc's
+    # threshold) and free 256 KiB per call, however few bytes came. The
+    # decoder copies what it keeps, so the buffer is free again after feed().
     try:
-        data = conn.sock.recv(RECV_SIZE)
+        n = conn.sock.recv_into(acc.recv_buf)
     except (BlockingIOError, InterruptedError):
         return True
     except OSError:
         return False
-    if not data:
+    if not n:
         return False
     decoder = conn.decoder
-    decoder.feed(data)
+    decoder.feed(acc.recv_view[:n])
     try:
         while True:
             ev = decoder.next_event()

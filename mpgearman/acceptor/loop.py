@@ -46,6 +46,8 @@ class Acceptor:
         self.board = board       # job status board, for local GET_STATUS answers
         self.prefix = config.handle_prefix + b":"
         self.touched = set()     # connections with output to flush
+        self.recv_buf = bytearray(inbound.RECV_SIZE)   # every socket read lands here
+        self.recv_view = memoryview(self.recv_buf)
         self.serial = 0
         self.running = True
         self.accept_paused = 0.0     # monotonic time to accept again, 0 = accepting
