@@ -26,7 +26,7 @@ class FileOut:
 
 class Connection:
     __slots__ = ("sock", "fd", "id", "decoder", "out", "out_bytes", "writer",
-                 "head", "reading", "closing", "mask", "last")
+                 "head", "reading", "closing", "mask", "last", "linger")
 
     def __init__(self, sock, conn_id: int, max_payload: int, stream_threshold: int):
         self.sock = sock
@@ -43,6 +43,7 @@ class Connection:
         self.closing = False             # close once `out` is flushed
         self.mask = 1                    # epoll events registered (EPOLLIN)
         self.last = 0                    # serial of its latest record to the coordinator
+        self.linger = 0.0                # closing: discard input until this time
 
     def queue(self, data: bytes) -> None:
         if data:

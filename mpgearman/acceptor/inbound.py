@@ -66,6 +66,20 @@ HANDLERS = {
 }
 
 
+def discard(acc, conn) -> bool:
+    """A lingering connection: throw away what the peer still sends. False
+    once it has closed its side (or failed)."""
+    for _ in range(64):
+        try:
+            if not conn.sock.recv_into(acc.recv_buf):
+                return False
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError:
+            return False
+    return True
+
+
 def read(acc, conn) -> bool:
     """Read what the socket has and handle every complete event.
     Returns False when the connection is finished (peer closed, error)."""

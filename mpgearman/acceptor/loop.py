@@ -27,6 +27,7 @@ IN = select.EPOLLIN
 OUT = select.EPOLLOUT
 IDLE_TIMEOUT = 1.0   # safety net only: wake-ups come from the doorbell
 ACCEPT_PAUSE = 0.1   # out of descriptors: stop accepting for this long
+LINGER = 5.0         # after we close a connection, read and drop its input this long
 OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
@@ -50,6 +51,7 @@ class Acceptor:
         self.recv_view = memoryview(self.recv_buf)
         self.serial = 0
         self.running = True
+        self.lingering = set()       # connections closed on our side, draining input
         self.accept_paused = 0.0     # monotonic time to accept again, 0 = accepting
         self.ep = select.epoll()
         for fd in self.listeners:
@@ -72,6 +74,8 @@ class Acceptor:
             self._publish()
             if self.accept_paused and time.monotonic() >= self.accept_paused:
                 self._pause_accepting(False)
+            if self.lingering:
+                self._end_lingering()
             if heartbeat:
                 heartbeat()
 
@@ -80,7 +84,9 @@ class Acceptor:
             return 0.001      # retry soon
         if self.touched or not self.ring_out.reader_idle():
             return 0
-        return ACCEPT_PAUSE if self.accept_paused else IDLE_TIMEOUT
+        if self.accept_paused or self.lingering:
+            return ACCEPT_PAUSE
+        return IDLE_TIMEOUT
 
     def _event(self, fd, mask) -> None:
         if fd in self.listeners:
@@ -93,6 +99,10 @@ class Acceptor:
         else:
             conn = self.by_fd.get(fd)
             if conn is None:
+                return
+            if conn.linger:
+                if not inbound.discard(self, conn):
+                    self.close_conn(conn)
                 return
             if mask & OUT:
                 self.touched.add(conn)
@@ -148,7 +158,7 @@ class Acceptor:
                 self.close_conn(conn)
                 continue
             if done and conn.closing:
-                self.close_conn(conn)
+                self._linger(conn)
                 continue
             mask = (IN if conn.reading and not conn.closing else 0) | (0 if done else OUT)
             if mask != conn.mask:
@@ -199,7 +209,32 @@ class Acceptor:
                 self.ep.register(fd, IN)
         self.accept_paused = time.monotonic() + ACCEPT_PAUSE if pause else 0.0
 
+    def _linger(self, conn) -> None:
+        """Close our side, but keep reading (and dropping) what the peer is
+        still sending for a while: closing a socket with unread input sends
+        a RST, which can destroy the reply we just sent (an ERROR saying
+        why) before the peer reads it, and fails a peer still writing."""
+        if conn.linger:
+            return
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.close_conn(conn)
+            return
+        conn.reading = False
+        conn.linger = time.monotonic() + LINGER
+        self.lingering.add(conn)
+        if conn.mask != IN:
+            conn.mask = IN
+            self.ep.modify(conn.fd, IN)
+
+    def _end_lingering(self) -> None:
+        now = time.monotonic()
+        for conn in [c for c in self.lingering if c.linger <= now]:
+            self.close_conn(conn)
+
     def close_conn(self, conn) -> None:
+        self.lingering.discard(conn)
         if self.conns.pop(conn.id, None) is None:
             return
         del self.by_fd[conn.fd]

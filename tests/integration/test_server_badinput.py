@@ -135,3 +135,18 @@ def test_unknown_admin_command_and_binary_on_same_connection(srv_with_job, fname
         assert c.read_line() == b"ERR UNKNOWN_COMMAND Unknown+server+commandbogus\r\n"
         assert c.call(T.ECHO_REQ, b"x").payload == b"x"
     _roundtrip_still_works(srv, fname, handle)
+
+
+def test_the_error_reaches_a_client_that_is_still_sending(srv_with_job, fname):
+    """The connection is closed on our side only after the peer's input has
+    been drained for a while, so the ERROR is not destroyed by a reset and a
+    client still writing its packet does not fail mid-write."""
+    srv, handle = srv_with_job
+    body = b"x" * (64 << 20)           # more than the socket buffers hold
+    for _ in range(3):
+        with srv.connect() as bad:
+            bad.send(HDR.pack(b"\0REQ", 0x80000007, len(body)) + body)
+            reply = bad.read_packet()
+            assert reply.payload == b"INVALID_COMMAND\0Bad packet type"
+            assert bad.is_closed(5)
+    _roundtrip_still_works(srv, fname, handle)
