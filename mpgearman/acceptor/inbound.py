@@ -5,8 +5,8 @@ coordinator, even ECHO_REQ and the ERRORs the acceptor makes itself (as
 RELAY records): answers must leave in the order the requests came, and the
 coordinator is the one place that orders them. The exception is GET_STATUS
 once the coordinator has answered everything the connection sent before:
-it is read from the shared status board (Acceptor.local_status). Bodies above the stream
-threshold go into a spool file as they arrive.
+it is read from the shared status board (Acceptor.local_status). Bodies
+above the stream threshold go into a spool file as they arrive.
 """
 import logging
 
