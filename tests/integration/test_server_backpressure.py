@@ -5,7 +5,7 @@ import socket
 import threading
 
 from gearproto import PacketType as T
-from gearproto import request
+from gearproto import request, wait_for
 
 
 def test_a_burst_through_tiny_rings(server_factory, fname):
@@ -61,7 +61,8 @@ def test_a_peer_that_does_not_read_is_dropped(server_factory, fname):
         assert "not reading" in err.read_text()
         # Gone from the server (the kernel may still be delivering what it had
         # buffered to the slow reader): `workers` lists the worker and itself.
-        assert srv.admin("workers").count(b"\n") == 3
+        wait_for(lambda: srv.admin("workers").count(b"\n") == 3, 5,
+                 message="the dropped connection to leave `workers`")
         # the worker and the server are fine
         assert w.call(T.ECHO_REQ, b"ok").payload == b"ok"
         w.send_packet(T.WORK_COMPLETE, handle, b"")
