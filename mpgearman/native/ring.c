@@ -413,7 +413,10 @@ ring_init(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs)
     ring_t r;
     if (ring_open(&r, args[0], args[1], &cap64) < 0)
         return NULL;
-    memset(r.ctrl, 0, MPG_RING_CTRL_SIZE + cap64);
+    /* Only the control block: records are framed, so stale data bytes are
+     * never read, and leaving the data area alone keeps its pages untouched
+     * (a fresh memfd reads as zeros without costing memory). */
+    memset(r.ctrl, 0, MPG_RING_CTRL_SIZE);
     atomic_store_explicit(CAPACITY(&r), cap64, RELAXED);
     atomic_thread_fence(memory_order_seq_cst);
     ring_close(&r);
@@ -443,7 +446,7 @@ static PyMethodDef ring_methods[] = {
     {"reset", (PyCFunction)(void (*)(void))ring_reset, METH_FASTCALL,
      "reset(mem, off): empty the ring; only while neither side runs."},
     {"init", (PyCFunction)(void (*)(void))ring_init, METH_FASTCALL,
-     "init(mem, off, capacity): zero the control block and data, set the "
+     "init(mem, off, capacity): zero the control block (not the data), set the "
      "capacity."},
     {NULL, NULL, 0, NULL},
 };

@@ -267,7 +267,7 @@ def reset(mem, off) -> None:
 def init(mem, off, capacity) -> None:
     capacity = _ssize(capacity) & _M64
     mem, off, cap = _open(mem, off, capacity)
-    end = off + RING_CTRL_SIZE + cap
-    mem[off:end] = bytes(end - off)
+    # Only the control block (see ring.c init): the data area stays untouched.
+    mem[off:off + RING_CTRL_SIZE] = bytes(RING_CTRL_SIZE)
     _store64(mem, off + RING_CAPACITY_OFF, cap)
     _fence()
