@@ -39,7 +39,9 @@ class Config:
 
     @property
     def acceptor_count(self) -> int:
-        return self.acceptors or (os.cpu_count() or 1)
+        # The cores this process may run on (a container or cpuset may allow
+        # fewer than the machine has).
+        return self.acceptors or len(os.sched_getaffinity(0)) or 1
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
