@@ -192,18 +192,39 @@ static void flush_out(conn_t *c, int epfd)
     }
 }
 
+/* The next complete packet in c->rbuf at *off: its type, size and payload;
+ * advances *off past it. 0 when no whole packet is buffered. */
+static int next_packet(conn_t *c, size_t *off, uint32_t *type, uint32_t *size, char **payload)
+{
+    if (c->rlen - *off < 12)
+        return 0;
+    memcpy(type, c->rbuf + *off + 4, 4);
+    memcpy(size, c->rbuf + *off + 8, 4);
+    *type = ntohl(*type);
+    *size = ntohl(*size);
+    if (c->rlen - *off < 12 + (size_t)*size)
+        return 0;
+    *payload = c->rbuf + *off + 12;
+    *off += 12 + (size_t)*size;
+    return 1;
+}
+
+/* Drop the packets handled so far from the front of c->rbuf. */
+static void consume(conn_t *c, size_t off)
+{
+    if (off) {
+        memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+        c->rlen -= off;
+    }
+}
+
 /* Handle complete packets in c->rbuf. bg: JOB_CREATED completes a job. */
 static void handle_packets(conn_t *c, int bg)
 {
     size_t off = 0;
-    while (c->rlen - off >= 12) {
-        uint32_t type, size;
-        memcpy(&type, c->rbuf + off + 4, 4);
-        memcpy(&size, c->rbuf + off + 8, 4);
-        type = ntohl(type);
-        size = ntohl(size);
-        if (c->rlen - off < 12 + (size_t)size)
-            break;
+    uint32_t type, size;
+    char *p;
+    while (next_packet(c, &off, &type, &size, &p)) {
         int done = 0;
         switch (type) {
         case JOB_CREATED:
@@ -224,12 +245,8 @@ static void handle_packets(conn_t *c, int bg)
             c->inflight--;
             try_submit(c);
         }
-        off += 12 + (size_t)size;
     }
-    if (off) {
-        memmove(c->rbuf, c->rbuf + off, c->rlen - off);
-        c->rlen -= off;
-    }
+    consume(c, off);
 }
 
 typedef struct {
@@ -436,15 +453,9 @@ static void worker_grab(conn_t *c, wstate_t *w)
 static void worker_packets(conn_t *c, wstate_t *w)
 {
     size_t off = 0;
-    while (c->rlen - off >= 12) {
-        uint32_t type, size;
-        memcpy(&type, c->rbuf + off + 4, 4);
-        memcpy(&size, c->rbuf + off + 8, 4);
-        type = ntohl(type);
-        size = ntohl(size);
-        if (c->rlen - off < 12 + (size_t)size)
-            break;
-        char *p = c->rbuf + off + 12;
+    uint32_t type, size;
+    char *p;
+    while (next_packet(c, &off, &type, &size, &p)) {
         if (type == JOB_ASSIGN) {            /* handle\0function\0data */
             char *h_end = memchr(p, 0, size);
             char *f_end = h_end ? memchr(h_end + 1, 0, size - (size_t)(h_end + 1 - p)) : NULL;
@@ -471,12 +482,8 @@ static void worker_packets(conn_t *c, wstate_t *w)
         } else if (type == ERROR) {
             fprintf(stderr, "loadgen: worker got ERROR %.*s\n", (int)size, p);
         }
-        off += 12 + (size_t)size;
     }
-    if (off) {
-        memmove(c->rbuf, c->rbuf + off, c->rlen - off);
-        c->rlen -= off;
-    }
+    consume(c, off);
 }
 
 static int read_available(conn_t *c)
