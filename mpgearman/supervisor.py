@@ -8,6 +8,7 @@ and on SIGTERM/SIGINT stops every child and removes the spool files.
 
 Signal handlers only record; this loop acts on what they recorded.
 """
+import errno
 import logging
 import os
 import resource
@@ -270,6 +271,9 @@ def serve(config) -> int:
     try:
         sup.start()
     except (OSError, StartupError) as exc:
+        if getattr(exc, "errno", None) == errno.EADDRINUSE:
+            exc = (f"{exc.strerror}: port {config.port} is taken by another program "
+                   f"(another job server such as gearmand?); choose one with --port")
         logger.critical("cannot start: %s", exc)
         if sup.children:
             sup.shutdown()

@@ -59,4 +59,5 @@ def test_a_port_in_use_is_a_clear_start_up_error(tmp_path):
                               capture_output=True, text=True, timeout=30)
     assert proc.returncode == 1
     assert "cannot start" in proc.stderr and "Address already in use" in proc.stderr
+    assert f"port {port} is taken by another program" in proc.stderr
     assert "Traceback" not in proc.stderr
