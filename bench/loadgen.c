@@ -218,6 +218,29 @@ static void consume(conn_t *c, size_t off)
     }
 }
 
+/* Read everything the socket has into c->rbuf. 0: closed or failed. */
+static int read_available(conn_t *c)
+{
+    for (;;) {
+        if (c->rcap - c->rlen < 4096) {
+            c->rcap *= 2;
+            c->rbuf = realloc(c->rbuf, c->rcap);
+        }
+        ssize_t r = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+        if (r > 0) {
+            c->rlen += (size_t)r;
+            continue;
+        }
+        if (r == 0)
+            return 0;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 1;
+        if (errno == EINTR)
+            continue;
+        return 0;
+    }
+}
+
 /* Handle complete packets in c->rbuf. bg: JOB_CREATED completes a job. */
 static void handle_packets(conn_t *c, int bg)
 {
@@ -283,25 +306,9 @@ static void *client_thread(void *argp)
         for (int i = 0; i < n; i++) {
             conn_t *c = evs[i].data.ptr;
             if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
-                for (;;) {
-                    if (c->rcap - c->rlen < 4096) {
-                        c->rcap *= 2;
-                        c->rbuf = realloc(c->rbuf, c->rcap);
-                    }
-                    ssize_t r = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
-                    if (r > 0) {
-                        c->rlen += (size_t)r;
-                        continue;
-                    }
-                    if (r == 0) {
-                        fprintf(stderr, "loadgen: server closed a connection\n");
-                        exit(3);
-                    }
-                    if (errno == EAGAIN || errno == EWOULDBLOCK)
-                        break;
-                    if (errno == EINTR)
-                        continue;
-                    die("recv");
+                if (!read_available(c)) {
+                    fprintf(stderr, "loadgen: server closed a connection\n");
+                    exit(3);
                 }
                 handle_packets(c, a->bg);
             }
@@ -484,28 +491,6 @@ static void worker_packets(conn_t *c, wstate_t *w)
         }
     }
     consume(c, off);
-}
-
-static int read_available(conn_t *c)
-{
-    for (;;) {
-        if (c->rcap - c->rlen < 4096) {
-            c->rcap *= 2;
-            c->rbuf = realloc(c->rbuf, c->rcap);
-        }
-        ssize_t r = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
-        if (r > 0) {
-            c->rlen += (size_t)r;
-            continue;
-        }
-        if (r == 0)
-            return 0;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return 1;
-        if (errno == EINTR)
-            continue;
-        return 0;
-    }
 }
 
 static void *raw_worker_thread(void *argp)
