@@ -185,6 +185,22 @@ class Conn:
         self.send_packet(ptype, *args)
         return self.read_packet(timeout)
 
+    def created_and_completed(self, n: int, timeout: float | None = None):
+        """Read until `n` JOB_CREATED and `n` WORK_COMPLETE packets have
+        come, in whatever interleaving (a job's result may arrive before a
+        later submission's JOB_CREATED). Returns (handles in order,
+        {handle: result})."""
+        created, results = [], {}
+        while len(created) < n or len(results) < n:
+            p = self.read_packet(timeout)
+            if p.type == PacketType.JOB_CREATED:
+                created.append(p.payload)
+            else:
+                assert p.type == PacketType.WORK_COMPLETE, p
+                handle, data = p.payload.split(b"\0", 1)
+                results[handle] = data
+        return created, results
+
     def submit(self, ptype: int, function: bytes, unique: bytes = b"",
                data: bytes = b"") -> bytes:
         """Submit a job and return its handle (asserts JOB_CREATED)."""

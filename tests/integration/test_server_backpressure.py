@@ -13,7 +13,6 @@ def test_a_burst_through_tiny_rings(server_factory, fname):
     f = fname.encode()
     n, size = 1500, 4000
     payload = [bytes([i % 251]) * size for i in range(n)]
-    results = {}
 
     def worker():
         with srv.connect(timeout=30) as w:
@@ -28,15 +27,7 @@ def test_a_burst_through_tiny_rings(server_factory, fname):
         c.send(b"".join(request(T.SUBMIT_JOB, f, b"", p) for p in payload))
         t = threading.Thread(target=worker, daemon=True)
         t.start()
-        created = []
-        while len(results) < n:
-            p = c.read_packet(timeout=30)
-            if p.type == T.JOB_CREATED:
-                created.append(p.payload)
-            else:
-                assert p.type == T.WORK_COMPLETE, p
-                handle, data = p.payload.split(b"\0", 1)
-                results[handle] = data
+        created, results = c.created_and_completed(n, timeout=30)
         t.join(30)
     assert len(created) == n
     for handle, data in zip(created, payload):

@@ -152,17 +152,8 @@ def test_many_clients_many_workers_across_acceptors(server_factory, fname):
     clients = [srv.connect(timeout=20) for _ in range(3)]
     for i in range(n_jobs):
         clients[i % 3].send_packet(T.SUBMIT_JOB, fname.encode(), b"", f"job{i}".encode())
-    # A job's result may arrive before a later JOB_CREATED on the same connection.
     for k, c in enumerate(clients):
-        created, results = [], {}
-        while len(created) < n_jobs // 3 or len(results) < n_jobs // 3:
-            p = c.read_packet(timeout=20)
-            if p.type == T.JOB_CREATED:
-                created.append(p.payload)
-            else:
-                assert p.type == T.WORK_COMPLETE, p
-                h, data = p.payload.split(b"\0", 1)
-                results[h] = data
+        created, results = c.created_and_completed(n_jobs // 3, timeout=20)
         for j, handle in enumerate(created):
             assert results[handle] == f"job{k + 3 * j}"[::-1].encode()
     with srv.connect() as c:
