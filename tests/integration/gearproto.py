@@ -13,6 +13,8 @@ import struct
 import time
 from dataclasses import dataclass
 
+import psutil
+
 from mpgearman.protocol.encoder import request
 from mpgearman.protocol.packets import PacketType
 
@@ -281,6 +283,17 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02,
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+def total_rss(pids) -> int:
+    """Resident memory of these processes, summed (gone ones count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            total += psutil.Process(pid).memory_info().rss
+        except psutil.Error:
+            pass
+    return total
 
 
 def parse_status(listing: bytes) -> dict[str, tuple[int, ...]]:

@@ -12,10 +12,10 @@ import struct
 import threading
 import time
 
-import psutil
 import pytest
 
 from gearproto import PacketType as T
+from gearproto import total_rss
 
 HDR = struct.Struct(">4sII")
 CHUNK = 1 << 20
@@ -83,16 +83,6 @@ def _echo_worker(port, function, ready, errors):
         ready.set()
 
 
-def _rss(pids):
-    total = 0
-    for pid in pids:
-        try:
-            total += psutil.Process(pid).memory_info().rss
-        except psutil.Error:
-            pass
-    return total
-
-
 def roundtrip(srv, function, size):
     """Submit `size` bytes as a foreground job echoed by a streaming worker.
     Returns (rss growth peak in bytes, seconds)."""
@@ -103,13 +93,13 @@ def roundtrip(srv, function, size):
     worker.start()
     assert ready.wait(10)
     pids = srv.pids()
-    base = _rss(pids)
+    base = total_rss(pids)
     peak = [base]
     stop = threading.Event()
 
     def sample():
         while not stop.is_set():
-            peak[0] = max(peak[0], _rss(pids))
+            peak[0] = max(peak[0], total_rss(pids))
             time.sleep(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
