@@ -29,6 +29,7 @@ import os
 import time
 
 from .. import __version__
+from ..protocol import errors
 from ..protocol.encoder import encode, encode_head, reply
 from ..protocol.packets import T
 from .actions import Close, Send, SendSpooled
@@ -151,10 +152,9 @@ class Core:
                 c.attached[job] = None
             job.ignore = False    # someone wants an abandoned job again
         else:
-            limit = fn.maxq[prio]
-            if limit and fn.total >= limit:
+            if fn.full(prio):
                 release_data(self.spool, data)
-                self.error(c, (b"QUEUE_ERROR", b"Job queue is full"))
+                self.error(c, errors.QUEUE_FULL)
                 return
             job = Job(self.jobs.new_handle(), fn, unique, data, prio, bg, reducer)
             job.no = self.jobs.count

@@ -118,10 +118,6 @@ class Registry:
         c.order = None
 
     @staticmethod
-    def timeout_of(c: Conn, fn) -> int:
-        return c.funcs[fn][-1][1]
-
-    @staticmethod
     def pick(c: Conn, ready: set):
         """The first of c's functions, in registration order, that has
         queued jobs; None if there is none."""

@@ -38,19 +38,10 @@ _ADMIN = struct.Struct("<BQB")
 _SENDFILE = struct.Struct("<BQQH")
 
 SERIAL_BITS = 40
-GEN_BITS = 16
 
 
 def conn_id(index: int, gen: int, serial: int) -> int:
     return index << 56 | (gen & 0xFFFF) << SERIAL_BITS | serial
-
-
-def acceptor_of(conn: int) -> int:
-    return conn >> 56
-
-
-def generation_of(conn: int) -> int:
-    return (conn >> SERIAL_BITS) & 0xFFFF
 
 
 # -- building -----------------------------------------------------------
@@ -104,12 +95,6 @@ def close(conn: int) -> bytes:
 # PACKET's fixed part, for a reader that unpacks it inline.
 unpack_packet_head = _PACKET.unpack_from
 PACKET_HEAD_SIZE = _PACKET.size
-
-
-def unpack_packet(rec: bytes) -> tuple:
-    """(conn, type, body) of a PACKET record."""
-    _, conn, ptype = _PACKET.unpack_from(rec)
-    return conn, ptype, rec[_PACKET.size:]
 
 
 def unpack_send(rec: bytes) -> tuple:
