@@ -56,9 +56,11 @@ class Acceptor:
         self.ep = select.epoll()
         for fd in self.listeners:
             self.ep.register(fd, IN)
-        self.ep.register(my_bell.fileno(), IN)
+        self.bell_fd = my_bell.fileno()
+        self.ep.register(self.bell_fd, IN)
         self.inbox = inbox       # signals: SIGTERM stops the loop
-        self.ep.register(inbox.fileno(), IN)
+        self.inbox_fd = inbox.fileno()
+        self.ep.register(self.inbox_fd, IN)
 
     # -- the loop ---------------------------------------------------------
 
@@ -91,9 +93,9 @@ class Acceptor:
     def _event(self, fd, mask) -> None:
         if fd in self.listeners:
             self._accept(self.listeners[fd])
-        elif fd == self.bell.fileno():
+        elif fd == self.bell_fd:
             self.bell.drain()
-        elif fd == self.inbox.fileno():
+        elif fd == self.inbox_fd:
             if self.inbox.take():
                 self.running = False
         else:
