@@ -13,6 +13,11 @@ Two paths over the same rules:
 - slow: one state step at a time (state = a bound method) for everything
   else: text lines, partial or invalid headers, \\0RES, big bodies.
 
+responses=True turns it around for clients and workers: \\0RES packets of
+the response types are decoded (always by the slow path, which keeps the
+server's fast path untouched), \\0REQ ones are rejected, and a text line is
+fatal (a server never sends one to a binary connection).
+
 Buffer: a bytearray with a read offset, compacted once the offset passes
 half of it, so consuming n bytes costs O(n) whatever the feed sizes.
 """
@@ -25,17 +30,17 @@ from .errors import ProtocolError
 from .events import (NEED_DATA, AdminLine, BodyChunk, Packet, PacketEnd,
                      PacketHead, Rejected)
 from .packets import (ARGS, HEADER, HEADER_SIZE, MAX_ARGS_BYTES, MAX_TYPE,
-                      REQ, REQUEST_TYPES, RES)
+                      REQ, REQUEST_TYPES, RES, RESPONSE_TYPES)
 
 MAX_LINE = 8192                # admin line incl. its \n (gearmand's buffer)
 
 from .errors import ARGS_TOO_LONG, BAD_MAGIC, BAD_TYPE, LINE_TOO_LONG, MISSING_ARG, TOO_BIG
 
 
-def _parser(ptype: int):
+def _parser(ptype: int, accepted=REQUEST_TYPES):
     """Body -> event for one packet type, from its (argc, has_data) entry.
     Shared by both paths so a packet decodes the same whichever took it."""
-    if ptype not in REQUEST_TYPES:
+    if ptype not in accepted:
         rejected = Rejected(ptype, *errors.INVALID_COMMAND)
         return lambda body: rejected
     argc, has_data = ARGS[ptype]
@@ -95,6 +100,7 @@ def _raw_parser(ptype: int):
 
 _PARSE = [None] + [_parser(t) for t in range(1, MAX_TYPE + 1)]
 _RAW = [None] + [_raw_parser(t) for t in range(1, MAX_TYPE + 1)]
+_PARSE_RES = [None] + [_parser(t, RESPONSE_TYPES) for t in range(1, MAX_TYPE + 1)]
 
 
 class Decoder:
@@ -107,10 +113,18 @@ class Decoder:
     raw=True: a whole request comes out as the tuple (type, payload) instead
     of a Packet, after the same checks (for a caller that forwards payloads
     as they are, like the acceptor). Every other event is unchanged.
+
+    responses=True: decode what a server sends (see the module docstring).
     """
 
-    def __init__(self, max_payload: int, stream_threshold: int, raw: bool = False):
+    def __init__(self, max_payload: int, stream_threshold: int, raw: bool = False,
+                 responses: bool = False):
         self._parse = _RAW if raw else _PARSE
+        self._foreign, self._accepted = RES, REQUEST_TYPES
+        if responses:
+            self._parse = _PARSE_RES
+            self._foreign, self._accepted = REQ, RESPONSE_TYPES
+            self._at_boundary = self._step = self._at_response_boundary
         self.max_payload = max_payload
         self.stream_threshold = stream_threshold
         # The fast path may only take packets that come out whole.
@@ -200,6 +214,22 @@ class Decoder:
             return self._take_frames(frames, stop)
         return self._header(buf, pos)
 
+    def _at_response_boundary(self):
+        """_at_boundary for responses=True: no scan (it takes \\0REQ frames
+        only) and no text lines."""
+        buf, pos = self._buf, self._pos
+        avail = len(buf) - pos
+        if not avail:
+            if pos:
+                buf.clear()
+                self._pos = 0
+            return NEED_DATA
+        if buf[pos]:
+            raise ProtocolError(*BAD_MAGIC)
+        if avail < HEADER_SIZE:
+            return NEED_DATA
+        return self._header(buf, pos)
+
     def _take_frames(self, frames, stop):
         """Turn the fast path's frames into ready events. An error in one of
         them is raised only after the events before it have been taken."""
@@ -230,10 +260,10 @@ class Decoder:
         self._pos = pos + HEADER_SIZE
         self._type = ptype
         self._left = size
-        if magic == RES:
+        if magic == self._foreign:
             self._rejected = Rejected(ptype, *errors.INVALID_MAGIC)
             self._step = self._skipping
-        elif ptype not in REQUEST_TYPES:
+        elif ptype not in self._accepted:
             self._rejected = Rejected(ptype, *errors.INVALID_COMMAND)
             self._step = self._skipping
         elif ARGS[ptype][1] and size > self.stream_threshold:

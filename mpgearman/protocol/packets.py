@@ -103,6 +103,14 @@ REQUEST_TYPES = frozenset({
     T.SUBMIT_REDUCE_JOB_BACKGROUND, T.GRAB_JOB_ALL, T.GET_STATUS_UNIQUE,
 })
 
+# Types a client or worker accepts from a server (\0RES).
+RESPONSE_TYPES = frozenset({
+    T.NOOP, T.JOB_CREATED, T.NO_JOB, T.JOB_ASSIGN, T.WORK_STATUS,
+    T.WORK_COMPLETE, T.WORK_FAIL, T.ECHO_RES, T.ERROR, T.STATUS_RES,
+    T.WORK_EXCEPTION, T.OPTION_RES, T.WORK_DATA, T.WORK_WARNING,
+    T.JOB_ASSIGN_UNIQ, T.JOB_ASSIGN_ALL, T.STATUS_RES_UNIQUE,
+})
+
 HAS_DATA = frozenset(t for t, (_, data) in ARGS.items() if data)
 
 
