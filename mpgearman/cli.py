@@ -1,35 +1,29 @@
 """The `mpgearman` command. Thin: it turns options into a Config and hands
 it to the part of the package that does the work."""
+import functools
 import sys
 
 import click
+from click.core import ParameterSource
 
 from . import __version__
+from . import config
 from .config import Config
-
-MAX_PAYLOAD = 4 * (1 << 30) - 1
 
 
 class Size(click.ParamType):
     """A byte count: 65536, 64K, 1M, 4G (powers of 1024)."""
     name = "size"
-    UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
     def convert(self, value, param, ctx):
-        if isinstance(value, int):
-            return value
-        text = str(value).strip().upper().removesuffix("B").removesuffix("I")
-        unit = text[-1:] if text[-1:] in self.UNITS else ""
         try:
-            return int(text[:len(text) - len(unit)]) * self.UNITS[unit]
+            return config.parse_size(value)
         except ValueError:
             self.fail(f"{value!r} is not a size (examples: 65536, 64K, 1M, 4G)", param, ctx)
 
 
-def _check_range(value, low, high, what):
-    if not low <= value <= high:
-        raise click.BadParameter(f"{what} must be between {low} and {high}, not {value}")
-    return value
+def _range(field):
+    return click.IntRange(*config.RANGES[field])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"],
@@ -43,25 +37,28 @@ D = Config()
 
 
 @main.command()
+@click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False),
+              help="TOML file whose keys are these options (job-retries = 3); "
+                   "options given here win over it.")
 @click.option("-L", "--listen", default=D.listen, show_default="all addresses",
               help="Address to listen on (IPv4 and IPv6 when empty).")
-@click.option("-p", "--port", type=click.IntRange(0, 65535), default=D.port, show_default=True,
+@click.option("-p", "--port", type=_range("port"), default=D.port, show_default=True,
               help="TCP port; 0 picks a free port and prints it.")
-@click.option("--acceptors", type=click.IntRange(0, 255), default=D.acceptors,
+@click.option("--acceptors", type=_range("acceptors"), default=D.acceptors,
               show_default="one per core", help="Acceptor processes (0 = one per core).")
-@click.option("-j", "--job-retries", type=click.IntRange(0, None), default=D.job_retries,
+@click.option("-j", "--job-retries", type=_range("job_retries"), default=D.job_retries,
               show_default=True, help="Attempts before a job whose workers keep vanishing fails (0 = unlimited).")
 @click.option("--job-handle-prefix", default=D.job_handle_prefix, show_default="H:<hostname>",
               help="Prefix of job handles.")
 @click.option("-R", "--round-robin", is_flag=True, default=D.round_robin,
               help="Rotate each worker's functions after every assignment.")
-@click.option("-w", "--worker-wakeup", type=click.IntRange(0, None), default=D.worker_wakeup,
+@click.option("-w", "--worker-wakeup", type=_range("worker_wakeup"), default=D.worker_wakeup,
               show_default=True, help="Sleeping workers woken per queued job (0 = all).")
 @click.option("--exceptions", is_flag=True, default=D.exceptions,
               help="Forward WORK_EXCEPTION to every client (as if each sent OPTION_REQ exceptions).")
 @click.option("--max-payload", type=Size(), default=D.max_payload, show_default=True,
               help="Largest packet payload accepted, in bytes (up to 4G-1).")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error", "critical"]),
+@click.option("--log-level", type=click.Choice(config.LOG_LEVELS),
               default=D.log_level, show_default=True)
 @click.option("--spool-dir", default=None, show_default="$CACHE_DIRECTORY or ~/.cache/mpgearman/spool",
               help="Directory for payloads above --spool-threshold (on disk, not tmpfs).")
@@ -73,17 +70,23 @@ D = Config()
               show_default=True,
               help="Bytes waiting for a connection that does not read before it is dropped "
                    "(spooled payloads do not count).")
-def serve(**options):
+@click.option("--metrics-port", type=_range("metrics_port"), default=D.metrics_port,
+              show_default="off", help="Serve Prometheus metrics on http://LISTEN:PORT/metrics.")
+@click.pass_context
+def serve(ctx, config_file, **options):
     """Run the job server in the foreground."""
-    _check_range(options["max_payload"], 1, MAX_PAYLOAD, "--max-payload")
-    ring = options["ring_size"]
-    if ring < 1 << 16 or ring & (ring - 1):
-        raise click.BadParameter(f"--ring-size must be a power of two >= 64K, not {ring}")
-    _check_range(options["spool_threshold"], 1024, ring // 8, "--spool-threshold")
-    _check_range(options["max_queued_output"], 1 << 20, 1 << 40, "--max-queued-output")
-    if options["spool_dir"] is None:
-        del options["spool_dir"]
-    config = Config(**options)
+    given = {name: value for name, value in options.items()
+             if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)}
+    load = functools.partial(config.load, config_file, given)
+    try:
+        settings = load()
+    except config.ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
 
     from .supervisor import serve as run_server
-    sys.exit(run_server(config))
+    sys.exit(run_server(settings, reload=load))
+
+
+from .client.commands import job_status, submit, work  # noqa: E402  (after `main`)
+for _command in (submit, work, job_status):
+    main.add_command(_command)

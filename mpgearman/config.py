@@ -1,13 +1,26 @@
-"""The only list of server options: names, units and defaults.
+"""The only list of server options: names, units, defaults and limits.
 
-Every `mpgearman serve` option maps to exactly one field here (a test checks).
+Every `mpgearman serve` option maps to exactly one field here (a test checks),
+and a config file (TOML) has exactly the same keys, spelled as the options
+(`job-retries = 3`). Where a value comes from: the command line (or its
+MPGEARMAN_SERVE_* variable) wins over the file, the file over the defaults.
+Values are checked here whatever their source, so the file and the command
+line accept and refuse the same things.
 """
 import dataclasses
+import difflib
 import os
 import socket
+import tomllib
 from dataclasses import dataclass
 
 GIB = 1 << 30
+MAX_PAYLOAD = 4 * GIB - 1            # the packet size field is a u32
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class ConfigError(Exception):
+    """A bad config file or option value; the message is one line for the user."""
 
 
 def default_spool_dir() -> str:
@@ -26,12 +39,13 @@ class Config:
     round_robin: bool = False
     worker_wakeup: int = 0            # NOOPs per queued job, 0 = all sleepers
     exceptions: bool = False          # every connection starts with `exceptions`
-    max_payload: int = 4 * GIB - 1    # bytes per packet
+    max_payload: int = MAX_PAYLOAD    # bytes per packet
     log_level: str = "info"
     spool_dir: str = dataclasses.field(default_factory=default_spool_dir)
     spool_threshold: int = 64 * 1024  # data above this goes through a spool file
     ring_size: int = 4 << 20          # bytes per shared-memory ring
     max_queued_output: int = 256 << 20  # unsent bytes before a non-reading peer is dropped
+    metrics_port: int = 0             # Prometheus /metrics port, 0 = off
 
     @property
     def handle_prefix(self) -> bytes:
@@ -45,3 +59,113 @@ class Config:
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
+
+
+# Limits of the integer options, inclusive (None: no upper limit).
+RANGES = {
+    "port": (0, 65535),
+    "acceptors": (0, 255),
+    "job_retries": (0, None),
+    "worker_wakeup": (0, None),
+    "metrics_port": (0, 65535),
+}
+# Byte counts: written 65536, "64K", "1M", "4G" (powers of 1024).
+SIZES = ("max_payload", "spool_threshold", "ring_size", "max_queued_output")
+SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def option_name(field: str) -> str:
+    """How the user spells a field: `--job-retries` on the command line,
+    `job-retries` in the file."""
+    return field.replace("_", "-")
+
+
+def parse_size(value) -> int:
+    """65536, "64K", "1M", "4GiB" -> bytes; ValueError if it is not a size."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(value)
+    text = value.strip().upper().removesuffix("B").removesuffix("I")
+    unit = text[-1:] if text[-1:] in SIZE_UNITS else ""
+    return int(text[:len(text) - len(unit)]) * SIZE_UNITS[unit]
+
+
+def check(config: Config, label=lambda field: "--" + option_name(field)) -> Config:
+    """Raise ConfigError naming the first value out of its limits; `label`
+    says where a field's value came from (an option or a file key)."""
+    def between(field, low, high):
+        value = getattr(config, field)
+        if value < low or (high is not None and value > high):
+            limit = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise ConfigError(f"{label(field)} must be {limit}, not {value}")
+
+    for field, (low, high) in RANGES.items():
+        between(field, low, high)
+    between("max_payload", 1, MAX_PAYLOAD)
+    ring = config.ring_size
+    if ring < 1 << 16 or ring & (ring - 1):
+        raise ConfigError(f"{label('ring_size')} must be a power of two >= 64K, not {ring}")
+    between("spool_threshold", 1024, ring // 8)
+    between("max_queued_output", 1 << 20, 1 << 40)
+    if config.log_level not in LOG_LEVELS:
+        raise ConfigError(f"{label('log_level')} must be one of {', '.join(LOG_LEVELS)}, "
+                          f"not {config.log_level!r}")
+    return config
+
+
+def read_file(path: str) -> dict:
+    """The settings of a TOML file as {field: value}, each of the right type."""
+    try:
+        with open(path, "rb") as f:
+            table = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    return {_field_of(key, path): _typed(key, value, path) for key, value in table.items()}
+
+
+def _field_of(key: str, path: str) -> str:
+    field = key.replace("-", "_")
+    if "_" in key or field not in FIELDS:
+        keys = [option_name(f) for f in FIELDS]
+        hint = difflib.get_close_matches(option_name(field), keys, n=1)
+        hint = f" (did you mean {hint[0]}?)" if hint else f"; known keys: {', '.join(keys)}"
+        raise ConfigError(f"config file {path}: unknown key {key!r}{hint}")
+    return field
+
+
+def _typed(key: str, value, path: str):
+    field = key.replace("-", "_")
+    kind = FIELDS[field].type         # bool, int or str
+    where = f"config file {path}: {key}"
+    if field in SIZES:
+        try:
+            return parse_size(value)
+        except ValueError:
+            raise ConfigError(f"{where} = {value!r} is not a size "
+                              "(examples: 65536, \"64K\", \"1M\", \"4G\")") from None
+    if kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        wanted = {bool: "true or false", int: "a whole number"}.get(kind, "a string")
+        raise ConfigError(f"{where} must be {wanted}, not {value!r}")
+    return value
+
+
+def load(path: str | None, overrides: dict) -> Config:
+    """Defaults, then the file at `path` (if any), then `overrides` (the
+    options given on the command line), checked together."""
+    from_file = read_file(path) if path else {}
+    config = Config(**{**from_file, **overrides})
+
+    def label(field):
+        if field in from_file and field not in overrides:
+            return f"{option_name(field)} (config file {path})"
+        return "--" + option_name(field)
+
+    return check(config, label)
