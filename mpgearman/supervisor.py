@@ -265,7 +265,7 @@ def _kill(pid, signum) -> None:
         pass
 
 
-def serve(config) -> int:
+def serve(config, reload=None) -> int:
     log.setup(config.log_level, "supervisor")
     sup = Supervisor(config)
     try:
