@@ -1,0 +1,100 @@
+"""`mpgearman work FUNCTION -- COMMAND...`: a worker that runs a command per job.
+
+Owns the mapping between a job and a child process: the payload is copied
+to the command's stdin, its stdout (collected in a temporary file, so a big
+result never sits in memory) becomes the result, and a non-zero exit fails
+the job. It must not speak the protocol or handle signals itself: `Worker`
+does both (SIGTERM finishes the jobs in hand, then `run()` returns).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+
+import click
+
+from .commands import EXIT_OK, EXIT_USAGE, die, one_line
+
+COPY_CHUNK = 1 << 16
+# A result this small is returned as bytes; a bigger one is streamed from its file.
+INLINE_RESULT = 1 << 20
+STDERR_TAIL = 4096
+
+
+class CommandError(Exception):
+    """COMMAND exited non-zero after writing to stderr; the message is the
+    last line it wrote, which the worker sends as WORK_EXCEPTION."""
+
+
+def run_worker(function: str, command: list[str], servers: list[str], *,
+               concurrency: int, timeout: int | None) -> int:
+    if shutil.which(command[0]) is None:
+        die(f"command not found: {command[0]}", EXIT_USAGE)
+    from .. import Worker
+    from . import GearmanError
+    try:
+        worker = Worker(servers, concurrency=concurrency)
+    except GearmanError as exc:
+        raise click.BadParameter(one_line(exc), param_hint="'-s' / '--server'")
+    worker.register(function, lambda job: run_command(command, job), timeout=timeout)
+    worker.run()
+    return EXIT_OK
+
+
+def run_command(command: list[str], job):
+    """Run `command` for one job; return its stdout, or raise WorkFailed /
+    CommandError when it exits non-zero."""
+    from .. import WorkFailed
+    out = tempfile.TemporaryFile()
+    try:
+        with tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=out, stderr=err)
+            feed(proc, job)
+            status = proc.wait()
+            if status != 0:
+                last = last_line(err)
+                if last:
+                    raise CommandError(last)
+                raise WorkFailed(describe_status(command[0], status))
+        # The child wrote through the descriptor: our file position is still 0.
+        if os.fstat(out.fileno()).st_size <= INLINE_RESULT:
+            return out.read()
+        # The worker streams the file and closes it once sent.
+        result, out = out, None
+        return result
+    finally:
+        if out is not None:
+            out.close()
+
+
+def feed(proc: subprocess.Popen, job) -> None:
+    """Copy the payload to the command's stdin, then close it. A command that
+    stops reading early (`true`, `head -1`) is not an error."""
+    try:
+        with job.open() as payload:
+            shutil.copyfileobj(payload, proc.stdin, COPY_CHUNK)
+    except BrokenPipeError:
+        pass
+    finally:
+        try:
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+
+
+def last_line(err) -> str:
+    """The last non-blank line of what the command wrote to stderr."""
+    size = err.seek(0, 2)
+    err.seek(max(0, size - STDERR_TAIL))
+    for line in reversed(err.read().splitlines()):
+        if line.strip():
+            return line.decode("utf-8", "replace").strip()
+    return ""
+
+
+def describe_status(name: str, status: int) -> str:
+    if status < 0:
+        return f"{name} was killed by signal {-status}"
+    return f"{name} exited with status {status}"
