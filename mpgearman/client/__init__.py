@@ -1,0 +1,14 @@
+"""The Python client and worker library, blocking and asyncio.
+
+Client / AsyncClient submit jobs; Worker / AsyncWorker run them. Both sides
+share one sans-IO core per connection (session.py, workersession.py) over
+mpgearman.protocol; the I/O modules only move bytes.
+"""
+from .errors import (GearmanError, JobException, JobFailed, ProtocolError,
+                     ServerUnavailable, Timeout, WorkFailed)
+from .jobs import JobStatus, WorkData, WorkStatus, WorkWarning
+from .sync import Client, Job
+
+__all__ = ["Client", "Job", "GearmanError", "JobException", "JobFailed",
+           "ProtocolError", "ServerUnavailable", "Timeout", "WorkFailed",
+           "JobStatus", "WorkData", "WorkStatus", "WorkWarning"]

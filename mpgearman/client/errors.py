@@ -1,0 +1,44 @@
+"""Exceptions of the client and worker library. Every message is one line.
+
+It owns the exception classes only; it must not know about sockets or jobs.
+"""
+
+
+class GearmanError(Exception):
+    """Base of every error this library raises."""
+
+
+class ServerUnavailable(GearmanError):
+    """No configured server could be reached, or a job's server was lost and
+    its retries are spent. The message names the servers and the last OS
+    error."""
+
+
+class Timeout(GearmanError):
+    """A connect or a wait for a result took longer than allowed."""
+
+
+class JobFailed(GearmanError):
+    """The job ended with WORK_FAIL."""
+
+
+class JobException(GearmanError):
+    """The job ended with WORK_EXCEPTION; `.message` is the worker's text."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class ProtocolError(GearmanError):
+    """A server answered with an ERROR packet (code and text), or sent
+    something that is not the Gearman protocol."""
+
+    def __init__(self, code: str, text: str):
+        super().__init__(f"{code}: {text}")
+        self.code = code
+        self.text = text
+
+
+class WorkFailed(Exception):
+    """Raise it from a worker function to end the job with WORK_FAIL."""

@@ -1,0 +1,158 @@
+"""The state of one submitted job, shared by the blocking and asyncio clients.
+
+It owns what the client knows about a job: where and under which handle it
+was created, the WORK_* events not yet consumed, its outcome, and how many
+times it has been resubmitted. The session feeds it packets; the client
+wrappers read it. It must not do I/O except through `sink`, a callable the
+caller installs to stream result bytes (result_to) instead of keeping them.
+
+Outcomes: exactly one of `result` (bytes, or the byte count written to the
+sink) or `error` (a GearmanError), set once; `done` tells which is final.
+"""
+from collections import deque
+from dataclasses import dataclass
+
+from .errors import GearmanError, JobException, JobFailed
+from .payload import Payload
+
+PRIORITIES = ("high", "normal", "low")
+DATA, WARNING, COMPLETE, EXCEPTION = "data", "warning", "complete", "exception"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkData:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class WorkWarning:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class WorkStatus:
+    numerator: int
+    denominator: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    known: bool
+    running: bool
+    numerator: int
+    denominator: int
+    waiting: int | None = None
+
+
+class JobState:
+    """One job from submission to its single outcome."""
+
+    def __init__(self, function: str, payload: Payload, unique: str | None,
+                 priority: str, background: bool, when: int | None):
+        self.function = function
+        self.payload = payload
+        self.unique = unique
+        self.priority = priority
+        self.background = background or when is not None
+        self.when = when
+        self.handle: str | None = None
+        self.server: str | None = None
+        self.created = False
+        self.done = False
+        self.result = None
+        self.error: GearmanError | None = None
+        self.events = deque()
+        self.resubmissions = 0     # after JOB_CREATED and a lost server
+        self.placements = 0        # SUBMIT_* packets sent for it
+        self.keep_data = True      # False once only the result is wanted
+        self.sink = None           # callable(bytes) while streaming to a file
+        self.streamed = 0          # bytes given to the sink
+        self.notify = None         # callable() on every change, set by a wrapper
+        self._kind = None
+        self._parts = []
+
+    # -- fed by the session ------------------------------------------------
+
+    def on_created(self, handle: str, server: str) -> None:
+        self.handle, self.server, self.created = handle, server, True
+        if self.background:
+            self._finish(result=b"")
+        self._changed()
+
+    def on_status(self, numerator: int, denominator: int) -> None:
+        if self.keep_data:
+            self.events.append(WorkStatus(numerator, denominator))
+            self._changed()
+
+    def on_body_start(self, kind: str) -> None:
+        self._kind, self._parts = kind, []
+
+    def on_body_chunk(self, data: bytes) -> None:
+        if self.sink is not None and self._kind in (DATA, COMPLETE):
+            self.sink(data)
+            self.streamed += len(data)
+        elif self._kind in (COMPLETE, EXCEPTION) or self.keep_data:
+            self._parts.append(data)
+
+    def on_body_end(self) -> None:
+        kind, body = self._kind, b"".join(self._parts)
+        self._kind, self._parts = None, []
+        if kind == COMPLETE:
+            self._finish(result=self.streamed if self.sink is not None else body)
+        elif kind == EXCEPTION:
+            text = body.decode("utf-8", "replace").replace("\n", " ").strip()
+            self._finish(error=JobException(text or "the worker raised an exception"))
+        elif self.sink is None and self.keep_data:
+            self.events.append(WorkData(body) if kind == DATA else WorkWarning(body))
+        self._changed()
+
+    def on_work(self, kind: str, data: bytes) -> None:
+        self.on_body_start(kind)
+        self.on_body_chunk(data)
+        self.on_body_end()
+
+    def on_fail(self) -> None:
+        self._finish(error=JobFailed(f"job {self.handle} ({self.function}) failed"))
+        self._changed()
+
+    def fail(self, error: GearmanError) -> None:
+        """An outcome decided by the client: a server ERROR, or the job was
+        lost and may not be resubmitted."""
+        self._finish(error=error)
+        self._changed()
+
+    # -- used by the client wrappers -----------------------------------------
+
+    def can_resubmit(self, retries: int) -> bool:
+        """After losing the server: retry unless the retries are spent or
+        result bytes already went to the caller's file (a second run would
+        write them twice)."""
+        return not self.done and self.streamed == 0 and self.resubmissions < retries
+
+    def start_sink(self, sink) -> None:
+        """Stream from now on; WORK_DATA already queued goes first."""
+        self.sink = sink
+        while self.events:
+            event = self.events.popleft()
+            if isinstance(event, WorkData):
+                sink(event.data)
+                self.streamed += len(event.data)
+        if self.done and self.error is None and isinstance(self.result, bytes):
+            sink(self.result)
+            self.streamed += len(self.result)
+            self.result = self.streamed
+
+    def drop_events(self) -> None:
+        self.keep_data = False
+        self.events.clear()
+
+    def _finish(self, result=None, error=None) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.result, self.error = result, error
+        self.payload.close()
+
+    def _changed(self) -> None:
+        if self.notify is not None:
+            self.notify()

@@ -1,0 +1,45 @@
+"""Checking submit() arguments and building the JobState, for both clients.
+
+It owns the validation of function names, uniques, priorities and `when`,
+with one-line errors. It must not do I/O beyond opening the payload.
+"""
+import datetime
+
+from mpgearman.protocol.packets import MAX_UNIQUE
+
+from .errors import GearmanError
+from .jobs import PRIORITIES, JobState
+from .payload import make_payload
+
+
+def new_job(function, data=b"", *, unique=None, priority="normal",
+            background=False, when=None) -> JobState:
+    if not isinstance(function, str) or not function or "\0" in function:
+        raise GearmanError(f"function name must be a non-empty string without NUL, "
+                           f"not {function!r}")
+    if unique is not None:
+        if not isinstance(unique, str) or "\0" in unique:
+            raise GearmanError(f"unique must be a string without NUL, not {unique!r}")
+        if len(unique.encode()) >= MAX_UNIQUE:
+            raise GearmanError(f"unique is {len(unique.encode())} bytes; the limit "
+                               f"is {MAX_UNIQUE - 1}")
+    if priority not in PRIORITIES:
+        raise GearmanError(f"priority must be one of {', '.join(PRIORITIES)}, "
+                           f"not {priority!r}")
+    epoch = _epoch(when)
+    if epoch is not None and priority != "normal":
+        raise GearmanError("a scheduled job (when=...) always runs at normal priority")
+    return JobState(function, make_payload(data), unique or None, priority,
+                    bool(background), epoch)
+
+
+def _epoch(when) -> int | None:
+    if when is None:
+        return None
+    if isinstance(when, datetime.datetime):
+        if when.tzinfo is None:
+            when = when.astimezone()     # naive means local time
+        return int(when.timestamp())
+    if isinstance(when, (int, float)) and not isinstance(when, bool) and when >= 0:
+        return int(when)
+    raise GearmanError(f"when must be a datetime or a Unix time, not {when!r}")
