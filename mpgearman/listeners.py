@@ -1,7 +1,11 @@
 """Listening sockets. Every acceptor binds the same port with SO_REUSEPORT
 and the kernel spreads new connections over them. The supervisor keeps one
 bound, non-listening socket per address so the port (even one picked with
---port 0) stays ours while acceptors come and go."""
+--port 0) stays ours while acceptors come and go.
+
+Under socket activation the supervisor inherits listening sockets from
+systemd instead (systemd.py adopts them); every acceptor then accepts
+from those same sockets and binds nothing."""
 import errno
 import socket
 
@@ -78,15 +82,28 @@ def reserve(listen: str, port: int):
     raise OSError(errno.EADDRINUSE, "no port free on every listen address")
 
 
-def open_listeners(listen: str, port: int) -> list:
-    """The listening sockets of one acceptor."""
+def _ready(s):
+    for option, level, value in KEEPALIVE:
+        s.setsockopt(level, option, value)
+    s.setblocking(False)
+    return s
+
+
+def open_listeners(listen: str, port: int, inherited=()) -> list:
+    """The listening sockets of one acceptor: the inherited ones (socket
+    activation), else its own, bound with SO_REUSEPORT."""
+    if inherited:
+        return [_ready(s) for s in inherited]
     out = []
     for family, host in addresses(listen):
         s = _bind_or_skip(family, host, port, listen)
         if s is not None:
-            for option, level, value in KEEPALIVE:
-                s.setsockopt(level, option, value)
             s.listen(BACKLOG)
-            s.setblocking(False)
-            out.append(s)
+            out.append(_ready(s))
     return out
+
+
+def describe(sock) -> str:
+    """host:port of a bound socket, IPv6 hosts in brackets."""
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if sock.family == socket.AF_INET6 else f"{host}:{port}"

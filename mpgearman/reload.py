@@ -1,0 +1,60 @@
+"""What a reload (SIGHUP, `systemctl reload`) may change in a running server.
+
+Owns: which settings apply live and which process applies each, the
+comparison of the running settings with a freshly read file, and the
+text form in which changed settings reach the coordinator.
+
+  coordinator, at once:   log-level job-retries worker-wakeup round-robin
+                          exceptions (connections made from then on)
+  acceptors, by a roll:   log-level max-payload spool-threshold
+                          max-queued-output (a fresh set of acceptors
+                          starts with them, then the old set is retired)
+  supervisor, at once:    log-level
+  only after a restart:   everything else (listen, port, acceptors,
+                          job-handle-prefix, ring-size, spool-dir,
+                          metrics-port, and any setting not listed here)
+
+Must not: read files (config.load does) or signal processes (the
+supervisor does).
+"""
+from .config import FIELDS, Config, option_name
+
+COORDINATOR = ("log_level", "job_retries", "worker_wakeup", "round_robin", "exceptions")
+ACCEPTOR = ("log_level", "max_payload", "spool_threshold", "max_queued_output")
+LIVE = frozenset(COORDINATOR + ACCEPTOR)
+
+
+def compare(running: Config, fresh: Config):
+    """(live, fixed): the changed settings that apply now, {field: new
+    value}, and those that need a restart, [(field, running, fresh)]."""
+    live, fixed = {}, []
+    for field in FIELDS:
+        old, new = getattr(running, field), getattr(fresh, field)
+        if old == new:
+            continue
+        if field in LIVE:
+            live[field] = new
+        else:
+            fixed.append((field, old, new))
+    return live, fixed
+
+
+def describe(running: Config, live: dict) -> str:
+    """"job-retries 0 -> 3, round-robin False -> True" for the log."""
+    return ", ".join(f"{option_name(f)} {getattr(running, f)} -> {v}" for f, v in live.items())
+
+
+def encode(config: Config, fields) -> list:
+    """["job_retries=3", ...]: words for a control line (no spaces inside)."""
+    return [f"{f}={int(v) if isinstance(v, bool) else v}"
+            for f in fields for v in (getattr(config, f),)]
+
+
+def decode(words) -> dict:
+    """The inverse of encode(), each value of its field's type."""
+    out = {}
+    for word in words:
+        field, _, text = word.partition("=")
+        kind = FIELDS[field].type
+        out[field] = bool(int(text)) if kind is bool else kind(text)
+    return out
