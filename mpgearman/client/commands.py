@@ -155,7 +155,8 @@ def connect_timeout_option(f):
 @click.command(epilog=EXIT_HELP)
 @click.argument("function")
 @click.argument("data", required=False)
-@click.option("-f", "--file", "path", type=click.Path(exists=True, dir_okay=False),
+@click.option("-f", "--file", "path",
+              type=click.Path(exists=True, dir_okay=False, readable=True),
               help="Send the contents of this file (streamed).")
 @click.option("-b", "--background", is_flag=True,
               help="Queue the job and print its handle instead of waiting.")
@@ -245,7 +246,7 @@ def job_status(handle, as_json, servers, connect_timeout):
     """
     from . import GearmanError
     servers = split_servers(servers)
-    found, unreachable = None, None
+    found, errors = None, []
     with reporting():
         with open_client(servers, connect_timeout=connect_timeout) as client:
             for server in servers:
@@ -254,19 +255,20 @@ def job_status(handle, as_json, servers, connect_timeout):
                 except GearmanError as exc:
                     if exit_code(exc) == EXIT_FAILED:
                         raise
-                    unreachable = exc
+                    errors.append(exc)
                     continue
                 found = (server, status)
                 if status.known:
                     break
     if found is None:
-        die(describe(unreachable), exit_code(unreachable))
+        die("; ".join(describe(e) for e in errors), exit_code(errors[-1]))
     server, status = found
     print_status(handle, server, status, as_json)
     if not status.known:
-        if unreachable is not None:
+        if errors:
+            # The job may live on a server that did not answer.
             die(f"job {handle} is unknown to the servers that answered; "
-                f"{describe(unreachable)}", exit_code(unreachable))
+                + "; ".join(describe(e) for e in errors), exit_code(errors[-1]))
         sys.exit(EXIT_FAILED)
 
 

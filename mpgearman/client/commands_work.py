@@ -58,7 +58,8 @@ def run_command(command: list[str], job):
                 if last:
                     raise CommandError(last)
                 raise WorkFailed(describe_status(command[0], status))
-        # The child wrote through the descriptor: our file position is still 0.
+        # The child shared our file offset and left it at the end.
+        out.seek(0)
         if os.fstat(out.fileno()).st_size <= INLINE_RESULT:
             return out.read()
         # The worker streams the file and closes it once sent.

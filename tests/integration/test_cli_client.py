@@ -1,0 +1,246 @@
+"""`mpgearman submit`, `work` and `job-status` end to end, against both
+servers: data from the argument, stdin and a file, results and WORK_DATA on
+stdout, the exit statuses (0 done, 1 failed, 4 timed out; 2 and 3 are in
+tests/cli), background jobs and their status, batches, and a `work`
+process stopped with SIGTERM while it runs a job."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT
+from gearproto import wait_for
+
+CLIENTS = Path(__file__).parent / "clients"
+TIMEOUT = 30
+
+
+def env() -> dict:
+    e = {k: v for k, v in os.environ.items() if k != "MPGEARMAN_SERVERS"}
+    e["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), e.get("PYTHONPATH")) if p)
+    return e
+
+
+@pytest.fixture
+def mpg(server):
+    """mpg(*args, input=b"") -> CompletedProcess of `mpgearman ARGS -s SERVER`."""
+    def call(*args, input: bytes | None = b"", timeout: float = TIMEOUT, server_arg=True):
+        argv = [sys.executable, "-m", "mpgearman", *map(str, args)]
+        if server_arg:
+            argv += ["-s", server.address]
+        return subprocess.run(argv, input=input, capture_output=True, timeout=timeout,
+                              env=env())
+    return call
+
+
+@pytest.fixture
+def work(server, spawn):
+    """work(function, *command, concurrency=1) starts `mpgearman work`."""
+    def start(function: str, *command: str, concurrency: int = 1):
+        proc = spawn([sys.executable, "-m", "mpgearman", "work", function, "-s",
+                      server.address, "-c", concurrency, "--", *command], env=env())
+        server.wait_workers(function)
+        return proc
+    return start
+
+
+@pytest.fixture
+def py_worker(server, spawn, unique_name):
+    """Starts clients/py_worker.py (our Worker); returns its function prefix."""
+    prefix = unique_name("py")
+    spawn([sys.executable, CLIENTS / "py_worker.py", server.address, prefix, 2], env=env())
+    for fn in ("rev", "data", "status", "fail", "exc", "slow", "sum"):
+        server.wait_workers(f"{prefix}_{fn}")
+    return prefix
+
+
+def err_lines(proc) -> list[str]:
+    return proc.stderr.decode().splitlines()
+
+
+# ---------------------------------------------------------------------------
+# submit: where the data comes from, where the result goes
+
+def test_data_from_argument_stdin_and_dash(work, mpg, fname):
+    work(fname, "tr", "a-z", "A-Z")
+    assert mpg("submit", fname, "from argv", input=None).stdout == b"FROM ARGV"
+    assert mpg("submit", fname, input=b"from a pipe").stdout == b"FROM A PIPE"
+    out = mpg("submit", fname, "-", input=b"dash")
+    assert (out.returncode, out.stdout, out.stderr) == (0, b"DASH", b"")
+
+
+@pytest.mark.parametrize("priority", ["high", "normal", "low"])
+def test_priorities(work, mpg, fname, priority):
+    work(fname, "rev")
+    out = mpg("submit", fname, "--priority", priority, "abc", input=None)
+    assert (out.returncode, out.stdout) == (0, b"cba")
+
+
+def test_big_file_both_ways(work, mpg, fname, tmp_path):
+    """3 MiB through --file, `mpgearman work` running cat, and back to
+    stdout: above every in-memory threshold on the way."""
+    data = os.urandom(3 << 20)
+    src = tmp_path / "big.bin"
+    src.write_bytes(data)
+    work(fname, "cat")
+    out = mpg("submit", fname, "--file", src)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == data
+
+
+def test_work_data_chunks_then_result(py_worker, mpg):
+    out = mpg("submit", f"{py_worker}_data")
+    assert (out.returncode, out.stdout) == (0, b"part1,part2,end")
+
+
+# ---------------------------------------------------------------------------
+# exit statuses
+
+def test_job_failed_and_exception_exit_1(py_worker, mpg):
+    failed = mpg("submit", f"{py_worker}_fail", "x")
+    assert failed.returncode == 1 and failed.stdout == b""
+    assert re.fullmatch(rf"mpgearman: error: job \S+ \({py_worker}_fail\) failed",
+                        failed.stderr.decode().rstrip("\n")), failed.stderr
+    raised = mpg("submit", f"{py_worker}_exc", "x")
+    assert raised.returncode == 1
+    assert err_lines(raised) == ["mpgearman: error: job raised an exception: "
+                                 "ValueError: boom: x"]
+
+
+def test_command_exit_status_becomes_fail_or_exception(work, mpg, unique_name):
+    noisy, quiet = unique_name("noisy"), unique_name("quiet")
+    work(noisy, "sh", "-c", "cat >/dev/null; echo first >&2; echo 'the last line' >&2; exit 3")
+    work(quiet, "false")
+    out = mpg("submit", noisy, "x")
+    assert out.returncode == 1
+    assert err_lines(out) == ["mpgearman: error: job raised an exception: "
+                              "CommandError: the last line"]
+    out = mpg("submit", quiet, "x")
+    assert out.returncode == 1
+    assert re.fullmatch(rf"mpgearman: error: job \S+ \({quiet}\) failed",
+                        out.stderr.decode().rstrip("\n")), out.stderr
+
+
+def test_timeout_exit_4(py_worker, mpg):
+    started = time.monotonic()
+    out = mpg("submit", f"{py_worker}_slow", "5", "--timeout", "0.5")
+    assert out.returncode == 4, out.stderr
+    assert time.monotonic() - started < 4.5
+    assert err_lines(out)[0].startswith("mpgearman: error: ")
+
+
+# ---------------------------------------------------------------------------
+# background jobs and job-status
+
+def status_json(mpg, handle) -> tuple[int, dict]:
+    out = mpg("job-status", handle, "--json")
+    return out.returncode, json.loads(out.stdout)
+
+
+def test_background_job_status_while_it_runs(py_worker, mpg, server, tmp_path):
+    release = tmp_path / "release"
+    out = mpg("submit", "--background", f"{py_worker}_status", str(release))
+    assert out.returncode == 0, out.stderr
+    handle = out.stdout.decode().strip()
+    assert handle.startswith("H:") and out.stdout.endswith(b"\n")
+    running = wait_for(lambda: (lambda s: s[1]["running"] and s)(status_json(mpg, handle)),
+                       15, 0.1, "the job to run")
+    assert running == (0, {"handle": handle, "server": server.address, "known": True,
+                           "running": True, "numerator": 1, "denominator": 2})
+    text = mpg("job-status", handle)
+    assert text.returncode == 0
+    assert text.stdout.decode().splitlines()[2:] == [
+        "known:    yes", "running:  yes", "progress: 1/2 (50%)"]
+    release.touch()
+    wait_for(lambda: status_json(mpg, handle)[0] == 1, 15, 0.1, "the job to end")
+    gone = mpg("job-status", handle)
+    assert "known:    no" in gone.stdout.decode()
+
+
+def test_queued_and_future_jobs(mpg, fname, unique_name, server):
+    queued = mpg("submit", "-b", fname, "later").stdout.decode().strip()
+    assert status_json(mpg, queued) == (0, {
+        "handle": queued, "server": server.address,
+        "known": True, "running": False, "numerator": 0, "denominator": 0})
+    future = mpg("submit", unique_name("epoch"), "x", "--when", str(int(time.time()) + 3600))
+    assert future.returncode == 0, future.stderr
+    code, status = status_json(mpg, future.stdout.decode().strip())
+    assert (code, status["known"], status["running"]) == (0, True, False)
+
+
+def test_unknown_handle_exit_1(mpg):
+    out = mpg("job-status", "H:nowhere:987654321")
+    assert out.returncode == 1
+    assert "known:    no" in out.stdout.decode()
+
+
+# ---------------------------------------------------------------------------
+# batches
+
+UPPER_UNLESS_BAD = ('x=$(cat); case "$x" in *bad*) echo "refused $x" >&2; exit 1;; esac; '
+                    'printf %s "$x" | tr a-z A-Z')
+
+
+def test_batch_results_in_input_order(work, mpg, fname, tmp_path):
+    work(fname, "sh", "-c", UPPER_UNLESS_BAD, concurrency=4)
+    words = [f"word{i}" if i % 9 != 4 else f"bad{i}" for i in range(40)]
+    src = tmp_path / "words"
+    src.write_text("".join(w + "\n" for w in words))
+    out = mpg("submit", fname, "--batch", src, "--concurrency", 8)
+    assert out.returncode == 1
+    expected = [b"" if w.startswith("bad") else w.upper().encode() for w in words]
+    assert out.stdout.split(b"\n") == expected + [b""]
+    errors = [line for line in err_lines(out) if "error" in line]
+    bad = [i + 1 for i, w in enumerate(words) if w.startswith("bad")]
+    assert errors == [f"mpgearman: error: line {n}: job raised an exception: "
+                      f"CommandError: refused bad{n - 1}" for n in bad]
+    summary = err_lines(out)[-1]
+    assert summary.startswith(f"mpgearman: done {40 - len(bad)}, failed {len(bad)}, elapsed ")
+    assert summary.endswith(" jobs/s")
+
+
+def test_batch_from_stdin_with_progress_lines(work, mpg, fname):
+    work(fname, "rev", concurrency=2)
+    lines = b"".join(b"line%d\n" % i for i in range(20))
+    out = mpg("submit", fname, "--batch", "-", "--progress-interval", "0.000001", input=lines)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split(b"\n")[:-1] == [(b"line%d" % i)[::-1] for i in range(20)]
+    progress = [line for line in err_lines(out) if line.startswith("mpgearman: progress: ")]
+    assert progress and progress[-1].startswith("mpgearman: progress: 20, 0 failed, ")
+    assert err_lines(out)[-1].startswith("mpgearman: done 20, failed 0, ")
+
+
+def test_batch_in_background_prints_handles(mpg, fname, server):
+    out = mpg("submit", fname, "--batch", "-", "--background", input=b"a\nb\nc")
+    assert out.returncode == 0, out.stderr
+    handles = out.stdout.decode().splitlines()
+    assert len(handles) == 3 and len(set(handles)) == 3
+    assert server.status()[fname][0] == 3
+
+
+# ---------------------------------------------------------------------------
+# work
+
+def test_work_sigterm_finishes_the_job_in_hand(work, server, fname):
+    worker = work(fname, "sh", "-c", "sleep 1; tr a-z A-Z")
+    client = subprocess.Popen([sys.executable, "-m", "mpgearman", "submit", fname, "busy",
+                               "-s", server.address], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=env())
+    try:
+        wait_for(lambda: server.status().get(fname, (0, 0, 0))[1] == 1, 10,
+                 message="the job to start")
+        worker.send_signal(signal.SIGTERM)
+        out, err = client.communicate(timeout=TIMEOUT)
+    finally:
+        client.kill()
+    assert (client.returncode, out) == (0, b"BUSY"), err
+    assert worker.wait(TIMEOUT) == 0
+    assert Path(worker.err_path).read_bytes() == b""
