@@ -22,6 +22,10 @@ from .config import FIELDS, Config, option_name
 COORDINATOR = ("log_level", "job_retries", "worker_wakeup", "round_robin", "exceptions")
 ACCEPTOR = ("log_level", "max_payload", "spool_threshold", "max_queued_output")
 LIVE = frozenset(COORDINATOR + ACCEPTOR)
+# Named so that a new setting must be placed (a test checks every field is
+# in LIVE or here); compare() treats any field not in LIVE as this kind.
+RESTART = ("listen", "port", "acceptors", "job_handle_prefix", "ring_size", "spool_dir",
+           "metrics_port")
 
 
 def compare(running: Config, fresh: Config):

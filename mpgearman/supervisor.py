@@ -6,6 +6,18 @@ starts one coordinator and N acceptors, restarts a dead acceptor (after the
 coordinator has dropped that acceptor's connections and cleared its rings),
 and on SIGTERM/SIGINT stops every child and removes the spool files.
 
+It tells systemd how things stand (systemd.py): READY once every child is
+up, STATUS from the coordinator's counts, WATCHDOG only while every child
+beats, STOPPING. On SIGHUP it reloads the configuration (reload.py says
+what applies live) and rolls the acceptors when their settings changed:
+
+  acceptor slots  [0 .. N-1]  [N .. 2N-1]   rings and doorbells for 2N
+                   serving      spare        acceptors exist from the start;
+  roll:            retired  <-  started      the new set starts in the spare
+                                             half, the old one is retired
+                                             once every new one is ready
+
+Queued jobs live in the coordinator, which a roll does not touch.
 Signal handlers only record; this loop acts on what they recorded.
 """
 import errno
@@ -17,7 +29,9 @@ import signal
 import time
 import traceback
 
-from . import listeners, log, process
+from . import listeners, log, process, systemd
+from . import reload as reloading
+from .config import ConfigError, check, option_name
 from .acceptor import main as acceptor_main
 from .acceptor import spool
 from .coordinator import main as coordinator_main
@@ -33,6 +47,7 @@ CRASH_WINDOW = 5.0        # an acceptor that dies sooner than this after its sta
 MAX_BACKOFF = 30.0        # ... is restarted after a delay doubling up to this
 STOP_TIMEOUT = 10.0
 BOARD_SLOTS = 1 << 18     # job status slots (8 MiB); more live jobs share slots
+MAX_SLOTS = 256           # acceptor slots a connection id can name (8 bits)
 
 
 class StartupError(Exception):
@@ -40,40 +55,61 @@ class StartupError(Exception):
 
 
 class Supervisor:
-    def __init__(self, config):
-        self.config = config
+    def __init__(self, config, reload=None):
+        self.config = config      # what the children run with
+        self.settings = config    # as read: what a reload compares with
+        self.reload = reload      # () -> fresh Config, or raises ConfigError
         self.n = config.acceptor_count
-        self.children = {}        # pid -> (role, index)
-        self.controls = {}        # control fd -> (Control, role, index)
-        self.acceptor_pids = [0] * self.n
-        self.started_at = [0.0] * self.n
-        self.backoff = [0.0] * self.n
-        self.restarts = {}        # index -> (monotonic time to start it, generation)
+        # Spare slots let a reload start a new set beside the old one.
+        self.slots = 2 * self.n if 2 * self.n <= MAX_SLOTS else self.n
+        self.children = {}        # pid -> (role, slot)
+        self.controls = {}        # control fd -> (Control, role, slot, pid)
+        self.acceptor_pids = [0] * self.slots
+        self.started_at = [0.0] * self.slots
+        self.backoff = [0.0] * self.slots
+        self.gens = [0] * self.slots
+        self.restarts = {}        # slot -> (monotonic time to start it, generation)
+        self.active = list(range(self.n))   # the slots serving
+        self.incoming = []        # slots of a roll not all ready yet
+        self.retiring = set()     # slots of a retired set, until their rings are reset
+        self.reload_again = False
         self.coordinator = None   # (pid, Control)
-        self.ready = set()
+        self.coordinator_ready = False
+        self.ready = set()        # acceptor slots that said "ready"
+        self.serving = False
         self.stopping = False
         self.exit_code = 0
+        self.inherited = []       # listening sockets from socket activation
+        self.notifier = systemd.Notifier()
+        self.health = systemd.Health(self.notifier)
 
     # -- start ------------------------------------------------------------------
 
     def start(self) -> None:
         _raise_fd_limit()
-        self.placeholders, self.port = listeners.reserve(self.config.listen, self.config.port)
+        self.inherited = systemd.listen_sockets()
+        if self.inherited:
+            self.placeholders, self.port = [], self.inherited[0].getsockname()[1]
+            logger.info("socket activation: serving on the %d inherited socket(s); "
+                        "--listen and --port are ignored", len(self.inherited))
+        else:
+            self.placeholders, self.port = listeners.reserve(self.config.listen,
+                                                             self.config.port)
         self.config = cfg = self.config.replace(
             spool_dir=os.path.join(self.config.spool_dir, f"port-{self.port}"))
         os.makedirs(cfg.spool_dir, mode=0o700, exist_ok=True)
         self._lock = spool.lock(cfg.spool_dir, self.port)
         spool.clean(cfg.spool_dir)
-        self.segment = Segment.create(self.n, cfg.ring_size)
-        self.board = StatusBoard.create(self.n, BOARD_SLOTS)
+        self.segment = Segment.create(self.slots, cfg.ring_size)
+        self.board = StatusBoard.create(self.slots, BOARD_SLOTS)
         self.coord_bell = Doorbell()
-        self.acceptor_bells = [Doorbell() for _ in range(self.n)]
+        self.acceptor_bells = [Doorbell() for _ in range(self.slots)]
         self.ep = select.epoll()
         self.inbox = process.SignalInbox(
             [signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP])
         self.ep.register(self.inbox.fileno(), select.EPOLLIN)
         self._start_coordinator()
-        for i in range(self.n):
+        for i in self.active:
             self._start_acceptor(i, 0)
         self._wait_ready()
 
@@ -92,13 +128,15 @@ class Supervisor:
                 os._exit(code)
         theirs.close()
         self.children[pid] = (role, index)
-        self.controls[mine.fileno()] = (mine, role, index)
+        self.controls[mine.fileno()] = (mine, role, index, pid)
         self.ep.register(mine.fileno(), select.EPOLLIN)
+        self.health.started(pid)
         return pid, mine
 
     def _close_in_child(self, mine) -> None:
         mine.close()
-        for control, _, _ in self.controls.values():
+        self.notifier.close()
+        for control, *_ in self.controls.values():
             control.close()
         for s in self.placeholders:
             s.close()
@@ -109,6 +147,8 @@ class Supervisor:
         cfg, seg = self.config, self.segment
 
         def body(control):
+            for s in self.inherited:    # the acceptors' business alone
+                s.close()
             return coordinator_main.run(cfg, seg, self.board, self.coord_bell,
                                         self.acceptor_bells, control)
 
@@ -120,13 +160,14 @@ class Supervisor:
 
         def body(control):
             return acceptor_main.run(i, gen, cfg, port, seg, self.board,
-                                     self.acceptor_bells[i], self.coord_bell, control)
+                                     self.acceptor_bells[i], self.coord_bell, control,
+                                     self.inherited)
 
         self.acceptor_pids[i], _ = self._fork("acceptor", i, body)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
-        while len(self.ready) < self.n + 1:
+        while not (self.coordinator_ready and self.ready.issuperset(self.active)):
             left = deadline - time.monotonic()
             if left <= 0 or self.stopping:
                 raise StartupError("children did not become ready")
@@ -137,12 +178,21 @@ class Supervisor:
     # -- run ----------------------------------------------------------------------
 
     def run(self) -> int:
-        host = self.config.listen or "*"
-        print(f"mpgearman listening on {host}:{self.port}", flush=True)
-        logger.info("serving on port %d with %d acceptors", self.port, self.n)
+        if self.inherited:
+            where = [listeners.describe(s) for s in self.inherited]
+        else:
+            where = [f"{self.config.listen or '*'}:{self.port}"]
+        for address in where:
+            print(f"mpgearman listening on {address}", flush=True)
+        logger.info("serving on %s with %d acceptors", ", ".join(where), self.n)
+        self.serving = True
+        self.health.ready(self._acceptors_up())
         while not self.stopping:
             self._turn(1.0)
         return self.shutdown()
+
+    def _acceptors_up(self) -> int:
+        return len(self.ready.intersection(self.active))
 
     def _schedule_restart(self, i, gen) -> None:
         """Restart at once, unless the acceptor keeps dying right after its
@@ -171,7 +221,9 @@ class Supervisor:
     def _turn(self, timeout) -> None:
         if self.restarts:
             timeout = min(timeout, self._due_restarts())
-        for fd, _ in self.ep.poll(timeout):
+        if self.serving:
+            timeout = min(timeout, self.health.tick(self._acceptors_up()))
+        for fd, _ in self.ep.poll(max(timeout, 0)):
             if fd == self.inbox.fileno():
                 self._on_signals(self.inbox.take())
             elif fd in self.controls:
@@ -187,11 +239,11 @@ class Supervisor:
             elif signum in (signal.SIGTERM, signal.SIGINT):
                 logger.info("stopping on %s", signal.Signals(signum).name)
                 self.stopping = True
-            elif signum == signal.SIGHUP:
-                logger.info("SIGHUP: nothing to reload")
+            elif signum == signal.SIGHUP and not self.stopping:
+                self._reload()
 
     def _on_control(self, fd) -> None:
-        control, role, index = self.controls[fd]
+        control, role, index, pid = self.controls[fd]
         lines = control.receive()
         if lines is None:
             self.ep.unregister(fd)
@@ -199,12 +251,34 @@ class Supervisor:
             control.close()
             return
         for words in lines:
-            if words == ["ready"]:
-                self.ready.add((role, index))
-                if role == "acceptor" and not self.stopping and len(self.ready) > self.n + 1:
-                    logger.info("acceptor %d restarted", index)
+            if words[:1] == ["beat"]:
+                self.health.beat(pid, words[1:])
+            elif words == ["ready"] and role == "coordinator":
+                self.coordinator_ready = True
+            elif words == ["ready"]:
+                self._acceptor_ready(index)
             elif words[:1] == ["reset"] and role == "coordinator" and not self.stopping:
-                self._schedule_restart(int(words[1]), int(words[2]))
+                self._on_reset(int(words[1]), int(words[2]))
+
+    def _acceptor_ready(self, i) -> None:
+        self.ready.add(i)
+        if self.incoming:
+            if self.ready.issuperset(self.incoming):
+                self._finish_roll()
+        elif self.serving and not self.stopping:
+            logger.info("acceptor %d restarted", i)
+
+    def _on_reset(self, i, gen) -> None:
+        """The coordinator has cleared slot i's rings: restart its acceptor,
+        unless the slot belongs to a retired set."""
+        self.gens[i] = gen
+        if i not in self.retiring:
+            self._schedule_restart(i, gen)
+            return
+        self.retiring.discard(i)
+        if not self.retiring and self.reload_again:
+            self.reload_again = False
+            self._reload()
 
     def _reap(self) -> None:
         while True:
@@ -215,6 +289,7 @@ class Supervisor:
             if pid == 0:
                 return
             role, index = self.children.pop(pid, (None, None))
+            self.health.gone(pid)
             if role is None or self.stopping:
                 continue
             code = os.waitstatus_to_exitcode(status)
@@ -223,16 +298,90 @@ class Supervisor:
                 self.exit_code = 1
                 self.stopping = True
             else:
-                logger.error("acceptor %d (pid %d) exited (%s); restarting it", index, pid, code)
+                if index in self.retiring:
+                    logger.debug("retired acceptor %d (pid %d) exited (%s)", index, pid, code)
+                else:
+                    logger.error("acceptor %d (pid %d) exited (%s); restarting it",
+                                 index, pid, code)
                 spool.clean(self.config.spool_dir,
                             only_parts_of=acceptor_main.spool_tag(index, pid))
-                self.ready.discard(("acceptor", index))
-                self.coordinator[1].send("lost", index)
+                self.ready.discard(index)
+                self.acceptor_pids[index] = 0
+                why = ("retired",) if index in self.retiring else ()
+                self.coordinator[1].send("lost", index, *why)
+
+    # -- reload -------------------------------------------------------------------
+
+    def _reload(self) -> None:
+        if self.reload is None:
+            logger.warning("SIGHUP: nothing to reload")
+            return
+        if self.incoming or self.retiring:
+            logger.info("SIGHUP: the last reload is still rolling the acceptors; "
+                        "reloading again once it is done")
+            self.reload_again = True
+            return
+        self.notifier.reloading()
+        try:
+            fresh = self.reload()
+            live, fixed = reloading.compare(self.settings, fresh)
+            check(self.config.replace(**live))
+        except ConfigError as exc:
+            logger.error("reload failed, the running configuration stays: %s", exc)
+            self.health.ready(self._acceptors_up())
+            return
+        for field, old, new in fixed:
+            logger.warning("reload: %s changed (%r -> %r) but applies only after a restart",
+                           option_name(field), old, new)
+        if live:
+            self._apply(live)
+        else:
+            logger.info("reload: no setting that applies live has changed")
+        if not set(live).intersection(reloading.ACCEPTOR) or not self._roll():
+            self.health.ready(self._acceptors_up())
+
+    def _apply(self, live) -> None:
+        logger.info("reload: %s", reloading.describe(self.settings, live))
+        self.settings = self.settings.replace(**live)
+        self.config = self.config.replace(**live)
+        logging.getLogger().setLevel(log.LEVELS[self.config.log_level])
+        if set(live).intersection(reloading.COORDINATOR):
+            self.coordinator[1].send("configure",
+                                     *reloading.encode(self.config, reloading.COORDINATOR))
+
+    def _roll(self) -> bool:
+        """Start a fresh set of acceptors with the new settings in the spare
+        slots; the old set is retired when all are ready (_finish_roll).
+        False when there are no spare slots."""
+        spare = [i for i in range(self.slots) if i not in self.active]
+        if not spare:
+            logger.warning("reload: with more than %d acceptors there are no spare slots; "
+                           "the acceptors keep their settings until a restart", MAX_SLOTS // 2)
+            return False
+        self.incoming = spare
+        for i in spare:
+            self.restarts.pop(i, None)
+            self._start_acceptor(i, self.gens[i])
+        return True
+
+    def _finish_roll(self) -> None:
+        old, self.active, self.incoming = self.active, self.incoming, []
+        for i in old:
+            if self.restarts.pop(i, None) is not None:
+                continue            # dead, its rings already reset: nothing to retire
+            self.retiring.add(i)
+            self.ready.discard(i)
+            if self.acceptor_pids[i]:
+                _kill(self.acceptor_pids[i], signal.SIGTERM)
+        logger.info("reload: acceptors %d-%d serve, %d-%d retired",
+                    self.active[0], self.active[-1], old[0], old[-1])
+        self.health.ready(self._acceptors_up())
 
     # -- stop ---------------------------------------------------------------------
 
     def shutdown(self) -> int:
         self.stopping = True
+        self.notifier.stopping()
         for pid in list(self.children):
             _kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
@@ -266,11 +415,13 @@ def _kill(pid, signum) -> None:
 
 
 def serve(config, reload=None) -> int:
+    """Run the server until it is stopped; `reload` re-reads the settings
+    on SIGHUP (without it SIGHUP only says there is nothing to reload)."""
     log.setup(config.log_level, "supervisor")
-    sup = Supervisor(config)
+    sup = Supervisor(config, reload)
     try:
         sup.start()
-    except (OSError, StartupError) as exc:
+    except (OSError, StartupError, systemd.ActivationError) as exc:
         if getattr(exc, "errno", None) == errno.EADDRINUSE:
             exc = (f"{exc.strerror}: port {config.port} is taken by another program "
                    f"(another job server such as gearmand?); choose one with --port")

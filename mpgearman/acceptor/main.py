@@ -4,8 +4,11 @@ import os
 import signal
 
 from .. import listeners, log, process
+from ..ipc.control import Heartbeat
 from .loop import Acceptor
 from .spool import Spool
+
+logger = logging.getLogger(__name__)
 
 
 def spool_tag(index: int, pid: int) -> str:
@@ -13,7 +16,10 @@ def spool_tag(index: int, pid: int) -> str:
     return f"a{index}.{pid}"
 
 
-def run(index, gen, config, port, segment, board, my_bell, coord_bell, control) -> int:
+def run(index, gen, config, port, segment, board, my_bell, coord_bell, control,
+        inherited=()) -> int:
+    """`inherited`: listening sockets from socket activation, shared by
+    every acceptor; without them the acceptor binds its own."""
     process.set_name(f"mpg-acceptor-{index}")
     process.die_with_parent()
     log.setup(config.log_level, f"acceptor-{index}")
@@ -22,14 +28,15 @@ def run(index, gen, config, port, segment, board, my_bell, coord_bell, control) 
     # Ctrl-C reaches the whole process group: the supervisor alone acts on it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     inbox = process.SignalInbox([signal.SIGTERM])
-    acc = Acceptor(index, gen, config, listeners.open_listeners(config.listen, port),
+    acc = Acceptor(index, gen, config, listeners.open_listeners(config.listen, port, inherited),
                    segment.inbound(index), segment.outbound(index), my_bell, coord_bell,
                    Spool(config.spool_dir, spool_tag(index, os.getpid())), inbox, board)
     control.send("ready")
+    logger.info("accepting on %s", ", ".join(listeners.describe(s) for s in acc.listeners.values()))
     try:
-        acc.run()
+        acc.run(heartbeat=Heartbeat(control))
     except Exception:
-        logging.getLogger(__name__).exception("acceptor failed")
+        logger.exception("acceptor failed")
         return 1
     acc.close_all()
     return 0

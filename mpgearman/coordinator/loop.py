@@ -24,7 +24,7 @@ BATCH = 256
 class CoordinatorLoop:
     def __init__(self, config, segment, board, my_bell, acceptor_bells, control, inbox,
                  pid, version):
-        n = config.acceptor_count
+        n = segment.pairs         # acceptor slots, spares for a reload included
         self.spool = SpoolNames(config.spool_dir)
         self.board = board
         self.core = Core(config, self.spool, pid=pid, version=version, board=board)
@@ -186,9 +186,9 @@ class CoordinatorLoop:
             return
         for words in lines:
             if words and words[0] == "lost":
-                self.acceptor_lost(int(words[1]))
+                self.acceptor_lost(int(words[1]), retired=words[2:] == ["retired"])
 
-    def acceptor_lost(self, i: int) -> None:
+    def acceptor_lost(self, i: int, retired: bool = False) -> None:
         """Finish what the dead acceptor had published, drop its connections
         (their jobs are requeued by the Core), clear its rings, and tell the
         supervisor it may start a new one."""
@@ -209,7 +209,10 @@ class CoordinatorLoop:
         self.board.set_done(i, 0)
         self.gens[i] = (self.gens[i] + 1) & 0xFFFF
         self.control.send("reset", i, self.gens[i])
-        log.warning("acceptor %d lost; its connections were dropped and their jobs requeued", i)
+        if retired:     # a reload replaced it: expected, not a fault
+            log.info("acceptor %d retired; its connections were closed and their jobs requeued", i)
+        else:
+            log.warning("acceptor %d lost; its connections were dropped and their jobs requeued", i)
 
     def _on_signals(self) -> None:
         if self.inbox.take():

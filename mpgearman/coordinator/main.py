@@ -1,10 +1,19 @@
-"""Entry point of the coordinator process (forked by the supervisor)."""
+"""Entry point of the coordinator process (forked by the supervisor).
+
+Besides starting the loop it owns the coordinator's side of the control
+channel that is not about acceptors: its heartbeat, which carries the
+counts the supervisor shows systemd, and the settings a reload changes
+live (reload.COORDINATOR)."""
 import logging
 import os
 import signal
 
 from .. import __version__, log, process
+from .. import reload as reloading
+from ..ipc.control import Heartbeat
 from .loop import CoordinatorLoop
+
+logger = logging.getLogger(__name__)
 
 
 def run(config, segment, board, my_bell, acceptor_bells, control) -> int:
@@ -18,10 +27,32 @@ def run(config, segment, board, my_bell, acceptor_bells, control) -> int:
     inbox = process.SignalInbox([signal.SIGTERM])
     loop = CoordinatorLoop(config, segment, board, my_bell, acceptor_bells, control, inbox,
                            pid=os.getppid(), version=__version__.encode())
+    control.on("configure", lambda words: configure(loop.core, reloading.decode(words)))
     control.send("ready")
     try:
-        loop.run()
+        loop.run(heartbeat=Heartbeat(control, lambda: counts(loop.core)))
     except Exception:
         logging.getLogger(__name__).exception("coordinator failed")
         return 1
     return 0
+
+
+def counts(core) -> tuple:
+    """(connections, queued jobs, workers) for the supervisor's STATUS."""
+    queued = sum(fn.queued + fn.waiting for fn in core.functions.by_name.values())
+    workers = sum(1 for c in core.conns.values() if c.funcs)
+    return len(core.conns), queued, workers
+
+
+def configure(core, settings: dict) -> None:
+    """Apply settings a reload changed; `exceptions` holds for connections
+    made from now on, the others for the next decision that reads them."""
+    changed = {k: v for k, v in settings.items() if getattr(core.config, k) != v}
+    if not changed:
+        return
+    core.config = core.config.replace(**changed)
+    core.job_retries = core.config.job_retries
+    core.round_robin = core.config.round_robin
+    core.registry.wakeup = core.config.worker_wakeup
+    logging.getLogger().setLevel(log.LEVELS[core.config.log_level])
+    logger.info("settings changed: %s", ", ".join(f"{k}={v}" for k, v in changed.items()))
