@@ -5,7 +5,7 @@ EOF means the other side is gone.
 Lines, child -> supervisor: "ready"; "beat" (an acceptor's heartbeat);
 "beat <connections> <queued jobs> <workers>" (the coordinator's, with its
 counts); "reset <acceptor> <generation>". Supervisor -> coordinator:
-"lost <acceptor>"; "configure key=value ..." (settings changed by a
+"lost <acceptor> [retired]"; "configure key=value ..." (settings changed by a
 reload). A receiver may register handlers for some first words (on());
 receive() hands it the other lines.
 """
