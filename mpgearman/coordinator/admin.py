@@ -109,6 +109,13 @@ def maxqueue(core, words):
     return text.OK
 
 
+def stats(core, words):
+    """Ours, not gearmand's (gearmand answers it as an unknown command, which
+    is how `mpgearman stat` tells the two apart): "key value" lines, then "."."""
+    return b"".join([b"%s %s\n" % (str(k).encode(), str(v).encode())
+                     for k, v in core.stats()]) + _END
+
+
 def getpid(core, words):
     return text.ok_value(b"%d" % core.pid)
 
@@ -133,4 +140,5 @@ COMMANDS = {
     b"getpid": getpid,
     b"verbose": verbose,
     b"version": version,
+    b"stats": stats,
 }

@@ -63,13 +63,17 @@ class Core:
         self.conns: dict[int, Conn] = {}
         self.jobs = JobTable(config.handle_prefix)
         self.functions = FunctionTable()
-        self.registry = Registry(config.worker_wakeup)
+        self.registry = Registry(config.worker_wakeup, self.functions.dirty)
         self.deadlines = Deadlines()
         self.job_retries = config.job_retries
         self.round_robin = config.round_robin
         # The job status board in shared memory (ipc/board.py): each job's
         # status is mirrored there for the acceptors. None in unit tests.
         self.board = board
+        self.started = clock()
+        # Extra (key, value) pairs for the `stats` admin command that only
+        # the process around the core knows (processes, connections).
+        self.extra_stats = lambda: []
 
     # -- entry points ---------------------------------------------------------
 
@@ -136,6 +140,24 @@ class Core:
         self.out.append(Close(c.id))
         self.disconnect(c.id)
 
+    def stats(self) -> list:
+        """(key, value) pairs of the `stats` admin command (our extension)."""
+        fns = self.functions.by_name.values()
+        total = {name: 0 for name in ("submitted", "completed", "failed", "exceptions",
+                                      "requeued", "queued", "running", "workers")}
+        for fn in fns:
+            for name in ("submitted", "completed", "failed", "exceptions", "requeued",
+                         "running", "workers"):
+                total[name] += getattr(fn, name)
+            total["queued"] += sum(fn.queued_by_priority())
+        pairs = [("version", self.version.decode()),
+                 ("uptime", f"{self.clock() - self.started:.3f}"),
+                 ("functions", len(self.functions.by_name)),
+                 ("jobs", len(self.jobs))]
+        pairs += [(f"jobs_{k}" if k != "workers" else k, v) for k, v in total.items()]
+        pairs.append(("connections", len(self.conns)))
+        return pairs + list(self.extra_stats())
+
     # -- submission -------------------------------------------------------------
 
     def submit(self, c: Conn, fname: bytes, unique: bytes, data, prio: int, bg: bool,
@@ -162,6 +184,8 @@ class Core:
                 job.held = self.board.claim(job.no)
             self.jobs.add(job)
             fn.total += 1
+            fn.submitted += 1
+            self.functions.dirty[fn] = None
             if not bg:
                 job.clients.append(c)
                 c.attached[job] = None
@@ -205,6 +229,7 @@ class Core:
         if job.held:
             self.board.show(job.no, True, job.num, job.den)
         fn.running += 1
+        self.functions.dirty[fn] = None
         c.running[job] = None
         timeout = c.funcs[fn][-1][1]
         if timeout > 0:
@@ -252,6 +277,7 @@ class Core:
             self.board.release(job.no, job.held)
         fn = job.fn
         fn.total -= 1
+        self.functions.dirty[fn] = None
         worker = job.worker
         if worker is not None:
             fn.running -= 1
@@ -281,11 +307,14 @@ class Core:
         queue, or failed once it has had job_retries attempts (0 = no limit)."""
         job.retries += 1
         limit = self.job_retries
+        fn = job.fn
         if limit and job.retries >= limit:
+            fn.failed += 1
             self.fail_clients(job)
             self._free(job)
             return
-        fn = job.fn
+        fn.requeued += 1
+        self.functions.dirty[fn] = None
         del job.worker.running[job]
         job.worker = None
         fn.running -= 1

@@ -192,15 +192,20 @@ def work_status(core, c, args):
 
 def _finisher(ptype, not_found):
     ptype = int(ptype)
+    exception = ptype == WORK_EXCEPTION
 
     def work_done(core, c, args):
         handle, data = args
         job = core.owned(c, handle)
         if job is None:
             core.refuse(c, not_found, data)
+            return
+        if exception:
+            job.fn.exceptions += 1
         else:
-            forward(core, job, ptype, handle, data)
-            core.free(job)
+            job.fn.completed += 1
+        forward(core, job, ptype, handle, data)
+        core.free(job)
     return work_done
 
 
@@ -218,6 +223,7 @@ def work_fail(core, c, args):
         packet = encode(T.WORK_FAIL, raw)          # forwarded verbatim
         for client in reversed(job.clients):
             core.out.append(Send(client.id, packet))
+    job.fn.failed += 1
     core.free(job)
 
 

@@ -13,6 +13,7 @@ from ..acceptor.spool import SpoolNames
 from ..ipc import messages
 from ..protocol.packets import split_args
 from .core import Close, Core, Send, SendSpooled
+from .figures import Figures, extra_stats
 from .spoolref import SpoolRef
 
 log = logging.getLogger(__name__)
@@ -23,11 +24,15 @@ BATCH = 256
 
 class CoordinatorLoop:
     def __init__(self, config, segment, board, my_bell, acceptor_bells, control, inbox,
-                 pid, version):
+                 pid, version, counters=None):
         n = segment.pairs         # acceptor slots, spares for a reload included
         self.spool = SpoolNames(config.spool_dir)
         self.board = board
         self.core = Core(config, self.spool, pid=pid, version=version, board=board)
+        # Per-function figures for monitoring, published once per turn.
+        self.figures = Figures(counters) if counters is not None else None
+        if counters is not None:
+            self.core.extra_stats = lambda: extra_stats(counters)
         self.rings_in = [segment.inbound(i) for i in range(n)]
         self.rings_out = [segment.outbound(i) for i in range(n)]
         self.bell, self.acceptor_bells = my_bell, acceptor_bells
@@ -70,6 +75,8 @@ class CoordinatorLoop:
             self.deadline = self.core.tick()
             self._route()
             self._publish()
+            if self.figures is not None and self.core.functions.dirty:
+                self.figures.publish(self.core.functions.dirty)
             if heartbeat:
                 heartbeat()
 

@@ -29,6 +29,11 @@ class Function:
         "waiting",        # future epoch jobs (normal priority)
         "by_unique", "by_data",
         "sleepers",       # Conn -> None: may need a NOOP (validated lazily)
+        # For monitoring: jobs ever created, ended by WORK_COMPLETE, by
+        # WORK_FAIL (or out of retries), by WORK_EXCEPTION, and put back in a
+        # queue after their worker was lost; published by coordinator/figures.py.
+        "submitted", "completed", "failed", "exceptions", "requeued",
+        "slot",           # its counters slot, None until first published
     )
 
     def __init__(self, name: bytes):
@@ -39,6 +44,8 @@ class Function:
         self.by_unique = {}
         self.by_data = {}
         self.sleepers = OrderedDict()
+        self.submitted = self.completed = self.failed = self.exceptions = self.requeued = 0
+        self.slot = None
 
     def __repr__(self):
         return f"<Function {self.name!r}>"
@@ -55,10 +62,15 @@ class Function:
 
 
 class FunctionTable:
-    __slots__ = ("by_name", "ready", "epochs", "_seq")
+    __slots__ = ("by_name", "ready", "epochs", "_seq", "dirty")
 
     def __init__(self):
         self.by_name: dict[bytes, Function] = {}
+        # Functions whose figures may have changed since the coordinator last
+        # published them, in the order they first changed (so slots go to
+        # functions first come, first served); one dict store per change,
+        # the loop drains it.
+        self.dirty: dict[Function, None] = {}
         self.ready: set[Function] = set()     # functions with queued > 0
         self.epochs: list = []                # heap of (when, seq, job)
         self._seq = 0
@@ -67,6 +79,7 @@ class FunctionTable:
         fn = self.by_name.get(name)
         if fn is None:
             fn = self.by_name[name] = Function(name)
+            self.dirty[fn] = None
         return fn
 
     def push(self, job) -> None:
@@ -119,6 +132,7 @@ class FunctionTable:
             job = heapq.heappop(heap)[2]
             job.when = 0
             job.fn.waiting -= 1
+            self.dirty[job.fn] = None
             self.push(job)
             jobs.append(job)
         return jobs
@@ -136,6 +150,7 @@ class FunctionTable:
                 fn.queued -= 1
                 reap(q.popleft())
         self.ready.discard(fn)
+        self.dirty[fn] = None
         return True
 
     def drop(self, fn: Function) -> None:

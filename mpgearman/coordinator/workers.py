@@ -75,9 +75,11 @@ class Conn:
 
 class Registry:
     """Registration keys and the pick/sleep/wake operations."""
-    __slots__ = ("_top", "_bottom", "wakeup", "broad")
+    __slots__ = ("_top", "_bottom", "wakeup", "broad", "dirty")
 
-    def __init__(self, wakeup: int):
+    def __init__(self, wakeup: int, dirty: dict | None = None):
+        # Functions whose worker counts changed, for the published figures.
+        self.dirty = {} if dirty is None else dirty
         self._top = 0
         self._bottom = 0
         self.wakeup = wakeup      # NOOPs per queued job, 0 = every sleeper
@@ -93,6 +95,7 @@ class Registry:
         else:
             regs.append((self._top, timeout_ms))
         fn.workers += 1
+        self.dirty[fn] = None
         c.order = None
         if c.sleeping and not c.noop_sent:
             # gearmand's wake walk would find this sleeper on the new function too
@@ -102,11 +105,13 @@ class Registry:
         regs = c.funcs.pop(fn, None)
         if regs is not None:
             fn.workers -= len(regs)
+            self.dirty[fn] = None
             c.order = None
 
     def reset(self, c: Conn) -> None:
         for fn, regs in c.funcs.items():
             fn.workers -= len(regs)
+            self.dirty[fn] = None
         c.funcs = {}
         c.order = None
 

@@ -149,4 +149,65 @@
 #define MPG_SLOT_DEN_OFF 20
 #define MPG_SLOT_COLLISIONS_OFF 24
 
+/*
+ * The counters: a third mapping, for monitoring only (`mpgearman stat`,
+ * GET /metrics).  Every 64-byte process line and the function slots have
+ * exactly one writer each; readers (the metrics process, the coordinator's
+ * `stats` admin command) add them up when asked.  Fields are u64, each
+ * written by one aligned 8-byte store: a reader may see one field newer
+ * than its neighbour, never half a field.
+ *
+ *   +----------------------------------+  0
+ *   | magic u64                        |
+ *   | version u32 | process lines u32  |  lines = MPG_CTR_FIRST_ACCEPTOR + acceptors
+ *   | function slots u32 | name max u32|
+ *   +----------------------------------+  MPG_CTR_PROCS_OFF
+ *   | line[0]  supervisor              |  each line written by the process it
+ *   | line[1]  coordinator             |  describes (pid set at its start)
+ *   | line[2]  metrics                 |
+ *   | line[3+i] acceptor i             |
+ *   +----------------------------------+  MPG_CTR_PROCS_OFF + lines * 64
+ *   | slot[0]  the overflow bucket     |  function slots, written by the
+ *   | slot[1] ... slot[F-1]            |  coordinator only
+ *   +----------------------------------+
+ *
+ * process line: u64 pid, then three u64 figures A B C:
+ *   acceptor:    A connections accepted, B connections open, C bytes spooled
+ *   coordinator: A function slots in use (stored after the slot's name, so
+ *                a reader that sees the count sees the name), B functions
+ *                counted in the overflow bucket
+ *
+ * function slot (MPG_CTR_SLOT_SIZE bytes):
+ *   +--------+-----------+-----------+--------+-----------+----------+
+ *   | namelen| submitted | completed | failed | exceptions| requeued |  counters
+ *   +--------+-----------+-----------+--------+-----------+----------+
+ *   | queued high | queued normal | queued low | running | workers   |  gauges
+ *   +-------------+---------------+------------+---------+-----------+
+ *   | pad up to MPG_CTR_SLOT_NAME_OFF | name[MPG_CTR_NAME_MAX]         |
+ * Slot 0 is the overflow bucket: the functions that found the table full,
+ * or whose name is longer than the name field, summed.
+ */
+#define MPG_CTR_MAGIC 0x5352544e4347504dULL
+#define MPG_CTR_VERSION 1
+#define MPG_CTR_MAGIC_OFF 0
+#define MPG_CTR_VERSION_OFF 8
+#define MPG_CTR_LINES_OFF 12
+#define MPG_CTR_SLOTS_OFF 16
+#define MPG_CTR_NAME_MAX_OFF 20
+#define MPG_CTR_PROCS_OFF 64
+#define MPG_CTR_LINE_SIZE 64
+#define MPG_CTR_SUPERVISOR 0
+#define MPG_CTR_COORDINATOR 1
+#define MPG_CTR_METRICS 2
+#define MPG_CTR_FIRST_ACCEPTOR 3
+#define MPG_CTR_PID_OFF 0
+#define MPG_CTR_A_OFF 8
+#define MPG_CTR_B_OFF 16
+#define MPG_CTR_C_OFF 24
+#define MPG_CTR_SLOT_SIZE 256
+#define MPG_CTR_SLOT_FIELDS 11
+#define MPG_CTR_SLOT_NAME_OFF 128
+#define MPG_CTR_NAME_MAX 128
+#define MPG_CTR_OVERFLOW_SLOT 0
+
 #endif
