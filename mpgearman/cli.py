@@ -90,3 +90,4 @@ def serve(ctx, config_file, **options):
 from .client.commands import job_status, submit, work  # noqa: E402  (after `main`)
 for _command in (submit, work, job_status):
     main.add_command(_command)
+main.add_command(__import__("mpgearman.stat", fromlist=["stat"]).stat)

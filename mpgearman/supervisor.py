@@ -29,7 +29,7 @@ import signal
 import time
 import traceback
 
-from . import listeners, log, process, systemd
+from . import listeners, log, metrics, process, systemd
 from . import reload as reloading
 from .config import ConfigError, check, option_name
 from .acceptor import main as acceptor_main
@@ -38,6 +38,8 @@ from .coordinator import main as coordinator_main
 from .ipc.control import Control
 from .ipc.doorbell import Doorbell
 from .ipc.board import StatusBoard
+from .ipc.counters import Counters
+from .ipc.layout import CTR_FIRST_ACCEPTOR, CTR_SUPERVISOR
 from .ipc.shm import Segment
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ MAX_BACKOFF = 30.0        # ... is restarted after a delay doubling up to this
 STOP_TIMEOUT = 10.0
 BOARD_SLOTS = 1 << 18     # job status slots (8 MiB); more live jobs share slots
 MAX_SLOTS = 256           # acceptor slots a connection id can name (8 bits)
+FUNCTION_SLOTS = 1024     # functions with their own metrics; more share "__other__"
+METRICS_RESTART = 1.0     # a dead metrics process is started again after this
 
 
 class StartupError(Exception):
@@ -102,6 +106,11 @@ class Supervisor:
         spool.clean(cfg.spool_dir)
         self.segment = Segment.create(self.slots, cfg.ring_size)
         self.board = StatusBoard.create(self.slots, BOARD_SLOTS)
+        self.counters = Counters.create(self.slots, FUNCTION_SLOTS)
+        self.counters.start_process(CTR_SUPERVISOR, os.getpid())
+        self.metrics_sock = metrics.bind(cfg.listen, cfg.metrics_port) \
+            if cfg.metrics_port else None
+        self.metrics_due = 0.0    # monotonic time to (re)start the metrics process
         self.coord_bell = Doorbell()
         self.acceptor_bells = [Doorbell() for _ in range(self.slots)]
         self.ep = select.epoll()
@@ -111,6 +120,8 @@ class Supervisor:
         self._start_coordinator()
         for i in self.active:
             self._start_acceptor(i, 0)
+        if self.metrics_sock is not None:
+            self._start_metrics()
         self._wait_ready()
 
     def _fork(self, role, index, body):
@@ -140,6 +151,8 @@ class Supervisor:
             control.close()
         for s in self.placeholders:
             s.close()
+        if self.metrics_sock is not None:
+            self.metrics_sock.close()
         self.ep.close()
         self.inbox.close()
 
@@ -150,7 +163,7 @@ class Supervisor:
             for s in self.inherited:    # the acceptors' business alone
                 s.close()
             return coordinator_main.run(cfg, seg, self.board, self.coord_bell,
-                                        self.acceptor_bells, control)
+                                        self.acceptor_bells, control, self.counters)
 
         self.coordinator = self._fork("coordinator", 0, body)
 
@@ -161,9 +174,22 @@ class Supervisor:
         def body(control):
             return acceptor_main.run(i, gen, cfg, port, seg, self.board,
                                      self.acceptor_bells[i], self.coord_bell, control,
-                                     self.inherited)
+                                     self.inherited, self.counters)
 
         self.acceptor_pids[i], _ = self._fork("acceptor", i, body)
+
+    def _start_metrics(self) -> None:
+        """Fork `mpg-metrics` on a copy of the metrics socket (every child
+        closes the supervisor's own)."""
+        self.metrics_due = 0.0
+        sock = self.metrics_sock.dup()
+        cfg, seg, counters = self.config, self.segment, self.counters
+        pid, _ = self._fork("metrics", 0,
+                            lambda control: metrics.run(cfg, seg, counters, sock))
+        sock.close()
+        # Not watched for heartbeats: a stuck scrape must not let the watchdog
+        # restart the job server. A dead one is restarted (_reap).
+        self.health.gone(pid)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
@@ -221,6 +247,12 @@ class Supervisor:
     def _turn(self, timeout) -> None:
         if self.restarts:
             timeout = min(timeout, self._due_restarts())
+        if self.metrics_due:
+            left = self.metrics_due - time.monotonic()
+            if left <= 0:
+                self._start_metrics()
+            else:
+                timeout = min(timeout, left)
         if self.serving:
             timeout = min(timeout, self.health.tick(self._acceptors_up()))
         for fd, _ in self.ep.poll(max(timeout, 0)):
@@ -297,7 +329,11 @@ class Supervisor:
                 logger.critical("coordinator exited (%s); stopping", code)
                 self.exit_code = 1
                 self.stopping = True
+            elif role == "metrics":
+                logger.error("metrics process (pid %d) exited (%s); restarting it", pid, code)
+                self.metrics_due = time.monotonic() + METRICS_RESTART
             else:
+                self.counters.start_process(CTR_FIRST_ACCEPTOR + index, 0)   # its writer is gone
                 if index in self.retiring:
                     logger.debug("retired acceptor %d (pid %d) exited (%s)", index, pid, code)
                 else:
@@ -396,6 +432,9 @@ class Supervisor:
         spool.clean(self.config.spool_dir)
         self.segment.close()
         self.board.close()
+        self.counters.close()
+        if self.metrics_sock is not None:
+            self.metrics_sock.close()
         return self.exit_code
 
 

@@ -46,6 +46,8 @@ def on_end(acc, conn, ev):
     conn.head = conn.writer = None
     name = writer.finish()
     acc.record(conn, messages.spooled(conn.id, head.type, head.args, name, head.size))
+    if acc.figures is not None:
+        acc.figures.add_spooled(head.size)
 
 
 def on_admin(acc, conn, ev):

@@ -33,7 +33,7 @@ OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 class Acceptor:
     def __init__(self, index, gen, config, listeners, ring_in, ring_out,
-                 my_bell, coord_bell, spool, inbox, board=None):
+                 my_bell, coord_bell, spool, inbox, board=None, figures=None):
         self.index, self.gen, self.config = index, gen, config
         self.listeners = {s.fileno(): s for s in listeners}
         self.ring_in, self.ring_out = ring_in, ring_out   # to / from the coordinator
@@ -45,6 +45,9 @@ class Acceptor:
         self.sent = 0            # records ever queued for the coordinator
         self.ring_full = False   # the last publish left records behind
         self.board = board       # job status board, for local GET_STATUS answers
+        # This acceptor's line of the counters mapping (connections, spooled
+        # bytes), written on each accept and close, never per packet.
+        self.figures = figures
         self.prefix = config.handle_prefix + b":"
         self.touched = set()     # connections with output to flush
         self.recv_buf = bytearray(inbound.RECV_SIZE)   # every socket read lands here
@@ -200,6 +203,8 @@ class Acceptor:
             self.by_fd[conn.fd] = conn
             self.ep.register(conn.fd, IN)
             self.record(conn, messages.connect(conn.id, conn.fd, addr[0]))
+            if self.figures is not None:
+                self.figures.connections(self.serial, len(self.conns))
 
     def _pause_accepting(self, pause: bool) -> None:
         """Out of descriptors: stop polling the listeners for a moment, or
@@ -247,6 +252,8 @@ class Acceptor:
         conn.discard()
         conn.sock.close()
         self.record(conn, messages.closed(conn.id))
+        if self.figures is not None:
+            self.figures.connections(self.serial, len(self.conns))
 
     def close_all(self) -> None:
         for conn in list(self.conns.values()):

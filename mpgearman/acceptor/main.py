@@ -5,6 +5,7 @@ import signal
 
 from .. import listeners, log, process
 from ..ipc.control import Heartbeat
+from ..ipc.layout import CTR_FIRST_ACCEPTOR
 from .loop import Acceptor
 from .spool import Spool
 
@@ -17,7 +18,7 @@ def spool_tag(index: int, pid: int) -> str:
 
 
 def run(index, gen, config, port, segment, board, my_bell, coord_bell, control,
-        inherited=()) -> int:
+        inherited=(), counters=None) -> int:
     """`inherited`: listening sockets from socket activation, shared by
     every acceptor; without them the acceptor binds its own."""
     process.set_name(f"mpg-acceptor-{index}")
@@ -25,12 +26,17 @@ def run(index, gen, config, port, segment, board, my_bell, coord_bell, control,
     log.setup(config.log_level, f"acceptor-{index}")
     segment.check()
     board.check()
+    figures = None
+    if counters is not None:
+        counters.check().start_process(CTR_FIRST_ACCEPTOR + index, os.getpid())
+        figures = counters.acceptor_writer(index)
     # Ctrl-C reaches the whole process group: the supervisor alone acts on it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     inbox = process.SignalInbox([signal.SIGTERM])
     acc = Acceptor(index, gen, config, listeners.open_listeners(config.listen, port, inherited),
                    segment.inbound(index), segment.outbound(index), my_bell, coord_bell,
-                   Spool(config.spool_dir, spool_tag(index, os.getpid())), inbox, board)
+                   Spool(config.spool_dir, spool_tag(index, os.getpid())), inbox, board,
+                   figures)
     control.send("ready")
     logger.info("accepting on %s", ", ".join(listeners.describe(s) for s in acc.listeners.values()))
     try:

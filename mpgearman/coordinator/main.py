@@ -11,22 +11,26 @@ import signal
 from .. import __version__, log, process
 from .. import reload as reloading
 from ..ipc.control import Heartbeat
+from ..ipc.layout import CTR_COORDINATOR as COORDINATOR_LINE
 from .loop import CoordinatorLoop
 
 logger = logging.getLogger(__name__)
 
 
-def run(config, segment, board, my_bell, acceptor_bells, control) -> int:
+def run(config, segment, board, my_bell, acceptor_bells, control, counters=None) -> int:
     process.set_name("mpg-coordinator")
     process.die_with_parent()
     log.setup(config.log_level, "coordinator")
     segment.check()
     board.check()
+    if counters is not None:
+        counters.check().start_process(COORDINATOR_LINE, os.getpid())
     # Ctrl-C reaches the whole process group: the supervisor alone acts on it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     inbox = process.SignalInbox([signal.SIGTERM])
     loop = CoordinatorLoop(config, segment, board, my_bell, acceptor_bells, control, inbox,
-                           pid=os.getppid(), version=__version__.encode())
+                           pid=os.getppid(), version=__version__.encode(),
+                           counters=counters)
     control.on("configure", lambda words: configure(loop.core, reloading.decode(words)))
     control.send("ready")
     try:

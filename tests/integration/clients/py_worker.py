@@ -2,10 +2,11 @@
 
 usage: python py_worker.py SERVERS PREFIX [CONCURRENCY]
 Registers PREFIX_rev, PREFIX_data, PREFIX_status, PREFIX_fail, PREFIX_exc,
-PREFIX_slow and PREFIX_sum, prints "ready" on stderr, then works until
+PREFIX_slow, PREFIX_sum and PREFIX_square, prints "ready" on stderr, then works until
 SIGTERM. Each job it starts is logged on stdout as "start HANDLE DATA".
 """
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,9 +17,14 @@ concurrency = int(sys.argv[3]) if len(sys.argv) > 3 else 1
 worker = Worker(servers, concurrency=concurrency)
 
 
+log_lock = threading.Lock()
+
+
 def logged(fn):
     def run(job):
-        print("start", job.handle, job.data.decode("utf-8", "replace"), flush=True)
+        # Jobs run in threads, and a text stream is not safe to share.
+        with log_lock:
+            print("start", job.handle, job.data.decode("utf-8", "replace"), flush=True)
         return fn(job)
     return run
 
@@ -70,8 +76,15 @@ def add(job):
     return str(sum(int(x) for x in job.data.split())).encode()
 
 
+@logged
+def square(job):
+    # Slow enough (20 ms) that a run of them can be interrupted midway.
+    time.sleep(0.02)
+    return str(int(job.data) ** 2).encode()
+
+
 for name, fn in [("rev", rev), ("data", data), ("status", status), ("fail", fail),
-                 ("exc", exc), ("slow", slow), ("sum", add)]:
+                 ("exc", exc), ("slow", slow), ("sum", add), ("square", square)]:
     worker.register(f"{prefix}_{name}", fn)
 print("ready", file=sys.stderr, flush=True)
 worker.run()

@@ -1,0 +1,154 @@
+"""`serve --metrics-port`: GET /metrics after a known workload, parsed with
+prometheus_client's own parser, every figure checked exactly; 404 for other
+paths; a killed metrics process comes back; a taken port stops `serve`."""
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import psutil
+import pytest
+
+import statload
+from conftest import REPO_ROOT, free_port, mpgearman_argv
+from gearproto import wait_for
+
+parser = pytest.importorskip("prometheus_client.parser")
+
+FUNCTION_COUNTERS = ("submitted", "completed", "failed", "exceptions", "requeued")
+
+
+def start(server_factory):
+    """An mpgearman with metrics on a free port; (server, metrics port)."""
+    for _ in range(5):
+        port = free_port()
+        try:
+            return server_factory("mpgearman", "--metrics-port", str(port)), port
+        except pytest.fail.Exception:    # the port was taken meanwhile: rare, retry
+            continue
+    pytest.fail("no free metrics port")
+
+
+def get(port, path="/metrics"):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as reply:
+        return reply.headers["Content-Type"], reply.read().decode()
+
+
+def scrape(port) -> dict:
+    """{(sample name, sorted label pairs): value}; checks every family is
+    declared with HELP and TYPE."""
+    content_type, text = get(port)
+    assert content_type == "text/plain; version=0.0.4; charset=utf-8"
+    samples = {}
+    for family in parser.text_string_to_metric_families(text):
+        assert family.documentation and family.type in ("counter", "gauge"), family
+        for s in family.samples:
+            key = (s.name, tuple(sorted(s.labels.items())))
+            assert key not in samples, f"duplicate sample {key}"
+            samples[key] = s.value
+    for name in ("mpgearman_jobs_submitted_total", "mpgearman_process_cpu_seconds_total"):
+        assert f"# TYPE {name} counter" in text
+    return samples
+
+
+def family(samples, name) -> dict:
+    return {labels: value for (n, labels), value in samples.items() if n == name}
+
+
+def expected_function_samples(wl) -> dict:
+    want = {}
+    for fn, f in wl.expected().items():
+        for counter in FUNCTION_COUNTERS:
+            want[(f"mpgearman_jobs_{counter}_total", (("function", fn),))] = f[counter]
+        for prio in ("high", "normal", "low"):
+            want[("mpgearman_jobs_queued", (("function", fn), ("priority", prio)))] = f[prio]
+        want[("mpgearman_jobs_running", (("function", fn),))] = f["running"]
+        want[("mpgearman_workers", (("function", fn),))] = f["workers"]
+    return want
+
+
+def test_metrics_after_a_known_workload(server_factory, spawn, unique_name):
+    server, port = start(server_factory)
+    wl = statload.run(server, spawn, unique_name)
+    try:
+        samples = scrape(port)
+    finally:
+        wl.close()
+    functions = {k: v for k, v in samples.items()
+                 if k[0].startswith(("mpgearman_jobs_", "mpgearman_workers"))}
+    assert functions == expected_function_samples(wl)
+    assert samples[("mpgearman_functions_overflowed", ())] == 0
+
+    opened = family(samples, "mpgearman_connections_accepted_total")
+    assert set(opened) == {(("acceptor", "0"),), (("acceptor", "1"),)}
+    assert sum(opened.values()) == statload.CONNECTIONS_OPENED
+    assert sum(family(samples, "mpgearman_connections_open").values()) == \
+        statload.CONNECTIONS_LEFT_OPEN
+    # Function C's payload waits in the spool; nothing is in flight in the rings.
+    assert samples[("mpgearman_spool_bytes", ())] == len(statload.BIG)
+    assert sum(family(samples, "mpgearman_spool_written_bytes_total").values()) == \
+        len(statload.BIG)
+    rings = family(samples, "mpgearman_ring_used_bytes")
+    assert len(rings) == 4 and set(rings.values()) == {0}
+    assert samples[("mpgearman_ring_capacity_bytes", ())] == 4 << 20
+
+    pids = family(samples, "mpgearman_process_id")
+    roles = {(dict(labels)["role"], dict(labels)["index"]) for labels in pids}
+    assert roles == {("supervisor", "0"), ("coordinator", "0"), ("metrics", "0"),
+                     ("acceptor", "0"), ("acceptor", "1")}
+    assert {int(p) for p in pids.values()} == server.pids()
+    assert all(v > 0 for v in family(samples, "mpgearman_process_resident_memory_bytes").values())
+    assert all(v >= 0 for v in family(samples, "mpgearman_process_cpu_seconds_total").values())
+
+
+def test_other_paths_are_404_and_connections_count_once_closed(server_factory):
+    server, port = start(server_factory)
+    with pytest.raises(urllib.error.HTTPError) as err:
+        get(port, "/")
+    assert err.value.code == 404
+    with server.connect() as conn:
+        conn.admin("version")
+        assert sum(family(scrape(port), "mpgearman_connections_open").values()) == 1
+    wait_for(lambda: sum(family(scrape(port), "mpgearman_connections_open").values()) == 0,
+             10, 0.05, "the closed connection to leave the open gauge")
+    assert sum(family(scrape(port), "mpgearman_connections_accepted_total").values()) == 1
+
+
+def test_a_killed_metrics_process_is_restarted(server_factory):
+    server, port = start(server_factory)
+    before = {dict(k)["role"]: int(v)
+              for k, v in family(scrape(port), "mpgearman_process_id").items()}
+    psutil.Process(before["metrics"]).send_signal(signal.SIGKILL)
+
+    def restarted():
+        try:
+            pids = family(scrape(port), "mpgearman_process_id")
+        except OSError:
+            return None
+        now = {dict(k)["role"]: int(v) for k, v in pids.items()}
+        return now if now.get("metrics") not in (None, before["metrics"]) else None
+    now = wait_for(restarted, 10, 0.1, "a new metrics process")
+    assert now["coordinator"] == before["coordinator"]
+    assert server.admin("version").startswith(b"OK ")
+
+
+def test_a_taken_metrics_port_stops_serve_with_one_line(tmp_path):
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    argv = mpgearman_argv(spool, "--metrics-port", str(port))
+    started = time.monotonic()
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
+    taken.close()
+    assert proc.returncode == 1, proc.stderr
+    assert f"cannot listen for metrics on 127.0.0.1:{port}: Address already in use" \
+        in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert time.monotonic() - started < 20

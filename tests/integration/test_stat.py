@@ -1,0 +1,154 @@
+"""`mpgearman stat` against real servers (mpgearman and Debian's gearmand):
+--json after a known workload, the text view, --watch, the Nagios check
+exit codes, and an unreachable server."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+
+import statload
+from conftest import REPO_ROOT, free_port
+from gearproto import PacketType as T
+from gearproto import wait_for
+
+ENV = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+
+
+def stat(server_address, *args, timeout=30):
+    return subprocess.run([sys.executable, "-m", "mpgearman", "stat", "-s", server_address,
+                           *args], capture_output=True, text=True, timeout=timeout, env=ENV)
+
+
+def test_json_after_a_known_workload(server, spawn, unique_name):
+    wl = statload.run(server, spawn, unique_name)
+    try:
+        run = stat(server.address, "--json", "--interval", "0.3")
+    finally:
+        wl.close()
+    assert run.returncode == 0, run.stderr
+    doc = orjson.loads(run.stdout)
+    assert doc["server"] == server.address
+    assert doc["kind"] == server.kind
+    got = {name: {"queued": f["queued"], **f["queued_by_priority"], "running": f["running"],
+                  "workers": f["workers"]} for name, f in doc["functions"].items()}
+    want = {name: {"queued": f["high"] + f["normal"] + f["low"],
+                   **{k: f[k] for k in ("high", "normal", "low", "running", "workers")}}
+            for name, f in wl.expected().items()}
+    assert got == want
+    assert doc["totals"] == {"functions": 3, "queued": 6, "running": 1, "workers": 2,
+                             "queued_by_priority": {"high": 0, "normal": 2, "low": 4}}
+    if server.kind == "gearmand":
+        assert doc["jobs"] is doc["rates"] is doc["processes"] is doc["uptime_seconds"] is None
+        return
+    assert doc["jobs"] == {"submitted": 28, "completed": 18, "failed": 2, "exceptions": 1,
+                           "requeued": 1}
+    # Nothing happened between the two samples.
+    assert doc["rates"] == dict.fromkeys(doc["jobs"], 0.0)
+    assert 0.25 < doc["interval_seconds"] < 5
+    assert doc["connections"]["accepted"] == statload.CONNECTIONS_OPENED + 1   # + stat's own
+    roles = [(p["role"], p["index"]) for p in doc["processes"]]
+    assert roles == [("supervisor", 0), ("coordinator", 0), ("acceptor", 0), ("acceptor", 1)]
+    assert {p["pid"] for p in doc["processes"]} == server.pids()
+    assert all(p["rss_bytes"] > 0 and p["cpu_percent"] >= 0 for p in doc["processes"])
+
+
+def test_rates_come_from_two_samples(mpgearman_server, fname):
+    """Jobs submitted while stat waits between its samples show as a rate."""
+    with mpgearman_server.connect() as client:
+        proc = subprocess.Popen([sys.executable, "-m", "mpgearman", "stat", "-s",
+                                 mpgearman_server.address, "--json", "--interval", "1.5"],
+                                stdout=subprocess.PIPE, env=ENV)
+        # stat takes its first sample as soon as it connects: once its
+        # connection shows, what is submitted falls between its two samples.
+        wait_for(lambda: mpgearman_server.admin("workers").count(b"\n") >= 4, 15, 0.02,
+                 "stat's connection")
+        time.sleep(0.2)
+        for i in range(30):
+            client.submit(T.SUBMIT_JOB_BG, fname.encode(), b"", b"%d" % i)
+        out, _ = proc.communicate(timeout=30)
+    doc = orjson.loads(out)
+    assert doc["jobs"]["submitted"] == 30
+    assert doc["rates"]["submitted"] == pytest.approx(30 / doc["interval_seconds"], rel=0.01)
+
+
+def test_text_view(server, fname):
+    server.admin(f"create function {fname}\r\n")      # CRLF: gearmand eats a byte of LF lines
+    run = stat(server.address, "--interval", "0")
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith(f"{server.kind} ")
+    table = [line.split() for line in lines if line.startswith((fname, "FUNCTION", "TOTAL"))]
+    assert table == [["FUNCTION", "QUEUED", "HIGH", "NORMAL", "LOW", "RUNNING", "WORKERS"],
+                     [fname, "0", "0", "0", "0", "0", "0"],
+                     ["TOTAL", "(1)", "0", "0", "0", "0", "0", "0"]]
+    assert ("PROCESS" in run.stdout) == (server.kind == "mpgearman")
+
+
+def test_watch_refreshes_until_ctrl_c(mpgearman_server, spawn):
+    proc = spawn([sys.executable, "-m", "mpgearman", "stat", "-s", mpgearman_server.address,
+                  "--watch", "0.2"], env=ENV)
+    wait_for(lambda: proc.out_path.read_bytes().count(b"\x1b[H\x1b[2J") >= 2, 15, 0.05,
+             "two refreshes")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(10) == 0
+    assert b"Traceback" not in proc.err_path.read_bytes()
+    frames = proc.out_path.read_bytes().split(b"\x1b[H\x1b[2J")[1:]
+    assert b"jobs/s over" not in frames[0] and b"jobs/s over" in frames[1]
+
+
+CHECKS = [
+    # (options, exit status, state word)
+    (["--warn-queued", "5", "--crit-queued", "10"], 0, "OK"),
+    (["--warn-queued", "1", "--crit-queued", "10"], 1, "WARNING"),
+    (["--warn-queued", "1", "--crit-queued", "2"], 2, "CRITICAL"),
+    (["--warn-workers-below", "1"], 1, "WARNING"),
+    (["--crit-workers-below", "1", "--warn-queued", "0"], 2, "CRITICAL"),
+]
+
+
+@pytest.mark.parametrize("options,status,word", CHECKS, ids=[c[2] + str(i)
+                                                                for i, c in enumerate(CHECKS)])
+def test_nagios_check(server, fname, options, status, word):
+    with server.connect() as client:
+        for i in range(3):
+            client.submit(T.SUBMIT_JOB_BG, fname.encode(), b"", b"%d" % i)
+        run = stat(server.address, "--function", fname, *options)
+    assert run.returncode == status, run.stdout + run.stderr
+    line, = run.stdout.splitlines()
+    assert line.startswith(f"MPGEARMAN {word} - function {fname}: 3 jobs queued, 0 workers")
+    assert "| queued=3;" in line and " workers=0;" in line
+
+
+def test_nagios_totals_count_worker_connections(server, fname):
+    with server.connect() as worker:
+        for suffix in ("a", "b"):
+            worker.send_packet(T.CAN_DO, (fname + suffix).encode())
+        server.wait_workers(fname + "b")
+        run = stat(server.address, "--warn-workers-below", "2", "--crit-workers-below", "1")
+    assert run.returncode == 1, run.stdout
+    assert run.stdout.startswith("MPGEARMAN WARNING - 0 jobs queued, 1 workers (workers < 2)")
+    assert run.stdout.rstrip().endswith("| queued=0;;;0 workers=1;2:;1:;0")
+
+
+def test_unreachable_server():
+    port = free_port()
+    run = stat(f"127.0.0.1:{port}")
+    assert (run.returncode, run.stdout) == (1, "")
+    assert run.stderr == f"mpgearman: error: cannot connect to 127.0.0.1:{port}: " \
+                         f"Connection refused\n"
+    run = stat(f"127.0.0.1:{port}", "--crit-queued", "5")
+    assert (run.returncode, run.stderr) == (3, "")
+    assert run.stdout == f"MPGEARMAN UNKNOWN - cannot connect to 127.0.0.1:{port}: " \
+                         f"Connection refused\n"
+
+
+def test_bad_options_are_one_line_errors():
+    run = stat("127.0.0.1:notaport")
+    assert run.returncode == 2 and "the port must be a number" in run.stderr
+    run = stat("127.0.0.1:1", "--json", "--watch")
+    assert run.returncode == 2 and "do not combine" in run.stderr
+    assert "Traceback" not in run.stderr

@@ -1,0 +1,107 @@
+"""`mpgearman stat` without a server: address parsing, snapshots and rates
+from synthetic samples, the text table and the Nagios check logic."""
+import pytest
+
+from mpgearman.stat import render
+from mpgearman.stat.probe import parse_server
+from mpgearman.stat.snapshot import document
+
+
+@pytest.mark.parametrize("text,want", [
+    ("127.0.0.1", ("127.0.0.1", 4730)),
+    ("gear.example:4731", ("gear.example", 4731)),
+    ("[::1]:4732", ("::1", 4732)),
+    ("[::1]", ("::1", 4730)),
+    ("::1", ("::1", 4730)),
+])
+def test_parse_server(text, want):
+    assert parse_server(text) == want
+
+
+@pytest.mark.parametrize("text", ["", "host:", "host:x", "host:0", "host:70000", ":4730"])
+def test_parse_server_refuses(text):
+    with pytest.raises(ValueError):
+        parse_server(text)
+
+
+def sample(at, submitted, cpu, functions=None, stats=True):
+    fns = functions if functions is not None else {
+        "f": {"queued": 3, "queued_by_priority": {"high": 1, "normal": 2, "low": 0},
+              "running": 1, "workers": 2}}
+    raw = None
+    if stats:
+        raw = {"uptime": "3725.5", "jobs_submitted": str(submitted), "jobs_completed": "4",
+               "connections": "3", "connections_accepted": "9",
+               "process.supervisor.0.pid": "10", "process.supervisor.0.cpu_seconds": "1.00",
+               "process.supervisor.0.rss_bytes": "1048576",
+               "process.acceptor.1.pid": "12", "process.acceptor.1.cpu_seconds": str(cpu),
+               "process.acceptor.1.rss_bytes": "2097152"}
+    return {"at": at, "functions": fns, "worker_connections": 2, "stats": raw,
+            "version": "0.1.0" if stats else "1.1.20+ds"}
+
+
+def test_rates_and_cpu_share_from_two_samples():
+    doc = document("h:1", sample(12.0, 150, "2.50"), sample(10.0, 50, "1.50"))
+    assert doc["rates"] == {"submitted": 50.0, "completed": 0.0, "failed": 0.0,
+                            "exceptions": 0.0, "requeued": 0.0}
+    assert doc["interval_seconds"] == 2.0
+    assert [(p["role"], p["index"], p["cpu_percent"]) for p in doc["processes"]] == [
+        ("supervisor", 0, 0.0), ("acceptor", 1, 50.0)]
+    assert doc["totals"] == {"functions": 1, "queued": 3, "running": 1, "workers": 2,
+                             "queued_by_priority": {"high": 1, "normal": 2, "low": 0}}
+    text = render.as_text(doc)
+    assert "up 1h02m05s, 3 connections (9 accepted)" in text
+    assert "jobs/s over 2.0 s: 50.0 submitted" in text
+    assert "acceptor-1" in text and "2.0 MiB" in text
+
+
+def test_a_restarted_process_has_no_cpu_share_and_counters_never_go_back():
+    earlier = sample(10.0, 500, "1.50")
+    earlier["stats"]["process.acceptor.1.pid"] = "11"
+    doc = document("h:1", sample(11.0, 20, "0.10"), earlier)
+    assert doc["rates"]["submitted"] == 0.0
+    assert doc["processes"][1]["cpu_percent"] is None
+
+
+def test_gearmand_document_has_no_mpgearman_figures():
+    doc = document("h:1", sample(1.0, 0, "0", stats=False))
+    assert doc["kind"] == "gearmand"
+    assert all(doc[k] is None for k in ("uptime_seconds", "jobs", "rates", "processes",
+                                        "connections"))
+    assert render.as_text(doc).splitlines()[0] == "gearmand 1.1.20+ds on h:1"
+
+
+def test_table_without_priorities():
+    fns = {"long_function_name": {"queued": 1, "queued_by_priority": None, "running": 0,
+                                  "workers": 0}}
+    lines = render.as_text(document("h:1", sample(1.0, 0, "0", fns, stats=False))).splitlines()
+    assert lines[2].split() == ["FUNCTION", "QUEUED", "RUNNING", "WORKERS"]
+    assert lines[3].split() == ["long_function_name", "1", "0", "0"]
+
+
+def doc_with(queued, workers):
+    return document("h:1", sample(1.0, 0, "0", {"f": {
+        "queued": queued, "queued_by_priority": None, "running": 0, "workers": workers}}))
+
+
+@pytest.mark.parametrize("queued,workers,limits,state", [
+    (10, 5, (10, 20, None, None), render.OK),            # at the limit is fine
+    (11, 5, (10, 20, None, None), render.WARNING),
+    (21, 5, (10, 20, None, None), render.CRITICAL),
+    (0, 2, (None, None, 2, 1), render.OK),
+    (0, 1, (None, None, 2, 1), render.WARNING),
+    (0, 0, (None, None, 2, 1), render.CRITICAL),
+    (11, 0, (10, None, None, 1), render.CRITICAL),       # the worse of the two
+])
+def test_check_states(queued, workers, limits, state):
+    got, line = render.check(doc_with(queued, workers), "f", *limits)
+    assert got == state
+    assert line.startswith(f"MPGEARMAN {render.STATE_NAMES[state]} - function f: "
+                           f"{queued} jobs queued, {workers} workers")
+
+
+def test_check_unknown_function_counts_as_empty():
+    state, line = render.check(doc_with(0, 3), "missing", None, None, 1, None)
+    assert state == render.WARNING
+    assert line == ("MPGEARMAN WARNING - function missing: 0 jobs queued, 0 workers "
+                    "(workers < 1) | queued=0;;;0 workers=0;1:;;0")
