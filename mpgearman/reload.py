@@ -14,10 +14,14 @@ text form in which changed settings reach the coordinator.
                           job-handle-prefix, ring-size, spool-dir,
                           metrics-port, and any setting not listed here)
 
-Must not: read files (config.load does) or signal processes (the
-supervisor does).
+Must not: parse files (config.load does, through the `reload` callable
+the command line builds) or signal processes (the supervisor does).
 """
-from .config import FIELDS, Config, option_name
+import logging
+
+from .config import FIELDS, Config, ConfigError, check, option_name
+
+logger = logging.getLogger(__name__)
 
 COORDINATOR = ("log_level", "job_retries", "worker_wakeup", "round_robin", "exceptions")
 ACCEPTOR = ("log_level", "max_payload", "spool_threshold", "max_queued_output")
@@ -41,6 +45,27 @@ def compare(running: Config, fresh: Config):
         else:
             fixed.append((field, old, new))
     return live, fixed
+
+
+def read(reload, settings: Config, running: Config):
+    """Read the settings again through `reload`; log what changed and what
+    cannot change until a restart. Returns the live changes ({} for none),
+    or None when the new settings are bad (logged; nothing changes)."""
+    try:
+        fresh = reload()
+        live, fixed = compare(settings, fresh)
+        check(running.replace(**live))
+    except ConfigError as exc:
+        logger.error("reload failed, the running configuration stays: %s", exc)
+        return None
+    for field, old, new in fixed:
+        logger.warning("reload: %s changed (%r -> %r) but applies only after a restart",
+                       option_name(field), old, new)
+    if live:
+        logger.info("reload: %s", describe(settings, live))
+    else:
+        logger.info("reload: no setting that applies live has changed")
+    return live
 
 
 def describe(running: Config, live: dict) -> str:

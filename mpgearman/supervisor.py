@@ -9,15 +9,10 @@ and on SIGTERM/SIGINT stops every child and removes the spool files.
 It tells systemd how things stand (systemd.py): READY once every child is
 up, STATUS from the coordinator's counts, WATCHDOG only while every child
 beats, STOPPING. On SIGHUP it reloads the configuration (reload.py says
-what applies live) and rolls the acceptors when their settings changed:
-
-  acceptor slots  [0 .. N-1]  [N .. 2N-1]   rings and doorbells for 2N
-                   serving      spare        acceptors exist from the start;
-  roll:            retired  <-  started      the new set starts in the spare
-                                             half, the old one is retired
-                                             once every new one is ready
-
-Queued jobs live in the coordinator, which a roll does not touch.
+what applies live) and, when the acceptors' settings changed, rolls them:
+a fresh set starts in the spare slots, the old set is retired once the
+new one is ready (slots.py). Queued jobs live in the coordinator, which a
+roll does not touch.
 Signal handlers only record; this loop acts on what they recorded.
 """
 import errno
@@ -31,7 +26,7 @@ import traceback
 
 from . import listeners, log, metrics, process, systemd
 from . import reload as reloading
-from .config import ConfigError, check, option_name
+from .slots import AcceptorSlots
 from .acceptor import main as acceptor_main
 from .acceptor import spool
 from .coordinator import main as coordinator_main
@@ -45,11 +40,8 @@ from .ipc.shm import Segment
 logger = logging.getLogger(__name__)
 
 READY_TIMEOUT = 30.0
-CRASH_WINDOW = 5.0        # an acceptor that dies sooner than this after its start
-MAX_BACKOFF = 30.0        # ... is restarted after a delay doubling up to this
 STOP_TIMEOUT = 10.0
 BOARD_SLOTS = 1 << 18     # job status slots (8 MiB); more live jobs share slots
-MAX_SLOTS = 256           # acceptor slots a connection id can name (8 bits)
 FUNCTION_SLOTS = 1024     # functions with their own metrics; more share "__other__"
 METRICS_RESTART = 1.0     # a dead metrics process is started again after this
 
@@ -64,22 +56,13 @@ class Supervisor:
         self.settings = config    # as read: what a reload compares with
         self.reload = reload      # () -> fresh Config, or raises ConfigError
         self.n = config.acceptor_count
-        # Spare slots let a reload start a new set beside the old one.
-        self.slots = 2 * self.n if 2 * self.n <= MAX_SLOTS else self.n
+        self.acceptors = AcceptorSlots(self.n)
+        self.slots = self.acceptors.count   # rings, doorbells, board lines
         self.children = {}        # pid -> (role, slot)
         self.controls = {}        # control fd -> (Control, role, slot, pid)
-        self.acceptor_pids = [0] * self.slots
-        self.started_at = [0.0] * self.slots
-        self.backoff = [0.0] * self.slots
-        self.gens = [0] * self.slots
-        self.restarts = {}        # slot -> (monotonic time to start it, generation)
-        self.active = list(range(self.n))   # the slots serving
-        self.incoming = []        # slots of a roll not all ready yet
-        self.retiring = set()     # slots of a retired set, until their rings are reset
         self.reload_again = False
         self.coordinator = None   # (pid, Control)
         self.coordinator_ready = False
-        self.ready = set()        # acceptor slots that said "ready"
         self.serving = False
         self.stopping = False
         self.exit_code = 0
@@ -118,8 +101,8 @@ class Supervisor:
             [signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP])
         self.ep.register(self.inbox.fileno(), select.EPOLLIN)
         self._start_coordinator()
-        for i in self.active:
-            self._start_acceptor(i, 0)
+        for i in self.acceptors.active:
+            self._start_acceptor(i)
         if self.metrics_sock is not None:
             self._start_metrics()
         self._wait_ready()
@@ -167,16 +150,16 @@ class Supervisor:
 
         self.coordinator = self._fork("coordinator", 0, body)
 
-    def _start_acceptor(self, i, gen) -> None:
-        cfg, seg, port = self.config, self.segment, self.port
-        self.started_at[i] = time.monotonic()
+    def _start_acceptor(self, i) -> None:
+        cfg, seg, port, gen = self.config, self.segment, self.port, self.acceptors.gens[i]
 
         def body(control):
             return acceptor_main.run(i, gen, cfg, port, seg, self.board,
                                      self.acceptor_bells[i], self.coord_bell, control,
                                      self.inherited, self.counters)
 
-        self.acceptor_pids[i], _ = self._fork("acceptor", i, body)
+        pid, _ = self._fork("acceptor", i, body)
+        self.acceptors.started(i, pid)
 
     def _start_metrics(self) -> None:
         """Fork `mpg-metrics` on a copy of the metrics socket (every child
@@ -193,7 +176,7 @@ class Supervisor:
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
-        while not (self.coordinator_ready and self.ready.issuperset(self.active)):
+        while not (self.coordinator_ready and self.acceptors.all_ready()):
             left = deadline - time.monotonic()
             if left <= 0 or self.stopping:
                 raise StartupError("children did not become ready")
@@ -212,41 +195,16 @@ class Supervisor:
             print(f"mpgearman listening on {address}", flush=True)
         logger.info("serving on %s with %d acceptors", ", ".join(where), self.n)
         self.serving = True
-        self.health.ready(self._acceptors_up())
+        self.health.ready(self.acceptors.up())
         while not self.stopping:
             self._turn(1.0)
         return self.shutdown()
 
-    def _acceptors_up(self) -> int:
-        return len(self.ready.intersection(self.active))
-
-    def _schedule_restart(self, i, gen) -> None:
-        """Restart at once, unless the acceptor keeps dying right after its
-        start: then wait, doubling the wait each time, so a crash loop costs
-        neither CPU nor a flood of logs."""
-        lived = time.monotonic() - self.started_at[i]
-        if lived < CRASH_WINDOW:
-            self.backoff[i] = min(max(self.backoff[i] * 2, 0.5), MAX_BACKOFF)
-            logger.error("acceptor %d died %.1f s after its start; next start in %.1f s",
-                         i, lived, self.backoff[i])
-        else:
-            self.backoff[i] = 0.0
-        self.restarts[i] = (time.monotonic() + self.backoff[i], gen)
-
-    def _due_restarts(self) -> float:
-        """Start the acceptors whose time has come; seconds until the next."""
-        now, wait = time.monotonic(), 1.0
-        for i, (when, gen) in list(self.restarts.items()):
-            if when <= now:
-                del self.restarts[i]
-                self._start_acceptor(i, gen)
-            else:
-                wait = min(wait, when - now)
-        return wait
-
     def _turn(self, timeout) -> None:
-        if self.restarts:
-            timeout = min(timeout, self._due_restarts())
+        due, wait = self.acceptors.due()
+        for i in due:
+            self._start_acceptor(i)
+        timeout = min(timeout, wait)
         if self.metrics_due:
             left = self.metrics_due - time.monotonic()
             if left <= 0:
@@ -254,7 +212,7 @@ class Supervisor:
             else:
                 timeout = min(timeout, left)
         if self.serving:
-            timeout = min(timeout, self.health.tick(self._acceptors_up()))
+            timeout = min(timeout, self.health.tick(self.acceptors.up()))
         for fd, _ in self.ep.poll(max(timeout, 0)):
             if fd == self.inbox.fileno():
                 self._on_signals(self.inbox.take())
@@ -293,22 +251,16 @@ class Supervisor:
                 self._on_reset(int(words[1]), int(words[2]))
 
     def _acceptor_ready(self, i) -> None:
-        self.ready.add(i)
-        if self.incoming:
-            if self.ready.issuperset(self.incoming):
-                self._finish_roll()
-        elif self.serving and not self.stopping:
+        if self.acceptors.now_ready(i):
+            self._finish_roll()
+        elif self.serving and not self.stopping and not self.acceptors.incoming:
             logger.info("acceptor %d restarted", i)
 
     def _on_reset(self, i, gen) -> None:
-        """The coordinator has cleared slot i's rings: restart its acceptor,
-        unless the slot belongs to a retired set."""
-        self.gens[i] = gen
-        if i not in self.retiring:
-            self._schedule_restart(i, gen)
-            return
-        self.retiring.discard(i)
-        if not self.retiring and self.reload_again:
+        """The coordinator has cleared slot i's rings: its acceptor is
+        restarted, or, a retired one, the slot is free."""
+        if not self.acceptors.reset(i, gen) and not self.acceptors.rolling \
+                and self.reload_again:
             self.reload_again = False
             self._reload()
 
@@ -334,17 +286,15 @@ class Supervisor:
                 self.metrics_due = time.monotonic() + METRICS_RESTART
             else:
                 self.counters.start_process(CTR_FIRST_ACCEPTOR + index, 0)   # its writer is gone
-                if index in self.retiring:
+                retired = self.acceptors.exited(index)
+                if retired:
                     logger.debug("retired acceptor %d (pid %d) exited (%s)", index, pid, code)
                 else:
                     logger.error("acceptor %d (pid %d) exited (%s); restarting it",
                                  index, pid, code)
                 spool.clean(self.config.spool_dir,
                             only_parts_of=acceptor_main.spool_tag(index, pid))
-                self.ready.discard(index)
-                self.acceptor_pids[index] = 0
-                why = ("retired",) if index in self.retiring else ()
-                self.coordinator[1].send("lost", index, *why)
+                self.coordinator[1].send("lost", index, *(["retired"] if retired else []))
 
     # -- reload -------------------------------------------------------------------
 
@@ -352,32 +302,19 @@ class Supervisor:
         if self.reload is None:
             logger.warning("SIGHUP: nothing to reload")
             return
-        if self.incoming or self.retiring:
+        if self.acceptors.rolling:
             logger.info("SIGHUP: the last reload is still rolling the acceptors; "
                         "reloading again once it is done")
             self.reload_again = True
             return
         self.notifier.reloading()
-        try:
-            fresh = self.reload()
-            live, fixed = reloading.compare(self.settings, fresh)
-            check(self.config.replace(**live))
-        except ConfigError as exc:
-            logger.error("reload failed, the running configuration stays: %s", exc)
-            self.health.ready(self._acceptors_up())
-            return
-        for field, old, new in fixed:
-            logger.warning("reload: %s changed (%r -> %r) but applies only after a restart",
-                           option_name(field), old, new)
+        live = reloading.read(self.reload, self.settings, self.config)
         if live:
             self._apply(live)
-        else:
-            logger.info("reload: no setting that applies live has changed")
-        if not set(live).intersection(reloading.ACCEPTOR) or not self._roll():
-            self.health.ready(self._acceptors_up())
+        if not set(live or ()).intersection(reloading.ACCEPTOR) or not self._roll():
+            self.health.ready(self.acceptors.up())
 
     def _apply(self, live) -> None:
-        logger.info("reload: %s", reloading.describe(self.settings, live))
         self.settings = self.settings.replace(**live)
         self.config = self.config.replace(**live)
         logging.getLogger().setLevel(log.LEVELS[self.config.log_level])
@@ -386,32 +323,25 @@ class Supervisor:
                                      *reloading.encode(self.config, reloading.COORDINATOR))
 
     def _roll(self) -> bool:
-        """Start a fresh set of acceptors with the new settings in the spare
-        slots; the old set is retired when all are ready (_finish_roll).
-        False when there are no spare slots."""
-        spare = [i for i in range(self.slots) if i not in self.active]
-        if not spare:
+        """Start a fresh set of acceptors, with the new settings, in the
+        spare slots; _finish_roll retires the old set once all are ready."""
+        starting = self.acceptors.begin_roll()
+        if not starting:
             logger.warning("reload: with more than %d acceptors there are no spare slots; "
-                           "the acceptors keep their settings until a restart", MAX_SLOTS // 2)
+                           "the acceptors keep their settings until a restart", self.slots)
             return False
-        self.incoming = spare
-        for i in spare:
-            self.restarts.pop(i, None)
-            self._start_acceptor(i, self.gens[i])
+        for i in starting:
+            self._start_acceptor(i)
         return True
 
     def _finish_roll(self) -> None:
-        old, self.active, self.incoming = self.active, self.incoming, []
-        for i in old:
-            if self.restarts.pop(i, None) is not None:
-                continue            # dead, its rings already reset: nothing to retire
-            self.retiring.add(i)
-            self.ready.discard(i)
-            if self.acceptor_pids[i]:
-                _kill(self.acceptor_pids[i], signal.SIGTERM)
+        old, stop = self.acceptors.finish_roll()
+        for pid in stop:
+            _kill(pid, signal.SIGTERM)
+        new = self.acceptors.active
         logger.info("reload: acceptors %d-%d serve, %d-%d retired",
-                    self.active[0], self.active[-1], old[0], old[-1])
-        self.health.ready(self._acceptors_up())
+                    new[0], new[-1], old[0], old[-1])
+        self.health.ready(self.acceptors.up())
 
     # -- stop ---------------------------------------------------------------------
 
