@@ -8,7 +8,9 @@ from .errors import (GearmanError, JobException, JobFailed, ProtocolError,
                      ServerUnavailable, Timeout, WorkFailed)
 from .jobs import JobStatus, WorkData, WorkStatus, WorkWarning
 from .sync import Client, Job
+from .worker import Worker
+from .workerjob import WorkerJob
 
-__all__ = ["Client", "Job", "GearmanError", "JobException", "JobFailed",
+__all__ = ["Client", "Job", "Worker", "WorkerJob", "GearmanError", "JobException", "JobFailed",
            "ProtocolError", "ServerUnavailable", "Timeout", "WorkFailed",
            "JobStatus", "WorkData", "WorkStatus", "WorkWarning"]

@@ -60,7 +60,7 @@ class FilePayload(Payload):
     def close(self) -> None:
         if self.owned and self.fd >= 0:
             os.close(self.fd)
-            self.fd = -1
+        self.fd = -1
 
 
 def make_payload(data, spool_dir: str | None = None) -> Payload:
@@ -94,6 +94,8 @@ def _path_payload(path) -> Payload:
 def _file_payload(fileobj, spool_dir) -> Payload:
     """A regular file is read by offset from its current position (its own
     position is left alone); anything else is spooled."""
+    if isinstance(fileobj, io.TextIOBase):
+        raise GearmanError("job data file must be opened in binary mode")
     try:
         fd = fileobj.fileno()
         start = fileobj.tell()
@@ -103,7 +105,8 @@ def _file_payload(fileobj, spool_dir) -> Payload:
     except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
         regular = False
     if regular and size >= 0:
-        return FilePayload(fd, start, size, owned=False)
+        # A duplicate descriptor: the caller may close its file meanwhile.
+        return FilePayload(os.dup(fd), start, size, owned=True)
 
     def blocks():
         while chunk := fileobj.read(CHUNK):

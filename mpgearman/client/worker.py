@@ -1,0 +1,312 @@
+"""The blocking worker: Worker runs registered functions for jobs from every
+configured server, `concurrency` at once in threads.
+
+It owns the worker's sockets and its single I/O thread (the caller of
+run()): non-blocking connects, reconnects with a backoff (0.1 s doubling
+to 10 s, servers.py) so a lost server never stops the worker, the grab
+budget (jobs in hand + grabs in flight <= concurrency), and handing jobs
+to threads. It sleeps in select() (PRE_SLEEP; woken by NOOP, by a thread
+finishing a job, or by stop()). The protocol lives in workersession.py and
+the job object and outcome rules in workerjob.py; this module must not
+parse or build packets itself.
+"""
+import errno
+import selectors
+import signal
+import socket
+import tempfile
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
+from .errors import GearmanError
+from .registry import FunctionRegistry
+from .servers import ServerPool
+from .workerjob import WorkerJob, deliver, outcome_of_exception, outcome_of_return
+from .workersession import WorkerSession
+
+RECV_SIZE = 256 << 10
+
+
+class _Conn:
+    def __init__(self, address: str):
+        self.address = address
+        self.sock = None
+        self.session = None
+        self.pending = None
+        self.connecting_until = 0.0
+
+
+class Worker(FunctionRegistry):
+    """Blocking Gearman worker. See the module docstring."""
+
+    def __init__(self, servers="127.0.0.1:4730", *, concurrency=1, client_id=None,
+                 spool_threshold=64 << 20, connect_timeout=5.0, spool_dir=None):
+        super().__init__()
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise GearmanError("worker concurrency must be a positive integer")
+        self.pool = ServerPool(servers)
+        self.concurrency = concurrency
+        self.client_id = client_id
+        self.spool_threshold = spool_threshold
+        self.connect_timeout = connect_timeout
+        self.spool_dir = spool_dir
+        self._outbox = deque()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._stopping = False
+        self._running = 0
+        self._rr = 0
+
+    # -- control ------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop grabbing, finish the jobs in hand, then run() returns.
+        Safe from any thread and from a signal handler."""
+        self._stopping = True
+        self._wake()
+
+    def run(self) -> None:
+        """Serve until stop(), SIGTERM or SIGINT (the latter two only when
+        called in the main thread)."""
+        if not self.functions:
+            raise GearmanError("no function registered")
+        self._stopping = False
+        self._conns = {a: _Conn(a) for a in self.pool.addresses}
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._executor = ThreadPoolExecutor(self.concurrency, "mpgearman-job")
+        restore = self._install_signals()
+        try:
+            for conn in self._conns.values():
+                self._connect(conn)
+            self._loop()
+        finally:
+            restore()
+            self._executor.shutdown(wait=True)
+            for conn in self._conns.values():
+                self._close(conn)
+            self._selector.close()
+
+    def _install_signals(self):
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {sig: signal.signal(sig, lambda *_: self.stop())
+                    for sig in (signal.SIGTERM, signal.SIGINT)}
+        return lambda: [signal.signal(s, h) for s, h in previous.items()]
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass           # already awake, or the pipe is full: either way
+
+    def _post(self, callback) -> None:
+        self._outbox.append(callback)
+        self._wake()
+
+    # -- the loop ------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            while self._outbox:
+                self._outbox.popleft()()
+            if not self._stopping:
+                self._grab()
+            self._flush()
+            # Checked after the flush: the last write may be what it waited for.
+            if self._stopping and self._drained():
+                return
+            for key, mask in self._selector.select(self._next_timer()):
+                conn = key.data
+                if conn is None:
+                    self._drain_wake()
+                elif conn.session is None:
+                    self._finish_connect(conn)
+                else:
+                    if mask & selectors.EVENT_READ:
+                        self._read(conn)
+                    if mask & selectors.EVENT_WRITE and conn.sock is not None:
+                        self._write(conn)
+            self._timers()
+
+    def _drained(self) -> bool:
+        return self._running == 0 and all(
+            c.session is None or (c.pending is None and not c.session.has_output
+                                  and c.session.state != "grabbing")
+            for c in self._conns.values())
+
+    def _grab(self) -> None:
+        live = [c for c in self._conns.values() if c.session is not None]
+        slots = self.concurrency - self._running - sum(
+            c.session.state == "grabbing" for c in live)
+        for i in range(len(live)):
+            if slots <= 0:
+                return
+            conn = live[(self._rr + i) % len(live)]
+            if conn.session.ready:
+                conn.session.grab()
+                slots -= 1
+        self._rr += 1
+
+    def _next_timer(self):
+        now = time.monotonic()
+        times = []
+        for conn in self._conns.values():
+            if conn.sock is None:
+                times.append(self.pool.states[conn.address].down_until)
+            elif conn.session is None:
+                times.append(conn.connecting_until)
+        return max(0.0, min(times) - now) if times else None
+
+    def _timers(self) -> None:
+        now = time.monotonic()
+        for conn in self._conns.values():
+            if conn.sock is None and not self._stopping and \
+                    self.pool.states[conn.address].down_until <= now:
+                self._connect(conn)
+            elif conn.session is None and conn.sock is not None and \
+                    conn.connecting_until <= now:
+                self._lost(conn, f"connect timed out after {self.connect_timeout}s")
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    # -- connections ---------------------------------------------------------
+
+    def _connect(self, conn: _Conn) -> None:
+        state = self.pool.states[conn.address]
+        try:
+            family, kind, proto, _, sockaddr = socket.getaddrinfo(
+                state.host, state.port, type=socket.SOCK_STREAM)[0]
+            sock = socket.socket(family, kind, proto)
+        except OSError as exc:
+            self.pool.mark_down(conn.address, exc.strerror or str(exc))
+            return
+        sock.setblocking(False)
+        err = sock.connect_ex(sockaddr)
+        if err not in (0, errno.EINPROGRESS):
+            sock.close()
+            self.pool.mark_down(conn.address, errno.errorcode.get(err, str(err)))
+            return
+        conn.sock = sock
+        conn.connecting_until = time.monotonic() + self.connect_timeout
+        self._selector.register(sock, selectors.EVENT_WRITE, conn)
+
+    def _finish_connect(self, conn: _Conn) -> None:
+        err = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self._lost(conn, f"connect failed: {errno.errorcode.get(err, err)}")
+            return
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.pool.mark_up(conn.address)
+        conn.session = WorkerSession(conn.address, self.timeouts(), self.client_id,
+                                     self.spool_threshold, self._spool)
+        self._selector.modify(conn.sock, selectors.EVENT_READ, conn)
+
+    def _spool(self):
+        return tempfile.TemporaryFile(dir=self.spool_dir)
+
+    def _close(self, conn: _Conn) -> None:
+        if conn.sock is not None:
+            self._selector.unregister(conn.sock)
+            conn.sock.close()
+        if conn.session is not None:
+            conn.session.close()
+        conn.sock = conn.session = conn.pending = None
+
+    def _lost(self, conn: _Conn, reason: str) -> None:
+        """The server went away: forget the connection (jobs running for it
+        finish, but their results go nowhere: the server requeues them) and
+        try again after the backoff."""
+        self._close(conn)
+        self.pool.mark_down(conn.address, reason)
+
+    def _flush(self) -> None:
+        for conn in self._conns.values():
+            if conn.session is None:
+                continue
+            self._write(conn)
+            if conn.sock is None:
+                continue
+            want = selectors.EVENT_READ
+            if conn.pending is not None:
+                want |= selectors.EVENT_WRITE
+            if self._selector.get_key(conn.sock).events != want:
+                self._selector.modify(conn.sock, want, conn)
+
+    def _write(self, conn: _Conn) -> None:
+        while True:
+            if conn.pending is None:
+                chunk = conn.session.output()
+                if chunk is None:
+                    return
+                conn.pending = memoryview(chunk).cast("B")
+            try:
+                sent = conn.sock.send(conn.pending)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._lost(conn, exc.strerror or str(exc))
+                return
+            conn.pending = conn.pending[sent:] if sent < len(conn.pending) else None
+            if conn.pending is not None:
+                return
+
+    def _read(self, conn: _Conn) -> None:
+        try:
+            data = conn.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lost(conn, exc.strerror or str(exc))
+            return
+        if not data:
+            self._lost(conn, "connection closed by the server")
+            return
+        try:
+            assigned = conn.session.receive(data)
+        except GearmanError as exc:
+            self._lost(conn, str(exc))
+            return
+        for assignment in assigned:
+            self._start(conn.session, assignment)
+
+    # -- jobs ----------------------------------------------------------------
+
+    def _start(self, session: WorkerSession, assignment) -> None:
+        def post(callback):
+            self._post(lambda: callback(session) if self._alive(session) else None)
+        job = WorkerJob(assignment, post)
+        self._running += 1
+        self._executor.submit(self._execute, job, session)
+
+    def _alive(self, session) -> bool:
+        return any(c.session is session for c in self._conns.values())
+
+    def _execute(self, job: WorkerJob, session: WorkerSession) -> None:
+        """In a job thread: run the function, then hand the outcome to the
+        I/O thread."""
+        fn = self.lookup(job.function)
+        try:
+            if fn is None:
+                raise GearmanError(f"no function {job.function!r} on this worker")
+            outcome = outcome_of_return(fn(job))
+        except Exception as exc:        # noqa: BLE001 - reported to the client
+            outcome = outcome_of_exception(exc)
+        finally:
+            job.release()
+        self._post(lambda: self._finished(session, job, outcome))
+
+    def _finished(self, session, job: WorkerJob, outcome) -> None:
+        self._running -= 1
+        if self._alive(session):
+            deliver(session, job.raw_handle, outcome)
+        elif outcome[0] == "complete":
+            outcome[1].close()

@@ -1,0 +1,142 @@
+"""The job object a worker function receives, and turning what the function
+did (returned or raised) into the packets that end the job.
+
+It owns WorkerJob (function, handle, unique, data, open(), send_data,
+send_warning, send_status) and the outcome rules: a return value is
+WORK_COMPLETE (bytes, str, None, or a binary file / path streamed from
+disk), WorkFailed is WORK_FAIL, any other exception is WORK_EXCEPTION with
+"ExcType: message" (the server turns it into WORK_FAIL for clients that
+did not ask for exceptions). It must not do socket I/O: every packet goes
+through `post(callback)`, which runs callback(session) on the I/O side,
+thread-safely.
+"""
+import io
+import os
+
+from mpgearman.protocol.packets import PacketType as T
+
+from .errors import WorkFailed
+from .payload import BytesPayload, make_payload
+
+
+class _PreadReader(io.RawIOBase):
+    """A read-only view of a spool file with its own position."""
+
+    def __init__(self, fd: int, size: int):
+        self._fd, self._size, self._pos = fd, size, 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self):
+        return self._pos
+
+    def fileno(self):
+        return self._fd
+
+    def readinto(self, buffer):
+        n = min(len(buffer), self._size - self._pos)
+        if n <= 0:
+            return 0
+        data = os.pread(self._fd, n, self._pos)
+        buffer[:len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+class WorkerJob:
+    """What a worker function gets. send_* may be called from any thread."""
+
+    def __init__(self, assignment, post):
+        self.function = assignment.function
+        self.handle = assignment.handle
+        self.unique = assignment.unique
+        self.size = assignment.size
+        self.raw_handle = assignment.raw_handle
+        self._assignment = assignment
+        self._post = post
+        self._data = None if assignment.file is not None else assignment.data
+
+    @property
+    def data(self) -> bytes:
+        """The whole payload (read from the spool file on first use)."""
+        if self._data is None:
+            with self.open() as f:
+                self._data = f.read()
+        return self._data
+
+    def open(self):
+        """A binary file object over the payload, from its start."""
+        spool = self._assignment.file
+        if spool is None:
+            return io.BytesIO(self._data)
+        return io.BufferedReader(_PreadReader(spool.fileno(), self.size), 1 << 20)
+
+    def send_data(self, data) -> None:
+        self._send(T.WORK_DATA, _bytes(data))
+
+    def send_warning(self, data) -> None:
+        self._send(T.WORK_WARNING, _bytes(data))
+
+    def send_status(self, numerator: int, denominator: int) -> None:
+        handle = self._assignment.raw_handle
+        self._post(lambda s: s.send_status(handle, numerator, denominator))
+
+    def _send(self, ptype, data: bytes) -> None:
+        handle = self._assignment.raw_handle
+        self._post(lambda s: s.send(ptype, handle, data))
+
+    def release(self) -> None:
+        if self._assignment.file is not None:
+            self._assignment.file.close()
+
+
+def _bytes(value) -> bytes:
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(f"expected bytes or str, not {type(value).__name__}")
+
+
+def outcome_of_return(value):
+    """A worker function's return value -> ("complete", Payload)."""
+    if value is None:
+        return "complete", BytesPayload(b"")
+    if isinstance(value, str):
+        return "complete", BytesPayload(value.encode("utf-8"))
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "complete", BytesPayload(bytes(value))
+    if isinstance(value, os.PathLike) or hasattr(value, "read"):
+        payload = make_payload(value)
+        if not isinstance(value, os.PathLike):
+            value.close()       # handed over; the payload has its own copy or fd
+        return "complete", payload
+    return "exception", (f"TypeError: worker function returned "
+                         f"{type(value).__name__}, expected bytes, str, None or a file")
+
+
+def outcome_of_exception(exc: BaseException):
+    if isinstance(exc, WorkFailed):
+        return "fail", None
+    text = f"{type(exc).__name__}: {exc}".replace("\n", " ").strip()
+    return "exception", text
+
+
+def deliver(session, handle: bytes, outcome) -> None:
+    """Queue the packet that ends the job on `session`."""
+    kind, value = outcome
+    if kind == "complete":
+        session.send_payload(T.WORK_COMPLETE, handle, value)
+    elif kind == "fail":
+        session.send_fail(handle)
+    else:
+        session.send(T.WORK_EXCEPTION, handle, value.encode("utf-8", "replace"))

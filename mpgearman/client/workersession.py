@@ -1,0 +1,208 @@
+"""Sans-IO state of one worker connection: registrations, the grab/sleep
+cycle, assigned jobs in, results out.
+
+It owns the worker side of the protocol: CAN_DO / CAN_DO_TIMEOUT and
+SET_CLIENT_ID on start, GRAB_JOB_UNIQ, PRE_SLEEP after NO_JOB and waking
+on NOOP (no polling), JOB_ASSIGN_UNIQ decoded whole or streamed, and the
+WORK_* packets of results. A payload above `spool_threshold` is written
+to a file from `spool()` as it arrives, never held in memory. It must not
+touch sockets, clocks or threads, nor decide how many jobs to run: the
+caller asks `ready` and calls grab().
+
+States: "idle" (may grab), "grabbing" (GRAB sent), "sleeping" (PRE_SLEEP
+sent, waiting for NOOP).
+"""
+from collections import deque
+
+from mpgearman.protocol.decoder import Decoder
+from mpgearman.protocol.encoder import encode_head, request
+from mpgearman.protocol.errors import ProtocolError as WireError
+from mpgearman.protocol.events import (NEED_DATA, BodyChunk, Packet, PacketEnd,
+                                       PacketHead)
+from mpgearman.protocol.packets import MAX_SIZE
+from mpgearman.protocol.packets import PacketType as T
+
+from .errors import ProtocolError
+
+STREAM_THRESHOLD = 1 << 20
+
+
+class Assignment:
+    """A job handed to this worker: handle, function, unique, and the
+    payload as bytes (`data`) or as a file positioned anywhere (`file`)."""
+
+    def __init__(self, handle: bytes, function: bytes, unique: bytes):
+        self.handle = handle.decode("utf-8", "replace")
+        self.function = function.decode("utf-8", "replace")
+        self.unique = unique.decode("utf-8", "replace")
+        self.raw_handle = handle
+        self.data = b""
+        self.file = None
+        self.size = 0
+
+
+def _text(b: bytes) -> str:
+    return b.decode("utf-8", "replace")
+
+
+class WorkerSession:
+    def __init__(self, address: str, functions: dict, client_id: str | None,
+                 spool_threshold: int, spool):
+        self.address = address
+        self.decoder = Decoder(MAX_SIZE, STREAM_THRESHOLD, responses=True)
+        self.state = "idle"
+        self.spool_threshold = spool_threshold
+        self.spool = spool                 # () -> a new binary temporary file
+        self.errors = deque(maxlen=16)     # ERROR packets, for logging
+        self._out = deque()
+        self._assigned = []
+        self._streaming = None             # Assignment whose body is arriving
+        self._parts = []
+        if client_id:
+            self._out.append(request(T.SET_CLIENT_ID, client_id.encode()))
+        for name, timeout in functions.items():
+            self.can_do(name, timeout)
+
+    def can_do(self, name: str, timeout: float | None) -> None:
+        if timeout:
+            millis = max(1, int(timeout * 1000))
+            self._out.append(request(T.CAN_DO_TIMEOUT, name.encode(), str(millis).encode()))
+        else:
+            self._out.append(request(T.CAN_DO, name.encode()))
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "idle"
+
+    def grab(self) -> None:
+        self._out.append(request(T.GRAB_JOB_UNIQ))
+        self.state = "grabbing"
+
+    # -- results -------------------------------------------------------------
+
+    def send(self, ptype: int, handle: bytes, data: bytes = b"") -> None:
+        self._out.append(request(ptype, handle, data))
+
+    def send_fail(self, handle: bytes) -> None:
+        self._out.append(request(T.WORK_FAIL, handle))
+
+    def send_status(self, handle: bytes, numerator: int, denominator: int) -> None:
+        self._out.append(request(T.WORK_STATUS, handle, str(int(numerator)).encode(),
+                                 str(int(denominator)).encode()))
+
+    def send_payload(self, ptype: int, handle: bytes, payload) -> None:
+        """A result from a Payload (payload.py), streamed in chunks; the
+        payload is closed once sent."""
+        self._out.append(encode_head(ptype, (handle,), payload.size, magic=b"\0REQ"))
+
+        def chunks():
+            try:
+                yield from payload.chunks()
+            finally:
+                payload.close()
+        self._out.append(chunks())
+
+    @property
+    def has_output(self) -> bool:
+        return bool(self._out)
+
+    def output(self):
+        while self._out:
+            item = self._out[0]
+            if isinstance(item, (bytes, bytearray)):
+                self._out.popleft()
+                return item
+            chunk = next(item, None)
+            if chunk is None:
+                self._out.popleft()
+                continue
+            return chunk
+        return None
+
+    def close(self) -> None:
+        """Release what a lost connection held: unsent output (closing the
+        result payloads) and a half-received job."""
+        for item in self._out:
+            if hasattr(item, "close"):
+                item.close()
+        self._out.clear()
+        if self._streaming is not None and self._streaming.file is not None:
+            self._streaming.file.close()
+        self._streaming = None
+
+    # -- bytes in --------------------------------------------------------------
+
+    def receive(self, data) -> list[Assignment]:
+        """Feed bytes; returns the jobs whose payload is now complete.
+        Raises ProtocolError on input that is not the protocol."""
+        self.decoder.feed(data)
+        while True:
+            try:
+                event = self.decoder.next_event()
+            except WireError as exc:
+                raise ProtocolError(_text(exc.code), _text(exc.text)) from None
+            if event is NEED_DATA:
+                break
+            self._dispatch(event)
+        done, self._assigned = self._assigned, []
+        return done
+
+    def _dispatch(self, event) -> None:
+        kind = type(event)
+        if kind is BodyChunk:
+            self._chunk(event.data)
+        elif kind is Packet:
+            self._packet(event.type, event.args)
+        elif kind is PacketHead and event.type in (T.JOB_ASSIGN_UNIQ, T.JOB_ASSIGN):
+            self._head(event)
+        elif kind is PacketEnd:
+            self._end()
+        else:
+            raise ProtocolError("UNEXPECTED", f"server sent {event!r:.80}")
+
+    def _packet(self, ptype: int, args) -> None:
+        if ptype == T.NOOP:
+            if self.state == "sleeping":
+                self.state = "idle"
+        elif ptype == T.NO_JOB:
+            self._out.append(request(T.PRE_SLEEP))
+            self.state = "sleeping"
+        elif ptype == T.JOB_ASSIGN_UNIQ or ptype == T.JOB_ASSIGN:
+            handle, function, *rest = args
+            job = Assignment(handle, function, rest[0] if len(rest) > 1 else b"")
+            job.data = rest[-1]
+            job.size = len(job.data)
+            self.state = "idle"
+            self._assigned.append(job)
+        elif ptype == T.ERROR:
+            self.errors.append(f"{_text(args[0])}: {_text(args[1])}")
+        elif ptype == T.OPTION_RES:
+            pass
+        else:
+            raise ProtocolError("UNEXPECTED", f"server sent {T(ptype).name} to a worker")
+
+    def _head(self, head: PacketHead) -> None:
+        handle, function, *rest = head.args
+        job = Assignment(handle, function, rest[0] if rest else b"")
+        job.size = head.size
+        if head.size > self.spool_threshold:
+            job.file = self.spool()
+        self._streaming, self._parts = job, []
+        self.state = "idle"
+
+    def _chunk(self, data: bytes) -> None:
+        job = self._streaming
+        if job is not None and job.file is not None:
+            job.file.write(data)
+        else:
+            self._parts.append(data)
+
+    def _end(self) -> None:
+        job, self._streaming = self._streaming, None
+        if job.file is not None:
+            job.file.flush()
+            job.file.seek(0)
+        else:
+            job.data = b"".join(self._parts)
+        self._parts = []
+        self._assigned.append(job)

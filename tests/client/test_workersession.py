@@ -1,0 +1,116 @@
+"""workersession.py and workerjob.py: the worker side without sockets."""
+import io
+import tempfile
+
+import pytest
+
+from mpgearman.client.errors import WorkFailed
+from mpgearman.client.registry import FunctionRegistry
+from mpgearman.client.workerjob import (WorkerJob, deliver, outcome_of_exception,
+                                        outcome_of_return)
+from mpgearman.client.workersession import WorkerSession
+from mpgearman.protocol.decoder import Decoder
+from mpgearman.protocol.encoder import encode
+from mpgearman.protocol.events import NEED_DATA, Packet
+from mpgearman.protocol.packets import PacketType as T
+
+
+def sent(session):
+    wire = b""
+    while (chunk := session.output()) is not None:
+        wire += bytes(chunk)
+    dec = Decoder((1 << 32) - 1, 1 << 30)
+    dec.feed(wire)
+    out = []
+    while (event := dec.next_event()) is not NEED_DATA:
+        out.append(event)
+    return out
+
+
+def make(threshold=1 << 20, **functions):
+    spools = []
+
+    def spool():
+        spools.append(tempfile.TemporaryFile())
+        return spools[-1]
+    session = WorkerSession("s:1", functions or {"rev": None}, "w1", threshold, spool)
+    return session, spools
+
+
+def test_start_registers_functions_and_client_id():
+    session, _ = make(rev=None, slow=2.5)
+    assert sent(session) == [Packet(T.SET_CLIENT_ID, (b"w1",)), Packet(T.CAN_DO, (b"rev",)),
+                             Packet(T.CAN_DO_TIMEOUT, (b"slow", b"2500"))]
+
+
+def test_grab_sleep_wake_cycle():
+    session, _ = make()
+    sent(session)
+    assert session.ready
+    session.grab()
+    assert sent(session) == [Packet(T.GRAB_JOB_UNIQ, ())] and not session.ready
+    assert session.receive(encode(T.NO_JOB)) == []
+    assert sent(session) == [Packet(T.PRE_SLEEP, ())] and session.state == "sleeping"
+    session.receive(encode(T.NOOP))
+    assert session.ready
+    session.grab()
+    [job] = session.receive(encode(T.JOB_ASSIGN_UNIQ, b"H:1", b"rev", b"u", b"da\0ta"))
+    assert (job.handle, job.function, job.unique, job.data) == ("H:1", "rev", "u", b"da\0ta")
+    assert session.ready
+
+
+def test_big_payload_is_spooled_not_held():
+    session, spools = make(threshold=4096)
+    session.grab()
+    body = bytes(range(256)) * 20000
+    wire = encode(T.JOB_ASSIGN_UNIQ, b"H:2", b"rev", b"", body)
+    jobs = []
+    for i in range(0, len(wire), 50000):
+        jobs += session.receive(wire[i:i + 50000])
+    [assignment] = jobs
+    assert assignment.file is spools[0] and assignment.size == len(body)
+    job = WorkerJob(assignment, lambda cb: None)
+    with job.open() as f:
+        assert f.read(10) == body[:10]
+    assert job.data == body
+    job.release()
+
+
+def test_job_sends_and_outcomes_are_packets():
+    session, _ = make()
+    sent(session)
+    assignment = session.receive(encode(T.JOB_ASSIGN_UNIQ, b"H:3", b"rev", b"", b"x"))[0]
+    job = WorkerJob(assignment, lambda cb: cb(session))
+    job.send_data("d")
+    job.send_warning(b"w")
+    job.send_status(2, 5)
+    deliver(session, job.raw_handle, outcome_of_return("done"))
+    deliver(session, b"H:4", outcome_of_exception(WorkFailed()))
+    deliver(session, b"H:5", outcome_of_exception(ValueError("bad\nthing")))
+    deliver(session, b"H:6", outcome_of_return(None))
+    deliver(session, b"H:7", outcome_of_return(io.BytesIO(b"from a file")))
+    deliver(session, b"H:8", outcome_of_return(42))
+    packets = sent(session)
+    assert packets[:7] == [
+        Packet(T.WORK_DATA, (b"H:3", b"d")), Packet(T.WORK_WARNING, (b"H:3", b"w")),
+        Packet(T.WORK_STATUS, (b"H:3", b"2", b"5")), Packet(T.WORK_COMPLETE, (b"H:3", b"done")),
+        Packet(T.WORK_FAIL, (b"H:4",)),
+        Packet(T.WORK_EXCEPTION, (b"H:5", b"ValueError: bad thing")),
+        Packet(T.WORK_COMPLETE, (b"H:6", b""))]
+    assert packets[7] == Packet(T.WORK_COMPLETE, (b"H:7", b"from a file"))
+    assert packets[8].type == T.WORK_EXCEPTION and b"TypeError" in packets[8].args[1]
+
+
+def test_registry_checks():
+    reg = FunctionRegistry()
+
+    @reg.function("a", timeout=3)
+    def a(job):
+        return b""
+    assert reg.timeouts() == {"a": 3} and reg.lookup("a") is a
+    from mpgearman.client.errors import GearmanError
+    for bad in (("", a), ("b", 5), ("c\0", a)):
+        with pytest.raises(GearmanError):
+            reg.register(*bad)
+    with pytest.raises(GearmanError):
+        reg.register("d", a, timeout=-1)
