@@ -14,12 +14,20 @@ foreground client, worker B = 6; 5 stay open (the caller closes them).
 """
 from __future__ import annotations
 
+import os
+import socket
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from gearproto import PacketType as T
 from gearproto import parse_status, wait_for
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# For `python -m mpgearman ...` subprocesses (no `from conftest import`: the
+# name is ambiguous when several test directories are collected together).
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(
+    p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p))
 BIG = bytes(range(256)) * 400          # 102,400 bytes: above the 64 KiB threshold
 CONNECTIONS_OPENED = 6
 CONNECTIONS_LEFT_OPEN = 5
@@ -39,6 +47,12 @@ while len(head) < 12:
 print(struct.unpack(">4sII", head)[1], flush=True)
 time.sleep(120)
 """
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @dataclass

@@ -1,10 +1,10 @@
 """`serve --metrics-port`: GET /metrics after a known workload, parsed with
 prometheus_client's own parser, every figure checked exactly; 404 for other
 paths; a killed metrics process comes back; a taken port stops `serve`."""
-import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 import statload
-from conftest import REPO_ROOT, free_port, mpgearman_argv
+from statload import ENV, free_port
 from gearproto import wait_for
 
 parser = pytest.importorskip("prometheus_client.parser")
@@ -142,10 +142,10 @@ def test_a_taken_metrics_port_stops_serve_with_one_line(tmp_path):
     port = taken.getsockname()[1]
     spool = tmp_path / "spool"
     spool.mkdir()
-    argv = mpgearman_argv(spool, "--metrics-port", str(port))
+    argv = [sys.executable, "-m", "mpgearman", "serve", "--listen", "127.0.0.1", "--port", "0",
+            "--acceptors", "1", "--spool-dir", str(spool), "--metrics-port", str(port)]
     started = time.monotonic()
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=ENV)
     taken.close()
     assert proc.returncode == 1, proc.stderr
     assert f"cannot listen for metrics on 127.0.0.1:{port}: Address already in use" \

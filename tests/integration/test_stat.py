@@ -1,7 +1,6 @@
 """`mpgearman stat` against real servers (mpgearman and Debian's gearmand):
 --json after a known workload, the text view, --watch, the Nagios check
 exit codes, and an unreachable server."""
-import os
 import signal
 import subprocess
 import sys
@@ -11,11 +10,9 @@ import orjson
 import pytest
 
 import statload
-from conftest import REPO_ROOT, free_port
+from statload import ENV, free_port
 from gearproto import PacketType as T
 from gearproto import wait_for
-
-ENV = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
 
 
 def stat(server_address, *args, timeout=30):
