@@ -18,7 +18,6 @@ import socket
 
 from . import log, process, procstat
 from .ipc import layout as L
-from .ipc.counters import FUNCTION_FIELDS
 
 logger = logging.getLogger(__name__)
 
@@ -169,8 +168,6 @@ def render(counters, segment, spool_dir: str) -> bytes:
                [({"role": r, "index": i}, pid) for r, i, pid, _, _ in procs])
     return out.text()
 
-
-assert FUNCTION_FIELDS[:5] == tuple(JOB_COUNTERS), "keep the families in slot order"
 
 
 # -- HTTP -----------------------------------------------------------------------
