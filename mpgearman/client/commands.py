@@ -294,7 +294,8 @@ def print_status(handle, server, status, as_json):
 
 @click.command(epilog="""\b
 Exit status: 0 stopped by SIGTERM or SIGINT after finishing the jobs in hand,
-2 bad arguments, 3 no server reachable.""")
+2 bad arguments. A server it cannot reach is named once on stderr and
+retried for ever, so `work` does not exit with 3 (no server reachable).""")
 @click.argument("function")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("-c", "--concurrency", type=click.IntRange(1, 1024), default=1,

@@ -39,8 +39,23 @@ def run_worker(function: str, command: list[str], servers: list[str], *,
     except GearmanError as exc:
         raise click.BadParameter(one_line(exc), param_hint="'-s' / '--server'")
     worker.register(function, lambda job: run_command(command, job), timeout=timeout)
+    warn_unreachable(servers)
     worker.run()
     return EXIT_OK
+
+
+def warn_unreachable(servers: list[str]) -> None:
+    """The worker retries unreachable servers quietly for ever (they may
+    start later); say once, at start, which ones it is waiting for."""
+    from .. import Client
+    from . import GearmanError
+    with Client(servers, connect_timeout=2.0, timeout=5.0) as client:
+        for server in servers:
+            try:
+                client.echo(server=server)
+            except GearmanError as exc:
+                click.echo(f"mpgearman: warning: {one_line(exc)}; "
+                           "the worker keeps trying", err=True)
 
 
 def run_command(command: list[str], job):

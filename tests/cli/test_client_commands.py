@@ -35,7 +35,9 @@ def test_help_documents_the_exit_statuses(command):
     result = invoke(command, "--help")
     assert result.exit_code == 0
     assert "Exit status: 0" in result.output
-    assert "3 no server reachable" in result.output
+    assert "2 bad arguments" in result.output
+    assert "3 (no server reachable)" in result.output if command == "work" else \
+        "3 no server reachable" in result.output
 
 
 @pytest.mark.parametrize("args, message", [
@@ -113,3 +115,27 @@ def test_batch_with_no_server_stops_and_summarises(dead_server, tmp_path):
     assert "Traceback" not in proc.stderr.decode()
     assert err[-1].startswith("mpgearman: done 0, failed 1, elapsed ")
     assert proc.stdout == b"\n"
+
+
+def test_work_names_an_unreachable_server_and_stops_cleanly(dead_server):
+    """`work` keeps retrying (servers may start later) but says so once;
+    SIGTERM still stops it with status 0."""
+    import os
+    import select
+    import signal
+    import time
+    proc = subprocess.Popen([sys.executable, "-m", "mpgearman", "work", "f", "-s", dead_server,
+                             "--", "cat"], stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        ready, _, _ = select.select([proc.stderr], [], [], 15)
+        line = proc.stderr.readline().decode() if ready else "<nothing within 15 s>"
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(15)
+    finally:
+        proc.kill()
+    assert line.startswith("mpgearman: warning: ") and dead_server in line, line
+    assert line.rstrip().endswith("the worker keeps trying")
+    assert rc == 0
+    assert proc.stderr.read() == b""
