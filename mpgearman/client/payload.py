@@ -25,6 +25,11 @@ class Payload:
     def chunks(self):
         raise NotImplementedError
 
+    def slice(self, offset: int, size: int) -> "Payload":
+        """A part of this payload that shares its storage (closing the
+        part releases nothing)."""
+        raise NotImplementedError
+
     def close(self) -> None:
         pass
 
@@ -33,6 +38,9 @@ class BytesPayload(Payload):
     def __init__(self, data: bytes):
         self.data = data
         self.size = len(data)
+
+    def slice(self, offset: int, size: int) -> Payload:
+        return BytesPayload(self.data[offset:offset + size])
 
     def chunks(self):
         view = memoryview(self.data)
@@ -46,6 +54,9 @@ class FilePayload(Payload):
 
     def __init__(self, fd: int, start: int, size: int, owned: bool):
         self.fd, self.start, self.size, self.owned = fd, start, size, owned
+
+    def slice(self, offset: int, size: int) -> Payload:
+        return FilePayload(self.fd, self.start + offset, size, owned=False)
 
     def chunks(self):
         offset, end = self.start, self.start + self.size

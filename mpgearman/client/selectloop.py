@@ -40,6 +40,7 @@ class SelectLoop:
         self.on_lost = on_lost     # on_lost(connection, reason)
         self.conns: dict[str, Connection] = {}
         self.selector = selectors.DefaultSelector()
+        self._dropped = False
 
     def connection(self, address: str) -> Connection:
         """The open connection to `address`, connecting if needed. Raises
@@ -88,7 +89,14 @@ class SelectLoop:
 
     def _flush(self) -> None:
         """Write what can be written now; watch for writability where
-        output is left."""
+        output is left. A connection lost meanwhile may have moved its jobs
+        onto others (on_lost): go round again until nothing was dropped."""
+        self._dropped = True
+        while self._dropped:
+            self._dropped = False
+            self._flush_once()
+
+    def _flush_once(self) -> None:
         for conn in list(self.conns.values()):
             self._write(conn)
             if conn.address not in self.conns:
@@ -140,6 +148,7 @@ class SelectLoop:
         del self.conns[conn.address]
         self.selector.unregister(conn.sock)
         conn.sock.close()
+        self._dropped = True
         self.on_lost(conn, reason)
 
     def close(self) -> None:

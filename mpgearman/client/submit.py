@@ -5,7 +5,7 @@ with one-line errors. It must not do I/O beyond opening the payload.
 """
 import datetime
 
-from mpgearman.protocol.packets import MAX_UNIQUE
+from mpgearman.protocol.packets import MAX_SIZE, MAX_UNIQUE
 
 from .errors import GearmanError
 from .jobs import PRIORITIES, JobState
@@ -29,8 +29,13 @@ def new_job(function, data=b"", *, unique=None, priority="normal",
     epoch = _epoch(when)
     if epoch is not None and priority != "normal":
         raise GearmanError("a scheduled job (when=...) always runs at normal priority")
-    return JobState(function, make_payload(data), unique or None, priority,
-                    bool(background), epoch)
+    payload = make_payload(data)
+    room = MAX_SIZE - len(function.encode()) - len((unique or "").encode()) - 24
+    if payload.size > room:
+        payload.close()
+        raise GearmanError(f"job data is {payload.size} bytes; one packet holds at "
+                           f"most {room} with this function name and unique")
+    return JobState(function, payload, unique or None, priority, bool(background), epoch)
 
 
 def _epoch(when) -> int | None:

@@ -25,6 +25,7 @@ from mpgearman.protocol.packets import PacketType as T
 from .errors import ProtocolError
 
 STREAM_THRESHOLD = 1 << 20
+PART_SIZE = 1 << 30            # WORK_DATA parts of a result above 4 GiB - 1
 
 
 class Assignment:
@@ -51,6 +52,7 @@ class WorkerSession:
         self.address = address
         self.decoder = Decoder(MAX_SIZE, STREAM_THRESHOLD, responses=True)
         self.state = "idle"
+        self.part_size = PART_SIZE
         self.spool_threshold = spool_threshold
         self.spool = spool                 # () -> a new binary temporary file
         self.errors = deque(maxlen=16)     # ERROR packets, for logging
@@ -92,14 +94,24 @@ class WorkerSession:
 
     def send_payload(self, ptype: int, handle: bytes, payload) -> None:
         """A result from a Payload (payload.py), streamed in chunks; the
-        payload is closed once sent."""
-        self._out.append(encode_head(ptype, (handle,), payload.size, magic=b"\0REQ"))
+        payload is closed once sent. A result too big for one packet
+        (4 GiB - 1 with the handle) goes first as WORK_DATA parts."""
+        limit = min(self.part_size, MAX_SIZE - len(handle) - 1)
+        offset, size = 0, payload.size
+        while size - offset > limit:
+            self._send_part(T.WORK_DATA, handle, payload.slice(offset, limit), None)
+            offset += limit
+        self._send_part(ptype, handle, payload.slice(offset, size - offset), payload)
+
+    def _send_part(self, ptype, handle, part, owner) -> None:
+        self._out.append(encode_head(ptype, (handle,), part.size, magic=b"\0REQ"))
 
         def chunks():
             try:
-                yield from payload.chunks()
+                yield from part.chunks()
             finally:
-                payload.close()
+                if owner is not None:
+                    owner.close()
         self._out.append(chunks())
 
     @property

@@ -114,3 +114,13 @@ def test_registry_checks():
             reg.register(*bad)
     with pytest.raises(GearmanError):
         reg.register("d", a, timeout=-1)
+
+
+def test_result_bigger_than_a_packet_goes_as_work_data_parts():
+    session, _ = make()
+    sent(session)
+    session.part_size = 4
+    deliver(session, b"H:1", outcome_of_return(b"0123456789"))
+    assert sent(session) == [Packet(T.WORK_DATA, (b"H:1", b"0123")),
+                             Packet(T.WORK_DATA, (b"H:1", b"4567")),
+                             Packet(T.WORK_COMPLETE, (b"H:1", b"89"))]
