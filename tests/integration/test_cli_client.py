@@ -170,10 +170,20 @@ def test_queued_and_future_jobs(mpg, fname, unique_name, server):
     assert status_json(mpg, queued) == (0, {
         "handle": queued, "server": server.address,
         "known": True, "running": False, "numerator": 0, "denominator": 0})
-    future = mpg("submit", unique_name("epoch"), "x", "--when", str(int(time.time()) + 3600))
-    assert future.returncode == 0, future.stderr
-    code, status = status_json(mpg, future.stdout.decode().strip())
-    assert (code, status["known"], status["running"]) == (0, True, False)
+    for when in (str(int(time.time()) + 3600), "2099-01-01T00:00:00+00:00"):
+        future = mpg("submit", unique_name("epoch"), "x", "--when", when)
+        assert future.returncode == 0, future.stderr
+        code, status = status_json(mpg, future.stdout.decode().strip())
+        assert (code, status["known"], status["running"]) == (0, True, False)
+
+
+def test_unique_coalesces(mpg, fname, unique_name, server):
+    uniq = unique_name("u")
+    first = mpg("submit", "-b", "--unique", uniq, fname, "one")
+    second = mpg("submit", "-b", "--unique", uniq, fname, "two")
+    other = mpg("submit", "-b", "--unique", uniq + "x", fname, "three")
+    assert first.stdout == second.stdout != other.stdout
+    assert server.status()[fname][0] == 2
 
 
 def test_unknown_handle_exit_1(mpg):
