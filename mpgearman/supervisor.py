@@ -196,6 +196,9 @@ class Supervisor:
         logger.info("serving on %s with %d acceptors", ", ".join(where), self.n)
         self.serving = True
         self.health.ready(self.acceptors.up())
+        if self.reload_again:
+            self.reload_again = False
+            self._reload()
         while not self.stopping:
             self._turn(1.0)
         return self.shutdown()
@@ -230,7 +233,10 @@ class Supervisor:
                 logger.info("stopping on %s", signal.Signals(signum).name)
                 self.stopping = True
             elif signum == signal.SIGHUP and not self.stopping:
-                self._reload()
+                if self.serving:
+                    self._reload()
+                else:           # still starting: reload once READY=1 is out
+                    self.reload_again = True
 
     def _on_control(self, fd) -> None:
         control, role, index, pid = self.controls[fd]
@@ -331,6 +337,7 @@ class Supervisor:
                            "the acceptors keep their settings until a restart", self.slots)
             return False
         for i in starting:
+            self.coordinator[1].send("attach", i)
             self._start_acceptor(i)
         return True
 

@@ -35,6 +35,9 @@ class CoordinatorLoop:
             self.core.extra_stats = lambda: extra_stats(counters)
         self.rings_in = [segment.inbound(i) for i in range(n)]
         self.rings_out = [segment.outbound(i) for i in range(n)]
+        # (slot, inbound ring) of the slots with an acceptor: the spare
+        # slots a reload rolls into cost the loop nothing until attached.
+        self.live = [(i, self.rings_in[i]) for i in range(min(config.acceptor_count, n))]
         self.bell, self.acceptor_bells = my_bell, acceptor_bells
         self.control, self.inbox = control, inbox
         self.pending = [[] for _ in range(n)]     # records waiting for ring space
@@ -69,7 +72,7 @@ class CoordinatorLoop:
                     self._on_control()
                 else:
                     self._on_signals()
-            for ring in self.rings_in:
+            for _, ring in self.live:
                 ring.reader_awake()
             self._drain()
             self.deadline = self.core.tick()
@@ -84,13 +87,13 @@ class CoordinatorLoop:
         if any(self.pending):
             return 0.001
         timeout = IDLE_TIMEOUT if self.deadline is None else min(self.deadline, IDLE_TIMEOUT)
-        for ring in self.rings_in:
+        for _, ring in self.live:
             if not ring.reader_idle():
                 return 0
         return max(timeout, 0)
 
     def _drain(self) -> None:
-        for i, ring in enumerate(self.rings_in):
+        for i, ring in self.live:
             for _ in range(16):
                 batch = ring.pop_batch(BATCH)
                 if not batch:
@@ -210,6 +213,8 @@ class CoordinatorLoop:
             if fields[0] == messages.SENDFILE:
                 self.spool.release(SpoolRef(fields[3], fields[4]))
         self.pending[i] = []
+        if retired:
+            self.live = [(j, ring) for j, ring in self.live if j != i]
         self.rings_in[i].reset()
         self.rings_out[i].reset()
         self.consumed[i] = self.done[i] = 0
@@ -220,6 +225,11 @@ class CoordinatorLoop:
             log.info("acceptor %d retired; its connections were closed and their jobs requeued", i)
         else:
             log.warning("acceptor %d lost; its connections were dropped and their jobs requeued", i)
+
+    def attach(self, i: int) -> None:
+        """An acceptor is about to start in spare slot i (a reload's roll)."""
+        if all(j != i for j, _ in self.live):
+            self.live = sorted(self.live + [(i, self.rings_in[i])], key=lambda pair: pair[0])
 
     def _on_signals(self) -> None:
         if self.inbox.take():

@@ -32,6 +32,7 @@ def run(config, segment, board, my_bell, acceptor_bells, control, counters=None)
                            pid=os.getppid(), version=__version__.encode(),
                            counters=counters)
     control.on("configure", lambda words: configure(loop.core, reloading.decode(words)))
+    control.on("attach", lambda words: loop.attach(int(words[0])))
     control.send("ready")
     try:
         loop.run(heartbeat=Heartbeat(control, lambda: counts(loop.core)))
