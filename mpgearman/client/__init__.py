@@ -7,10 +7,13 @@ mpgearman.protocol; the I/O modules only move bytes.
 from .errors import (GearmanError, JobException, JobFailed, ProtocolError,
                      ServerUnavailable, Timeout, WorkFailed)
 from .jobs import JobStatus, WorkData, WorkStatus, WorkWarning
+from .aio import AsyncClient, AsyncJob
+from .aioworker import AsyncWorker
 from .sync import Client, Job
 from .worker import Worker
 from .workerjob import WorkerJob
 
-__all__ = ["Client", "Job", "Worker", "WorkerJob", "GearmanError", "JobException", "JobFailed",
+__all__ = ["Client", "Job", "Worker", "WorkerJob", "AsyncClient", "AsyncJob",
+           "AsyncWorker", "GearmanError", "JobException", "JobFailed",
            "ProtocolError", "ServerUnavailable", "Timeout", "WorkFailed",
            "JobStatus", "WorkData", "WorkStatus", "WorkWarning"]

@@ -113,6 +113,10 @@ class Session:
 
     # -- bytes out -----------------------------------------------------------
 
+    @property
+    def has_output(self) -> bool:
+        return bool(self._out)
+
     def output(self):
         """The next bytes to send (bytes or memoryview), or None."""
         while self._out:

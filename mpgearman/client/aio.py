@@ -1,0 +1,280 @@
+"""The asyncio client: AsyncClient and its AsyncJob objects.
+
+The same API as the blocking Client (sync.py) with coroutines, over the
+same sans-IO session, failure policy (failover.py) and job state; only
+the I/O differs (aioconn.py). Failure semantics: see failover.py.
+"""
+import asyncio
+import os
+import time
+
+from .aioconn import AsyncConnection, open_stream
+from .errors import GearmanError, ServerUnavailable, Timeout
+from .failover import lost_connection
+from .jobs import JobState, JobStatus
+from .servers import ServerPool, format_address, split_address
+from .session import Session
+from .submit import new_job
+
+
+async def _wait(event: asyncio.Event, cond, timeout, what: str) -> None:
+    """Wait until cond() holds; `event` is set on every change."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not cond():
+        event.clear()
+        if cond():
+            return
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise Timeout(f"{what}: no answer within {timeout}s")
+        try:
+            await asyncio.wait_for(event.wait(), left)
+        except asyncio.TimeoutError:
+            pass
+
+
+class AsyncJob:
+    """A submitted job: `async for ev in job.events()`, `await job.result()`,
+    `await job.result_to(dest)`."""
+
+    def __init__(self, client: "AsyncClient", state: JobState):
+        self._client = client
+        self._state = state
+        self._changed = asyncio.Event()
+        state.notify = self._changed.set
+
+    handle = property(lambda self: self._state.handle)
+    unique = property(lambda self: self._state.unique)
+    server = property(lambda self: self._state.server)
+    function = property(lambda self: self._state.function)
+    background = property(lambda self: self._state.background)
+    done = property(lambda self: self._state.done)
+
+    def __repr__(self):
+        return f"<AsyncJob {self.function} handle={self.handle} server={self.server}>"
+
+    async def events(self, timeout=None):
+        state = self._state
+        while True:
+            while state.events:
+                yield state.events.popleft()
+            if state.done:
+                return
+            await self._wait(lambda: state.events or state.done, timeout)
+
+    async def result(self, timeout=None) -> bytes:
+        state = self._state
+        state.drop_events()
+        await self._wait(lambda: state.done, timeout)
+        if state.error is not None:
+            raise state.error
+        return state.result if isinstance(state.result, bytes) else b""
+
+    async def result_to(self, dest, timeout=None) -> int:
+        """Like Job.result_to; file writes are made from the event loop."""
+        if isinstance(dest, (str, os.PathLike)):
+            with open(dest, "wb") as out:
+                return await self._stream_to(out, timeout)
+        return await self._stream_to(dest, timeout)
+
+    async def _stream_to(self, out, timeout) -> int:
+        state = self._state
+        state.start_sink(out.write)
+        await self._wait(lambda: state.done, timeout)
+        if state.error is not None:
+            raise state.error
+        return state.streamed
+
+    async def _wait(self, cond, timeout):
+        if timeout is None:
+            timeout = self._client.timeout
+        await _wait(self._changed, cond, timeout,
+                    f"job {self.handle} ({self.function}) on {self.server}")
+
+
+class AsyncClient:
+    """asyncio Gearman client; the arguments are those of Client."""
+
+    def __init__(self, servers="127.0.0.1:4730", *, connect_timeout=5.0,
+                 timeout=None, retries=3):
+        self.pool = ServerPool(servers)
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self.retries = retries
+        self._conns: dict[str, AsyncConnection] = {}
+        self._connecting: dict[str, asyncio.Future] = {}
+        self._tasks = set()
+        self._closed = False
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.close()
+
+    # -- jobs ------------------------------------------------------------------
+
+    async def submit(self, function, data=b"", *, unique=None, priority="normal",
+                     background=False, when=None) -> AsyncJob:
+        state = new_job(function, data, unique=unique, priority=priority,
+                        background=background, when=when)
+        job = AsyncJob(self, state)
+        await self._place(state)
+        await _wait(job._changed, lambda: state.created or state.done, self.timeout,
+                    f"submitting {function}")
+        if state.error is not None and not state.created:
+            raise state.error
+        return job
+
+    async def call(self, function, data=b"", **submit_kwargs) -> bytes:
+        job = await self.submit(function, data, **submit_kwargs)
+        return await job.result()
+
+    async def map(self, function, iterable, *, concurrency=16, return_exceptions=False,
+                  **submit_kwargs) -> list:
+        """Results in input order, at most `concurrency` jobs in flight; the
+        first failure is raised once the jobs in flight have finished."""
+        if concurrency < 1:
+            raise GearmanError("map concurrency must be at least 1")
+        items = enumerate(iterable)
+        results: dict[int, object] = {}
+        failures: list[BaseException] = []
+
+        async def lane():
+            for index, item in items:
+                try:
+                    results[index] = await self.call(function, item, **submit_kwargs)
+                except GearmanError as exc:
+                    results[index] = exc
+                    if not return_exceptions:
+                        failures.append(exc)
+                        return
+                if failures:
+                    return
+        await asyncio.gather(*(lane() for _ in range(concurrency)))
+        if failures:
+            raise failures[0]
+        return [results[i] for i in range(len(results))]
+
+    # -- requests --------------------------------------------------------------
+
+    async def status(self, handle: str, server: str | None = None) -> JobStatus:
+        last = JobStatus(False, False, 0, 0)
+        for address in self._servers_for(server):
+            last = await self._request(address, lambda s: s.status(handle))
+            if last.known:
+                return last
+        return last
+
+    async def status_unique(self, unique: str) -> JobStatus:
+        return await self._on_first(self.pool.candidates(unique),
+                                    lambda s: s.status_unique(unique))
+
+    async def echo(self, data: bytes = b"ping", server: str | None = None) -> bytes:
+        if isinstance(data, str):
+            data = data.encode()
+        return await self._on_first(self._servers_for(server), lambda s: s.echo(data))
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for conn in list(self._conns.values()):
+            conn.close()
+            unacked, created, others = conn.session.lost()
+            for job in unacked + created:
+                job.fail(GearmanError("the client was closed"))
+            for req in others:
+                req.finish(error=GearmanError("the client was closed"))
+        self._conns.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.sleep(0)
+
+    # -- internals -------------------------------------------------------------
+
+    def _servers_for(self, server):
+        if server is None:
+            return self.pool.candidates()
+        address = format_address(*split_address(server))
+        if address not in self.pool.states:
+            raise GearmanError(f"{server} is not one of the configured servers")
+        return [address]
+
+    async def _on_first(self, addresses, make):
+        error = None
+        for address in addresses:
+            try:
+                return await self._request(address, make)
+            except ServerUnavailable as exc:
+                error = exc
+        raise error or ServerUnavailable(self.pool.describe_failure(addresses))
+
+    async def _request(self, address, make):
+        conn = await self._connection(address)
+        if conn is None:
+            raise ServerUnavailable(self.pool.describe_failure([address]))
+        changed = asyncio.Event()
+        req = make(conn.session)
+        req.notify = changed.set
+        conn.kick()
+        timeout = self.timeout if self.timeout is not None else self.connect_timeout
+        await _wait(changed, lambda: req.done, timeout, address)
+        if req.error is not None:
+            raise req.error
+        return req.value
+
+    async def _connection(self, address) -> AsyncConnection | None:
+        """The open connection to `address`, or None if it cannot connect
+        (the server is then marked down)."""
+        if self._closed:
+            raise GearmanError("the client is closed")
+        conn = self._conns.get(address)
+        if conn is not None:
+            return conn
+        pending = self._connecting.get(address)
+        if pending is None:
+            pending = self._connecting[address] = asyncio.ensure_future(self._open(address))
+        try:
+            return await asyncio.shield(pending)
+        finally:
+            if pending.done():
+                self._connecting.pop(address, None)
+
+    async def _open(self, address) -> AsyncConnection | None:
+        state = self.pool.states[address]
+        try:
+            reader, writer = await open_stream(state.host, state.port, self.connect_timeout)
+        except asyncio.TimeoutError:
+            self.pool.mark_down(address, f"connect timed out after {self.connect_timeout}s")
+            return None
+        except OSError as exc:
+            self.pool.mark_down(address, exc.strerror or str(exc))
+            return None
+        self.pool.mark_up(address)
+        session = Session(address)
+        conn = AsyncConnection(address, reader, writer, session, session.receive,
+                               self._on_lost)
+        self._conns[address] = conn
+        return conn
+
+    async def _place(self, state: JobState) -> None:
+        tried = []
+        for address in self.pool.candidates(state.unique):
+            tried.append(address)
+            conn = await self._connection(address)
+            if conn is None:
+                continue
+            state.placements += 1
+            conn.session.submit(state)
+            conn.kick()
+            return
+        state.fail(ServerUnavailable(self.pool.describe_failure(tried)))
+
+    def _on_lost(self, conn: AsyncConnection, reason: str) -> None:
+        if self._conns.get(conn.address) is conn:
+            del self._conns[conn.address]
+        for state in lost_connection(conn.session, self.pool, self.retries, reason):
+            task = asyncio.ensure_future(self._place(state))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)

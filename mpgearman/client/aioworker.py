@@ -1,0 +1,196 @@
+"""The asyncio worker: AsyncWorker runs registered functions (coroutines, or
+plain functions in threads) for jobs from every configured server,
+`concurrency` at once as tasks.
+
+It owns one connect/reconnect task per server (backoff 0.1 s doubling to
+10 s, servers.py), the grab budget (jobs in hand + grabs in flight <=
+concurrency) and the job tasks. The protocol is workersession.py's and the
+job object and outcome rules workerjob.py's; this module must not build
+packets itself.
+"""
+import asyncio
+import inspect
+import signal
+import tempfile
+import threading
+
+from .aioconn import AsyncConnection, open_stream
+from .errors import GearmanError
+from .registry import FunctionRegistry
+from .servers import ServerPool
+from .workerjob import WorkerJob, deliver, outcome_of_exception, outcome_of_return
+from .workersession import WorkerSession
+
+
+class AsyncWorker(FunctionRegistry):
+    """asyncio Gearman worker; the arguments are those of Worker."""
+
+    def __init__(self, servers="127.0.0.1:4730", *, concurrency=1, client_id=None,
+                 spool_threshold=64 << 20, connect_timeout=5.0, spool_dir=None):
+        super().__init__()
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise GearmanError("worker concurrency must be a positive integer")
+        self.pool = ServerPool(servers)
+        self.concurrency = concurrency
+        self.client_id = client_id
+        self.spool_threshold = spool_threshold
+        self.connect_timeout = connect_timeout
+        self.spool_dir = spool_dir
+        self._loop = None
+        self._stopping = False
+        self._running = 0
+        self._conns: dict[str, AsyncConnection] = {}
+        self._rr = 0
+
+    def stop(self) -> None:
+        """Stop grabbing, finish the jobs in hand, then run() returns. Safe
+        from any thread."""
+        loop = self._loop
+        if loop is None:
+            self._stopping = True
+        elif threading.get_ident() == self._loop_thread:
+            self._begin_stop()
+        else:
+            loop.call_soon_threadsafe(self._begin_stop)
+
+    async def run(self) -> None:
+        """Serve until stop(), SIGTERM or SIGINT (signals only when the loop
+        runs in the main thread)."""
+        if not self.functions:
+            raise GearmanError("no function registered")
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._stopping = False
+        self._changed = asyncio.Event()
+        signals = self._install_signals()
+        servers = [asyncio.ensure_future(self._serve(a)) for a in self.pool.addresses]
+        try:
+            while not (self._stopping and self._drained()):
+                self._changed.clear()
+                self._grab()
+                await self._changed.wait()
+        finally:
+            for task in servers:
+                task.cancel()
+            for conn in list(self._conns.values()):
+                conn.close()
+            self._conns.clear()
+            for sig in signals:
+                self._loop.remove_signal_handler(sig)
+            self._loop = None
+
+    def _install_signals(self):
+        if threading.current_thread() is not threading.main_thread():
+            return []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._loop.add_signal_handler(sig, self._begin_stop)
+        return [signal.SIGTERM, signal.SIGINT]
+
+    def _begin_stop(self) -> None:
+        self._stopping = True
+        self._changed.set()
+
+    def _drained(self) -> bool:
+        return self._running == 0 and all(
+            c.flushed and c.session.state != "grabbing" for c in self._conns.values())
+
+    def _grab(self) -> None:
+        if self._stopping:
+            return
+        live = list(self._conns.values())
+        slots = self.concurrency - self._running - sum(
+            c.session.state == "grabbing" for c in live)
+        for i in range(len(live)):
+            if slots <= 0:
+                break
+            conn = live[(self._rr + i) % len(live)]
+            if conn.session.ready:
+                conn.session.grab()
+                conn.kick()
+                slots -= 1
+        self._rr += 1
+
+    # -- connections ---------------------------------------------------------
+
+    async def _serve(self, address: str) -> None:
+        """Keep one connection to `address` open while not stopping."""
+        state = self.pool.states[address]
+        while not self._stopping:
+            try:
+                reader, writer = await open_stream(state.host, state.port,
+                                                   self.connect_timeout)
+            except (OSError, asyncio.TimeoutError) as exc:
+                self.pool.mark_down(address, getattr(exc, "strerror", None)
+                                    or str(exc) or "connect timed out")
+                await asyncio.sleep(state.backoff)
+                continue
+            self.pool.mark_up(address)
+            lost = asyncio.Event()
+            conn = self._open(address, reader, writer, lost)
+            await lost.wait()
+            if self._conns.get(address) is conn:
+                del self._conns[address]
+            self._changed.set()
+            await asyncio.sleep(state.backoff)
+
+    def _open(self, address, reader, writer, lost: asyncio.Event) -> AsyncConnection:
+        session = WorkerSession(address, self.timeouts(), self.client_id,
+                                self.spool_threshold, self._spool)
+
+        def receive(data):
+            for assignment in session.receive(data):
+                self._start(conn, assignment)
+            conn.kick()                 # PRE_SLEEP after NO_JOB
+            self._changed.set()
+
+        def on_lost(_conn, reason):
+            session.close()
+            self.pool.mark_down(address, reason)
+            lost.set()
+        conn = AsyncConnection(address, reader, writer, session, receive, on_lost)
+        self._conns[address] = conn
+        self._changed.set()
+        return conn
+
+    def _spool(self):
+        return tempfile.TemporaryFile(dir=self.spool_dir)
+
+    # -- jobs ----------------------------------------------------------------
+
+    def _start(self, conn: AsyncConnection, assignment) -> None:
+        def post(callback):
+            if threading.get_ident() == self._loop_thread:
+                self._to_session(conn, callback)
+            else:
+                self._loop.call_soon_threadsafe(self._to_session, conn, callback)
+        job = WorkerJob(assignment, post)
+        self._running += 1
+        asyncio.ensure_future(self._execute(conn, job))
+
+    def _to_session(self, conn: AsyncConnection, callback) -> None:
+        if not conn.closed:
+            callback(conn.session)
+            conn.kick()
+
+    async def _execute(self, conn: AsyncConnection, job: WorkerJob) -> None:
+        fn = self.lookup(job.function)
+        try:
+            if fn is None:
+                raise GearmanError(f"no function {job.function!r} on this worker")
+            if inspect.iscoroutinefunction(fn):
+                value = await fn(job)
+            else:
+                value = await self._loop.run_in_executor(None, fn, job)
+            outcome = outcome_of_return(value)
+        except Exception as exc:        # noqa: BLE001 - reported to the client
+            outcome = outcome_of_exception(exc)
+        finally:
+            job.release()
+            self._running -= 1
+        if conn.closed:
+            if outcome[0] == "complete":
+                outcome[1].close()
+        else:
+            deliver(conn.session, job.raw_handle, outcome)
+            conn.kick()
+        self._changed.set()
