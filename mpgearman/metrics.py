@@ -180,7 +180,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path.split("?", 1)[0] != "/metrics":
             self.send_error(404, "Only /metrics is served here")
             return
-        body = self.server.render()
+        try:
+            body = self.server.render()
+        except Exception:       # noqa: BLE001 - one failed scrape, not a dead process
+            logger.exception("rendering the metrics failed")
+            self.send_error(500, "Rendering the metrics failed; see the server log")
+            return
         self.send_response(200)
         self.send_header("Content-Type", CONTENT_TYPE)
         self.send_header("Content-Length", str(len(body)))

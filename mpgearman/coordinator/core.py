@@ -63,7 +63,10 @@ class Core:
         self.conns: dict[int, Conn] = {}
         self.jobs = JobTable(config.handle_prefix)
         self.functions = FunctionTable()
-        self.registry = Registry(config.worker_wakeup, self.functions.dirty)
+        # Functions whose published figures are stale (coordinator/figures.py);
+        # one attribute away, as it is touched on every job's path.
+        self.dirty = self.functions.dirty
+        self.registry = Registry(config.worker_wakeup, self.dirty)
         self.deadlines = Deadlines()
         self.job_retries = config.job_retries
         self.round_robin = config.round_robin
@@ -185,7 +188,7 @@ class Core:
             self.jobs.add(job)
             fn.total += 1
             fn.submitted += 1
-            self.functions.dirty[fn] = None
+            self.dirty[fn] = None
             if not bg:
                 job.clients.append(c)
                 c.attached[job] = None
@@ -229,7 +232,7 @@ class Core:
         if job.held:
             self.board.show(job.no, True, job.num, job.den)
         fn.running += 1
-        self.functions.dirty[fn] = None
+        self.dirty[fn] = None
         c.running[job] = None
         timeout = c.funcs[fn][-1][1]
         if timeout > 0:
@@ -277,7 +280,7 @@ class Core:
             self.board.release(job.no, job.held)
         fn = job.fn
         fn.total -= 1
-        self.functions.dirty[fn] = None
+        self.dirty[fn] = None
         worker = job.worker
         if worker is not None:
             fn.running -= 1
@@ -314,7 +317,7 @@ class Core:
             self._free(job)
             return
         fn.requeued += 1
-        self.functions.dirty[fn] = None
+        self.dirty[fn] = None
         del job.worker.running[job]
         job.worker = None
         fn.running -= 1
