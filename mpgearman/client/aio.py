@@ -159,11 +159,17 @@ class AsyncClient:
     # -- requests --------------------------------------------------------------
 
     async def status(self, handle: str, server: str | None = None) -> JobStatus:
-        last = JobStatus(False, False, 0, 0)
+        last, error = None, None
         for address in self._servers_for(server):
-            last = await self._request(address, lambda s: s.status(handle))
+            try:
+                last = await self._request(address, lambda s: s.status(handle))
+            except ServerUnavailable as exc:
+                error = exc
+                continue
             if last.known:
                 return last
+        if last is None:
+            raise error
         return last
 
     async def status_unique(self, unique: str) -> JobStatus:
@@ -210,7 +216,10 @@ class AsyncClient:
                 error = exc
         raise error or ServerUnavailable(self.pool.describe_failure(addresses))
 
-    async def _request(self, address, make):
+    async def _request(self, address, make, again=True):
+        """One request/reply on `address`; sent once more on a fresh
+        connection if an idle one turns out to be dead."""
+        reused = address in self._conns
         conn = await self._connection(address)
         if conn is None:
             raise ServerUnavailable(self.pool.describe_failure([address]))
@@ -220,6 +229,8 @@ class AsyncClient:
         conn.kick()
         timeout = self.timeout if self.timeout is not None else self.connect_timeout
         await _wait(changed, lambda: req.done, timeout, address)
+        if isinstance(req.error, ServerUnavailable) and reused and again:
+            return await self._request(address, make, again=False)
         if req.error is not None:
             raise req.error
         return req.value

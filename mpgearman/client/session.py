@@ -284,11 +284,13 @@ class Session:
         unacked = [r.job for r in self._pending if r.kind == "submit"]
         others = [r for r in self._pending if r.kind != "submit"]
         created = [job for jobs in self._jobs.values() for job in jobs if not job.done]
+        if isinstance(self._stream, JobState) and not self._stream.done:
+            # Its last packet was cut off: it left _jobs when that began.
+            self._stream.on_body_start(None)
+            created.append(self._stream)
         self._pending.clear()
         self._jobs.clear()
         self._out.clear()
-        if isinstance(self._stream, JobState):
-            self._stream.on_body_start(None)
         self._stream = None
         return unacked, list(dict.fromkeys(created)), others
 

@@ -158,11 +158,17 @@ class Client:
 
     def status(self, handle: str, server: str | None = None) -> JobStatus:
         """GET_STATUS on `server`, or on each server until one knows it."""
-        last = JobStatus(False, False, 0, 0)
+        last, error = None, None
         for address in self._servers_for(server):
-            last = self._request(address, lambda s: s.status(handle))
+            try:
+                last = self._request(address, lambda s: s.status(handle))
+            except ServerUnavailable as exc:
+                error = exc
+                continue
             if last.known:
                 return last
+        if last is None:
+            raise error
         return last
 
     def status_unique(self, unique: str) -> JobStatus:
@@ -205,8 +211,12 @@ class Client:
                 error = exc
         raise error or ServerUnavailable(self.pool.describe_failure(addresses))
 
-    def _request(self, address, make):
+    def _request(self, address, make, again=True):
+        """One request/reply on `address`. A connection that had been idle
+        may have died unnoticed: then the request is sent once more on a
+        fresh one."""
         self._check_open()
+        reused = address in self._loop.conns
         try:
             conn = self._loop.connection(address)
         except OSError:
@@ -215,6 +225,8 @@ class Client:
         timeout = self.timeout if self.timeout is not None else self.connect_timeout
         if not self._run_until(lambda: req.done, _deadline(timeout)):
             raise Timeout(f"{address} did not answer within {timeout}s")
+        if isinstance(req.error, ServerUnavailable) and reused and again:
+            return self._request(address, make, again=False)
         if req.error is not None:
             raise req.error
         return req.value

@@ -161,3 +161,13 @@ def test_lost_connection_policy():
     assert done_bg.done and done_bg.error is None
     assert isinstance(echo.error, ServerUnavailable)
     assert not pool.is_up("s:1") and not session.busy
+
+
+def test_job_cut_off_mid_result_is_handed_back_on_loss():
+    session = fresh()
+    job = new_job("f", unique="cut")
+    session.submit(job)
+    big = encode(T.WORK_COMPLETE, b"H:1", b"x" * (2 << 20))
+    session.receive(encode(T.JOB_CREATED, b"H:1") + big[:100000])
+    unacked, created, others = session.lost()
+    assert created == [job] and not job.done

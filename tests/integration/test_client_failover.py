@@ -3,8 +3,10 @@ jobs are submitted again elsewhere, and every job ends with one outcome."""
 import pytest
 
 from clientlib import worker_thread
+from conftest import GEARMAND, HOST
+from gearproto import wait_for
 from mpgearman import Client
-from mpgearman.client import ServerUnavailable
+from mpgearman.client import GearmanError, ServerUnavailable
 from mpgearman.client.servers import ServerPool
 
 
@@ -73,3 +75,25 @@ def test_lost_server_and_nowhere_to_go_is_server_unavailable(mpgearman_server, f
         assert mpgearman_server.address in str(info.value)
         assert "\n" not in str(info.value)
         assert job.done
+
+
+@pytest.mark.parametrize("server", ["mpgearman", "gearmand"], indirect=True)
+def test_idle_connection_to_a_restarted_server_is_replaced(server, spawn):
+    """The client holds an idle connection; the server dies and another
+    listens on the same port: the very next request works."""
+    if GEARMAND is None:
+        pytest.skip("gearmand is not installed")
+    with Client(server.address, timeout=10) as client:
+        assert client.echo(b"one") == b"one"
+        server.stop()
+        spawn([GEARMAND, "--listen", HOST, "--port", str(server.port), "--log-file", "stderr"])
+
+        def answers():
+            try:
+                with Client(server.address, connect_timeout=1, timeout=2) as probe:
+                    return probe.echo(b"x") == b"x"
+            except GearmanError:
+                return False
+        wait_for(answers, 10, 0.05, "the new server")
+        assert client.echo(b"two") == b"two"
+        assert client.submit("f", b"x", background=True).server == server.address
