@@ -82,6 +82,16 @@ def test_hup_reloads_rolls_acceptors_and_survives_a_bad_file(spawn, tmp_path, fn
     assert set(server.acceptor_pids()) == new_acceptors
     with Conn(host, port) as c:
         assert c.admin("verbose") == b"OK DEBUG\n"
+
+    # A second roll goes back to the first half of the slots.
+    conf.write_text('log-level = "debug"\nmax-payload = 4096\nmax-queued-output = "2M"\n')
+    proc.send_signal(signal.SIGHUP)
+    _wait_log(proc, "reload: acceptors 0-1 serve, 2-3 retired")
+    wait_for(lambda: len(server.acceptor_pids()) == 2
+             and not set(server.acceptor_pids()) & new_acceptors, 10, 0.05, "the old set gone")
+    with Conn(host, port) as c:
+        c.submit(T.SUBMIT_JOB_BG, fname.encode(), b"after", b"again")
+    assert _grab_all(host, port, fname, 1) == {b"after": b"again"}
     assert server.stop() == 0
 
     lines = proc.err_path.read_text().splitlines()
@@ -93,6 +103,7 @@ def test_hup_reloads_rolls_acceptors_and_survives_a_bad_file(spawn, tmp_path, fn
     by_pid = {(m.group(1), int(m.group(2))) for m in map(JOURNAL_LINE.fullmatch, lines)}
     assert ("supervisor", proc.pid) in by_pid
     assert {pid for role, pid in by_pid if role in ("acceptor-2", "acceptor-3")} == new_acceptors
+    assert len({pid for role, pid in by_pid if role == "acceptor-0"}) == 2
     # Debug lines appear only once the reload asked for them.
     first_debug = next(i for i, line in enumerate(lines) if " DEBUG " in line)
     assert first_debug > next(i for i, line in enumerate(lines) if "reload: max-payload" in line)
