@@ -72,7 +72,6 @@ class Batch:
         self.progress = progress
         self.out = sys.stdout.buffer
         self.status = EXIT_OK
-        self.stopped = False
 
     def run(self, source, concurrency: int) -> None:
         window = collections.deque()
@@ -87,7 +86,6 @@ class Batch:
                 self._fail(number, exc)
                 if exit_code(exc) == EXIT_UNREACHABLE:
                     # Nothing more can be submitted; say so once and stop.
-                    self.stopped = True
                     self.progress.note("stopped: no server accepts jobs")
                     return
                 continue
