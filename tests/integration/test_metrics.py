@@ -152,3 +152,25 @@ def test_a_taken_metrics_port_stops_serve_with_one_line(tmp_path):
         in proc.stderr
     assert "Traceback" not in proc.stderr
     assert time.monotonic() - started < 20
+
+
+def test_a_restarted_acceptor_counts_from_zero(server_factory):
+    server, port = start(server_factory)
+    with server.connect() as conn:
+        conn.admin("version")
+        victim = server.acceptor_of(conn)
+    before = family(scrape(port), "mpgearman_process_id")
+    index = next(dict(k)["index"] for k, v in before.items() if int(v) == victim)
+    accepted = ("mpgearman_connections_accepted_total", (("acceptor", index),))
+    assert scrape(port)[accepted] == 1
+    psutil.Process(victim).send_signal(signal.SIGKILL)
+
+    def replaced():
+        pids = family(scrape(port), "mpgearman_process_id")
+        pid = pids.get((("index", index), ("role", "acceptor")))
+        return pid is not None and int(pid) != victim
+    wait_for(replaced, 15, 0.1, f"acceptor {index} to be restarted")
+    samples = scrape(port)
+    assert samples[accepted] == 0
+    assert samples[("mpgearman_connections_open", (("acceptor", index),))] == 0
+    assert len(family(samples, "mpgearman_connections_open")) == 2
