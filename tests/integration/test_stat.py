@@ -2,6 +2,7 @@
 --json after a known workload, the text view, --watch, the Nagios check
 exit codes, and an unreachable server."""
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -149,3 +150,18 @@ def test_bad_options_are_one_line_errors():
     run = stat("127.0.0.1:1", "--json", "--watch")
     assert run.returncode == 2 and "do not combine" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_a_server_that_never_answers_is_bounded_by_timeout():
+    with socket.socket() as silent:           # accepts (in the kernel), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        address = "127.0.0.1:%d" % silent.getsockname()[1]
+        started = time.monotonic()
+        run = stat(address, "--timeout", "0.5")
+        assert run.returncode == 1
+        assert run.stderr == f"mpgearman: error: {address} did not answer within 0.5 s\n"
+        run = stat(address, "--timeout", "0.5", "--warn-queued", "1")
+        assert (run.returncode, run.stdout) == (
+            3, f"MPGEARMAN UNKNOWN - {address} did not answer within 0.5 s\n")
+        assert time.monotonic() - started < 10
