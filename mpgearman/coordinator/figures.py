@@ -17,6 +17,7 @@ its counters, so they never go backwards.
 """
 import logging
 
+from .. import procstat
 from ..ipc import layout as L
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,6 @@ def extra_stats(counters) -> list:
     """The `stats` pairs only shared memory and /proc know: connections the
     acceptors accepted, bytes they spooled, and each process's pid, CPU
     seconds and resident memory."""
-    from .. import procstat      # psutil: loaded when first asked, not at start
-
     figures = counters.acceptor_figures()
     pairs = [("connections_accepted", sum(f[1] for f in figures)),
              ("spooled_bytes", sum(f[3] for f in figures))]
