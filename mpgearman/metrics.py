@@ -39,8 +39,11 @@ def bind(listen: str, port: int) -> socket.socket:
     try:
         return _bind(listen, port)
     except OSError as exc:
-        raise OSError(f"cannot listen for metrics on {listen or '*'}:{port}: "
-                      f"{exc.strerror or exc}") from None
+        # create_server() appends the address to strerror; say it once.
+        reason = exc.strerror or str(exc)
+        if exc.errno and not isinstance(exc, socket.gaierror):
+            reason = os.strerror(exc.errno)
+        raise OSError(f"cannot listen for metrics on {listen or '*'}:{port}: {reason}") from None
 
 
 def _bind(listen: str, port: int) -> socket.socket:

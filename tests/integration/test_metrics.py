@@ -148,7 +148,7 @@ def test_a_taken_metrics_port_stops_serve_with_one_line(tmp_path):
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=ENV)
     taken.close()
     assert proc.returncode == 1, proc.stderr
-    assert f"cannot listen for metrics on 127.0.0.1:{port}: Address already in use" \
+    assert f"cannot listen for metrics on 127.0.0.1:{port}: Address already in use\n" \
         in proc.stderr
     assert "Traceback" not in proc.stderr
     assert time.monotonic() - started < 20
