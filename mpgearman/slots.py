@@ -39,6 +39,7 @@ class AcceptorSlots:
         self.restarts = {}        # slot -> monotonic time to start it again
         self.active = list(range(n))          # the serving set
         self.incoming = []        # a new set, until all of it is ready
+        self.roll_started = 0.0
         self.retiring = set()     # an old set, until its rings are cleared
         self.ready = set()
 
@@ -104,19 +105,32 @@ class AcceptorSlots:
         """The slots to start a new set in; [] when there are no spare
         slots (more than MAX_SLOTS/2 acceptors)."""
         self.incoming = [i for i in range(self.count) if i not in self.active]
+        self.roll_started = self.clock()
         for i in self.incoming:
             self.restarts.pop(i, None)
         return self.incoming
 
+    def roll_overdue(self, limit: float) -> bool:
+        return bool(self.incoming) and self.clock() - self.roll_started > limit
+
     def finish_roll(self):
         """The new set serves; returns (the old set, pids to stop)."""
         old, self.active, self.incoming = self.active, self.incoming, []
+        return old, self._retire(old)
+
+    def abort_roll(self) -> list:
+        """The new set never got ready: the old one keeps serving; returns
+        the pids of the new set to stop."""
+        new, self.incoming = self.incoming, []
+        return self._retire(new)
+
+    def _retire(self, slots) -> list:
         stop = []
-        for i in old:
+        for i in slots:
             if self.restarts.pop(i, None) is not None:
                 continue            # dead and its rings already cleared: free
             self.retiring.add(i)
             self.ready.discard(i)
             if self.pids[i]:
                 stop.append(self.pids[i])
-        return old, stop
+        return stop

@@ -208,6 +208,8 @@ class Supervisor:
         for i in due:
             self._start_acceptor(i)
         timeout = min(timeout, wait)
+        if self.acceptors.roll_overdue(READY_TIMEOUT):
+            self._abort_roll()
         if self.metrics_due:
             left = self.metrics_due - time.monotonic()
             if left <= 0:
@@ -340,6 +342,13 @@ class Supervisor:
             self.coordinator[1].send("attach", i)
             self._start_acceptor(i)
         return True
+
+    def _abort_roll(self) -> None:
+        for pid in self.acceptors.abort_roll():
+            _kill(pid, signal.SIGTERM)
+        logger.error("reload: the new acceptors were not ready within %.0f s; the old ones "
+                     "keep serving with the old acceptor settings", READY_TIMEOUT)
+        self.health.ready(self.acceptors.up())
 
     def _finish_roll(self) -> None:
         old, stop = self.acceptors.finish_roll()

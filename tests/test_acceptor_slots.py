@@ -72,3 +72,24 @@ def test_a_dead_acceptor_of_the_old_set_is_not_restarted_after_the_roll():
 def test_too_many_acceptors_for_spare_slots():
     s = AcceptorSlots(MAX_SLOTS // 2 + 1)
     assert s.count == s.n and s.begin_roll() == []
+
+
+def test_a_roll_that_never_gets_ready_is_abandoned():
+    clock = Clock()
+    s = AcceptorSlots(2, clock)
+    for i, pid in ((0, 10), (1, 11)):
+        s.started(i, pid)
+        s.now_ready(i)
+    s.begin_roll()
+    s.started(2, 12)
+    s.started(3, 13)
+    s.now_ready(2)
+    s.exited(3)                              # crashed, its rings not yet cleared
+    assert not s.roll_overdue(30)
+    clock.now += 31
+    assert s.roll_overdue(30)
+    assert s.abort_roll() == [12]
+    assert s.active == [0, 1] and s.up() == 2 and not s.roll_overdue(30)
+    assert s.exited(2)
+    assert not s.reset(2, gen=1) and not s.reset(3, gen=1)
+    assert not s.rolling and s.due() == ([], 1.0)
