@@ -269,7 +269,7 @@ def job_status(handle, as_json, servers, connect_timeout):
             # The job may live on a server that did not answer.
             die(f"job {handle} is unknown to the servers that answered; "
                 + "; ".join(describe(e) for e in errors), exit_code(errors[-1]))
-        sys.exit(EXIT_FAILED)
+        die(f"no server knows job {handle} (it has ended, or never existed)", EXIT_FAILED)
 
 
 def print_status(handle, server, status, as_json):

@@ -190,6 +190,8 @@ def test_unknown_handle_exit_1(mpg):
     out = mpg("job-status", "H:nowhere:987654321")
     assert out.returncode == 1
     assert "known:    no" in out.stdout.decode()
+    assert err_lines(out) == ["mpgearman: error: no server knows job H:nowhere:987654321 "
+                              "(it has ended, or never existed)"]
 
 
 # ---------------------------------------------------------------------------
