@@ -202,7 +202,10 @@ class Acceptor:
             self.conns[conn.id] = conn
             self.by_fd[conn.fd] = conn
             self.ep.register(conn.fd, IN)
-            self.record(conn, messages.connect(conn.id, conn.fd, addr[0]))
+            # An IPv4 peer of a dual-stack socket (socket activation with
+            # BindIPv6Only=both) is shown as IPv4, as gearmand shows it.
+            peer = addr[0].removeprefix("::ffff:")
+            self.record(conn, messages.connect(conn.id, conn.fd, peer))
             if self.figures is not None:
                 self.figures.connections(self.serial, len(self.conns))
 

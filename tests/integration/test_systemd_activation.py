@@ -3,13 +3,15 @@ LISTEN_PID/LISTEN_FDS/LISTEN_FDNAMES (as systemd or systemd-socket-activate
 would pass it), every acceptor accepts from that one socket, nothing binds
 the port itself, and --listen/--port are ignored with a log line."""
 import os
+import re
 import socket
 import sys
 
 import psutil
+import pytest
 
 from conftest import MpgearmanServer, _connections
-from gearproto import Conn, PacketType as T
+from gearproto import Conn, PacketType as T, wait_for
 from systemd_helpers import python_launcher, server_env, start
 
 
@@ -73,3 +75,29 @@ def test_a_descriptor_that_is_not_a_listening_socket_is_one_clear_line(spawn, tm
     err = proc.err_path.read_text().strip().splitlines()
     assert len(err) == 1, err
     assert "descriptor 3 (gearman) passed by systemd is not a socket" in err[0]
+
+
+def test_a_dual_stack_socket_shows_ipv4_peers_as_ipv4(spawn, tmp_path, fname):
+    """What mpgearman.socket gives (ListenStream=4730, BindIPv6Only=both):
+    one IPv6 socket that takes IPv4 connections too."""
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    lsock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    lsock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    lsock.bind(("::", 0))
+    lsock.listen(128)
+    port = lsock.getsockname()[1]
+    argv = [*python_launcher(), str(lsock.fileno()), "gearman",
+            sys.executable, "-m", "mpgearman", "serve", "--acceptors", "1",
+            "--spool-dir", str(tmp_path / "spool")]
+    proc, served = start(spawn, tmp_path, argv=argv, env=server_env(),
+                         pass_fds=(lsock.fileno(),))
+    lsock.close()
+    assert served == [("[::]", port)]
+    with Conn("127.0.0.1", port) as worker, Conn("127.0.0.1", port) as admin:
+        worker.send_packet(T.CAN_DO, fname.encode())
+        listing = wait_for(lambda: (lambda text: fname.encode() in text and text)(
+            admin.admin("workers")), 5, 0.02, "the worker in the listing")
+    assert re.search(rb"(?m)^\d+ 127\.0\.0\.1 - : " + fname.encode() + rb"$", listing), listing
+    assert b"::ffff:" not in listing
+    _echo_job("127.0.0.1", port, fname, 0)
