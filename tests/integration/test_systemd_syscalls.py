@@ -1,0 +1,76 @@
+"""The unit's syscall filter and MemoryDenyWriteExecute= against what the
+server really does: run it under strace through start-up, a spooled job
+(sendfile), a reload that rolls the acceptors, and a stop; every syscall
+seen must be allowed by SystemCallFilter=@system-service ~@privileged, and
+no mapping may be writable and executable at once."""
+import re
+import shutil
+import signal
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from gearproto import Conn, PacketType as T, wait_for
+from systemd_helpers import server_env, start
+
+SYSCALL = re.compile(r"^\d+\s+([a-z0-9_]+)\(", re.M)
+WRITE_EXEC = re.compile(r"PROT_WRITE\|PROT_EXEC|PROT_EXEC\|PROT_WRITE")
+
+
+def _filter_groups(analyze):
+    listing = subprocess.run([analyze, "syscall-filter"], capture_output=True, text=True,
+                             timeout=60).stdout
+    groups, current = {}, None
+    for line in listing.splitlines():
+        if line.startswith("@"):
+            current = groups.setdefault(line.split()[0], set())
+        elif current is not None and line.strip() and not line.strip().startswith("#"):
+            current.add(line.split()[0])
+    return groups
+
+
+def _expand(groups, name):
+    out = set()
+    for item in groups.get(name, ()):
+        out |= _expand(groups, item) if item.startswith("@") else {item}
+    return out
+
+
+def test_everything_the_server_calls_passes_the_units_filter(spawn, tmp_path, fname):
+    strace, analyze = shutil.which("strace"), shutil.which("systemd-analyze")
+    if strace is None or analyze is None:
+        pytest.skip("needs strace and systemd-analyze")
+    trace = tmp_path / "strace.out"
+    conf = tmp_path / "mpgearman.toml"
+    conf.write_text("")
+    argv = [strace, "-f", "-qq", "-o", str(trace), sys.executable, "-m", "mpgearman",
+            "serve", "--listen", "127.0.0.1", "--port", "0", "--acceptors", "2",
+            "--spool-dir", str(tmp_path / "spool"), "--config", str(conf)]
+    proc, [(host, port)] = start(spawn, tmp_path, argv=argv, env=server_env())
+    supervisor = psutil.Process(proc.pid).children()[0]
+
+    data = bytes(range(256)) * 400            # 100 KiB: spooled, sent with sendfile
+    with Conn(host, port) as client, Conn(host, port) as worker:
+        handle = client.submit(T.SUBMIT_JOB, fname.encode(), b"", data)
+        worker.send_packet(T.CAN_DO, fname.encode())
+        worker.send_packet(T.GRAB_JOB)
+        job = worker.expect(T.JOB_ASSIGN, timeout=20)
+        assert job.payload == handle + b"\0" + fname.encode() + b"\0" + data
+        worker.send_packet(T.WORK_COMPLETE, handle, b"done")
+        client.expect(T.WORK_COMPLETE, handle + b"\0done", timeout=20)
+
+    conf.write_text("max-queued-output = \"2M\"\n")
+    supervisor.send_signal(signal.SIGHUP)
+    wait_for(lambda: "acceptors 2-3 serve" in proc.err_path.read_text(), 30, 0.1, "the roll")
+    supervisor.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0
+
+    text = trace.read_text()
+    used = set(SYSCALL.findall(text))
+    assert {"memfd_create", "eventfd2", "sendfile", "prctl", "clone"} <= used
+    groups = _filter_groups(analyze)
+    allowed = _expand(groups, "@system-service") - _expand(groups, "@privileged")
+    assert used - allowed == set()
+    assert not WRITE_EXEC.search(text)
