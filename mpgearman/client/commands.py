@@ -222,10 +222,24 @@ def submit_one(client, function, payload, options, timeout):
     if options["background"]:
         click.echo(job.handle)
         return
-    left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
     out = sys.stdout.buffer
-    job.result_to(out, timeout=left)
+    result_to(job, out, function, timeout, started)
     out.flush()
+
+
+def result_to(job, out, function: str, timeout: float | None, started: float) -> None:
+    """Stream the job's data chunks and result to `out`, giving up `timeout`
+    seconds after `started` (its submission)."""
+    from . import Timeout
+    if timeout is None:
+        job.result_to(out)
+        return
+    try:
+        job.result_to(out, timeout=max(0.0, timeout - (time.monotonic() - started)))
+    except Timeout:
+        # Say the limit the user gave, not the remainder that ran out.
+        raise Timeout(f"job {job.handle} ({function}): no result within {timeout:g} s") \
+            from None
 
 
 # ---------------------------------------------------------------------------

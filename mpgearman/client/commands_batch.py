@@ -19,7 +19,7 @@ import time
 import click
 
 from .commands import (EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_UNREACHABLE,
-                       describe, exit_code)
+                       describe, exit_code, result_to)
 
 # When several kinds of failure happen, the exit status names the gravest.
 SEVERITY = {EXIT_OK: 0, EXIT_FAILED: 1, EXIT_TIMEOUT: 2, EXIT_UNREACHABLE: 3}
@@ -109,11 +109,8 @@ class Batch:
             self._flush_if_interactive()
             self.progress.step(ok=True)
             return
-        left = None
-        if self.timeout is not None:
-            left = max(0.0, self.timeout - (time.monotonic() - started))
         try:
-            job.result_to(self.out, timeout=left)
+            result_to(job, self.out, self.function, self.timeout, started)
         except Exception as exc:
             if not self._is_library_error(exc):
                 raise

@@ -134,7 +134,8 @@ def test_timeout_exit_4(py_worker, mpg):
     out = mpg("submit", f"{py_worker}_slow", "5", "--timeout", "0.5")
     assert out.returncode == 4, out.stderr
     assert time.monotonic() - started < 4.5
-    assert err_lines(out)[0].startswith("mpgearman: error: ")
+    assert re.fullmatch(rf"mpgearman: error: job \S+ \({py_worker}_slow\): "
+                        r"no result within 0\.5 s", out.stderr.decode().rstrip()), out.stderr
 
 
 # ---------------------------------------------------------------------------
