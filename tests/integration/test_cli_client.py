@@ -138,6 +138,22 @@ def test_timeout_exit_4(py_worker, mpg):
                         r"no result within 0\.5 s", out.stderr.decode().rstrip()), out.stderr
 
 
+def test_lost_server_exit_3(py_worker, server):
+    proc = subprocess.Popen([sys.executable, "-m", "mpgearman", "submit", f"{py_worker}_slow",
+                             "10", "-s", server.address], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env())
+    try:
+        wait_for(lambda: server.status().get(f"{py_worker}_slow", (0, 0, 0))[1] == 1, 10,
+                 message="the job to start")
+        server.stop()
+        out, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        proc.kill()
+    assert (proc.returncode, out) == (3, b""), err
+    assert err.decode().startswith("mpgearman: error: ") and err.count(b"\n") == 1, err
+    assert server.address.encode() in err
+
+
 # ---------------------------------------------------------------------------
 # background jobs and job-status
 
