@@ -110,12 +110,13 @@ def round_trip(server, spawn, tmp_path, fname, size):
         while chunk := f.read(4 * MIB):
             digest.update(chunk)
     assert digest.hexdigest() == expected
-    return max(hwm, sampled[0])
+    peak = max(hwm, sampled[0])
+    print(f"{size // MIB} MiB via {server.kind}: client peak RSS {peak / MIB:.1f} MiB")
+    return peak
 
 
 def test_200_mib_from_a_file_to_a_file(server, spawn, tmp_path, fname):
     peak = round_trip(server, spawn, tmp_path, fname, 200 * MIB)
-    print(f"client peak RSS {server.kind}: {peak / MIB:.1f} MiB")
     assert peak < 64 * MIB, f"client peak RSS {peak / MIB:.0f} MiB"
 
 
