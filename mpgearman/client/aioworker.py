@@ -10,9 +10,11 @@ packets itself.
 """
 import asyncio
 import inspect
+import logging
 import signal
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from .aioconn import AsyncConnection, open_stream
 from .errors import GearmanError
@@ -20,6 +22,8 @@ from .registry import FunctionRegistry
 from .servers import ServerPool
 from .workerjob import WorkerJob, deliver, outcome_of_exception, outcome_of_return
 from .workersession import WorkerSession
+
+log = logging.getLogger("mpgearman.client")
 
 
 class AsyncWorker(FunctionRegistry):
@@ -63,6 +67,7 @@ class AsyncWorker(FunctionRegistry):
         self._stopping = False
         self._changed = asyncio.Event()
         signals = self._install_signals()
+        self._executor = ThreadPoolExecutor(self.concurrency, "mpgearman-job")
         servers = [asyncio.ensure_future(self._serve(a)) for a in self.pool.addresses]
         try:
             while not (self._stopping and self._drained()):
@@ -77,6 +82,7 @@ class AsyncWorker(FunctionRegistry):
             self._conns.clear()
             for sig in signals:
                 self._loop.remove_signal_handler(sig)
+            self._executor.shutdown(wait=False)
             self._loop = None
 
     def _install_signals(self):
@@ -140,12 +146,16 @@ class AsyncWorker(FunctionRegistry):
         def receive(data):
             for assignment in session.receive(data):
                 self._start(conn, assignment)
+            while session.errors:
+                log.warning("job server %s: ERROR %s", address, session.errors.popleft())
             conn.kick()                 # PRE_SLEEP after NO_JOB
             self._changed.set()
 
         def on_lost(_conn, reason):
             session.close()
             self.pool.mark_down(address, reason)
+            log.warning("job server %s: %s; connecting again in %.1fs", address, reason,
+                        self.pool.states[address].backoff)
             lost.set()
         conn = AsyncConnection(address, reader, writer, session, receive, on_lost)
         self._conns[address] = conn
@@ -180,7 +190,7 @@ class AsyncWorker(FunctionRegistry):
             if inspect.iscoroutinefunction(fn):
                 value = await fn(job)
             else:
-                value = await self._loop.run_in_executor(None, fn, job)
+                value = await self._loop.run_in_executor(self._executor, fn, job)
             outcome = outcome_of_return(value)
         except Exception as exc:        # noqa: BLE001 - reported to the client
             outcome = outcome_of_exception(exc)

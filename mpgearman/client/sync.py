@@ -16,7 +16,7 @@ from .errors import GearmanError, ServerUnavailable, Timeout
 from .failover import lost_connection
 from .jobs import JobState, JobStatus
 from .selectloop import SelectLoop
-from .servers import ServerPool
+from .servers import ServerPool, format_address, split_address
 from .submit import new_job
 
 
@@ -91,7 +91,14 @@ class Job:
 
 class Client:
     """Blocking Gearman client. See the module docstring and mpgearman's
-    README for the API; every method may raise GearmanError subclasses."""
+    README for the API; every method may raise GearmanError subclasses.
+
+    servers: "host:port", "host" (port 4730), "[v6]:port", comma-separated
+    or a list. connect_timeout bounds each connect; timeout (None: no limit)
+    is the default bound of every wait for an answer; retries bounds how
+    often a foreground job is resubmitted after losing its server.
+    One Client belongs to one thread at a time (it holds no lock).
+    """
 
     def __init__(self, servers="127.0.0.1:4730", *, connect_timeout=5.0,
                  timeout=None, retries=3):
@@ -144,8 +151,9 @@ class Client:
                 self._place(state)
             if not running:
                 break
-            self._run_until(lambda: any(s.done for s in running), _deadline(self.timeout)) \
-                or _raise(Timeout(f"map over {function}: no result within {self.timeout}s"))
+            if not self._run_until(lambda: any(s.done for s in running),
+                                   _deadline(self.timeout)):
+                raise Timeout(f"map over {function}: no result within {self.timeout}s")
             for state in [s for s in running if s.done]:
                 running.remove(state)
                 if state.error is not None and not return_exceptions and first_error is None:
@@ -196,7 +204,6 @@ class Client:
     def _servers_for(self, server):
         if server is None:
             return self.pool.candidates()
-        from .servers import format_address, split_address
         address = format_address(*split_address(server))
         if address not in self.pool.states:
             raise GearmanError(f"{server} is not one of the configured servers")
@@ -271,7 +278,3 @@ class Client:
 
 
 _END = object()
-
-
-def _raise(exc):
-    raise exc

@@ -11,6 +11,7 @@ the job object and outcome rules in workerjob.py; this module must not
 parse or build packets itself.
 """
 import errno
+import logging
 import selectors
 import signal
 import socket
@@ -27,6 +28,7 @@ from .workerjob import WorkerJob, deliver, outcome_of_exception, outcome_of_retu
 from .workersession import WorkerSession
 
 RECV_SIZE = 256 << 10
+log = logging.getLogger("mpgearman.client")
 
 
 class _Conn:
@@ -227,6 +229,8 @@ class Worker(FunctionRegistry):
         try again after the backoff."""
         self._close(conn)
         self.pool.mark_down(conn.address, reason)
+        log.warning("job server %s: %s; connecting again in %.1fs", conn.address,
+                    reason, self.pool.states[conn.address].backoff)
 
     def _flush(self) -> None:
         for conn in self._conns.values():
@@ -275,6 +279,9 @@ class Worker(FunctionRegistry):
         except GearmanError as exc:
             self._lost(conn, str(exc))
             return
+        while conn.session.errors:
+            log.warning("job server %s: ERROR %s", conn.address,
+                        conn.session.errors.popleft())
         for assignment in assigned:
             self._start(conn.session, assignment)
 

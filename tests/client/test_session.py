@@ -171,3 +171,14 @@ def test_job_cut_off_mid_result_is_handed_back_on_loss():
     session.receive(encode(T.JOB_CREATED, b"H:1") + big[:100000])
     unacked, created, others = session.lost()
     assert created == [job] and not job.done
+
+
+def test_when_accepts_datetimes_and_unix_times():
+    import datetime
+    aware = datetime.datetime(2030, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    assert new_job("f", when=aware).when == int(aware.timestamp())
+    naive = datetime.datetime(2030, 1, 2, 3, 4, 5)
+    assert new_job("f", when=naive).when == int(naive.astimezone().timestamp())
+    assert new_job("f", when=1893456000.9).when == 1893456000
+    job = new_job("f", when=0)
+    assert job.background and job.when == 0

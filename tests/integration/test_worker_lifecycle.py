@@ -125,3 +125,10 @@ def test_one_worker_serves_every_server(server_factory, fname):
         for address in addresses:
             with Client(address, timeout=10) as client:
                 assert client.call(fname, address) == address.encode() + b"!"
+
+
+def test_client_id_is_set(server, fname, unique_name):
+    client_id = unique_name("wid")
+    with worker_thread(server.address, {fname: lambda job: b""}, [(server, fname)],
+                       client_id=client_id):
+        assert client_id.encode() in server.admin("workers")
