@@ -60,8 +60,8 @@ def groups() -> list[list[str]]:
 
 def test_readme_has_the_promised_examples():
     found = examples()
-    assert {"worker.py", "client.py", "wordcount_worker.py",
-            "wordcount_client.py"} <= set(found)
+    assert {"worker.py", "client.py", "async_worker.py", "async_client.py",
+            "wordcount_worker.py", "wordcount_client.py"} <= set(found)
     assert all(found[n]["output"] for n in found if not n.endswith("worker.py"))
     for name in found:
         assert ADDRESS in found[name]["code"], f"{name} does not name {ADDRESS}"
