@@ -64,7 +64,6 @@ class AsyncWorker(FunctionRegistry):
             raise GearmanError("no function registered")
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        self._stopping = False
         self._changed = asyncio.Event()
         signals = self._install_signals()
         self._executor = ThreadPoolExecutor(self.concurrency, "mpgearman-job")
@@ -84,6 +83,7 @@ class AsyncWorker(FunctionRegistry):
                 self._loop.remove_signal_handler(sig)
             self._executor.shutdown(wait=False)
             self._loop = None
+            self._stopping = False          # a later run() serves again
 
     def _install_signals(self):
         if threading.current_thread() is not threading.main_thread():

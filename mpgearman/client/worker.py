@@ -72,10 +72,10 @@ class Worker(FunctionRegistry):
 
     def run(self) -> None:
         """Serve until stop(), SIGTERM or SIGINT (the latter two only when
-        called in the main thread)."""
+        called in the main thread). After a stop() that came first, it
+        returns at once."""
         if not self.functions:
             raise GearmanError("no function registered")
-        self._stopping = False
         self._conns = {a: _Conn(a) for a in self.pool.addresses}
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
@@ -91,6 +91,7 @@ class Worker(FunctionRegistry):
             for conn in self._conns.values():
                 self._close(conn)
             self._selector.close()
+            self._stopping = False          # a later run() serves again
 
     def _install_signals(self):
         if threading.current_thread() is not threading.main_thread():
