@@ -182,3 +182,32 @@ def test_when_accepts_datetimes_and_unix_times():
     assert new_job("f", when=1893456000.9).when == 1893456000
     job = new_job("f", when=0)
     assert job.background and job.when == 0
+
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+_TYPES = [T.JOB_CREATED, T.WORK_DATA, T.WORK_COMPLETE, T.WORK_FAIL, T.WORK_STATUS,
+          T.WORK_EXCEPTION, T.ECHO_RES, T.ERROR, T.STATUS_RES, T.OPTION_RES,
+          T.NOOP, T.STATUS_RES_UNIQUE, T.JOB_ASSIGN]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_TYPES),
+                          st.lists(st.sampled_from([b"H:1", b"H:2", b"1", b"x", b""]),
+                                   max_size=6)), max_size=12))
+def test_any_server_packets_end_in_outcomes_or_a_protocol_error(packets):
+    """Whatever a server sends, the session either copes or raises the
+    client's ProtocolError; lost() then settles every job."""
+    session = fresh()
+    jobs = [new_job("f", b"x", unique="u"), new_job("f", b"y")]
+    for job in jobs:
+        session.submit(job)
+    try:
+        for ptype, args in packets:
+            session.receive(encode(ptype, *args))
+    except ProtocolError:
+        pass
+    unacked, created, _ = session.lost()
+    for job in jobs:
+        assert job.done or job in unacked or job in created

@@ -109,3 +109,19 @@ def test_server_mode_still_rejects_responses():
     dec.feed(res(T.NOOP))
     [event] = drain(dec)
     assert isinstance(event, Rejected) and event.code == b"INVALID_MAGIC"
+
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=40), max_size=8))
+def test_any_input_gives_events_or_a_protocol_error(pieces):
+    dec = Decoder(1 << 16, 32, responses=True)
+    try:
+        for piece in pieces:
+            dec.feed(b"\0RES" + piece if piece[:1] == b"\0" else piece)
+            drain(dec)
+    except ProtocolError:
+        pass
