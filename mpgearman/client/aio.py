@@ -3,6 +3,11 @@
 The same API as the blocking Client (sync.py) with coroutines, over the
 same sans-IO session, failure policy (failover.py) and job state; only
 the I/O differs (aioconn.py). Failure semantics: see failover.py.
+
+Blocking file work stays on the event loop: an iterable payload is spooled
+to a temporary file inside submit(), and result_to() writes its file
+synchronously; use the blocking Client in a thread for multi-GiB files if
+the loop must stay responsive meanwhile.
 """
 import asyncio
 import os
