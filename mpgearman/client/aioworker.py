@@ -128,6 +128,8 @@ class AsyncWorker(FunctionRegistry):
             except (OSError, asyncio.TimeoutError) as exc:
                 self.pool.mark_down(address, getattr(exc, "strerror", None)
                                     or str(exc) or "connect timed out")
+                log.debug("job server %s: %s; connecting again in %.1fs", address,
+                          state.last_error, state.backoff)
                 await asyncio.sleep(state.backoff)
                 continue
             self.pool.mark_up(address)

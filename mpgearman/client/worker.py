@@ -228,10 +228,13 @@ class Worker(FunctionRegistry):
         """The server went away: forget the connection (jobs running for it
         finish, but their results go nowhere: the server requeues them) and
         try again after the backoff."""
+        connected = conn.session is not None
         self._close(conn)
         self.pool.mark_down(conn.address, reason)
-        log.warning("job server %s: %s; connecting again in %.1fs", conn.address,
-                    reason, self.pool.states[conn.address].backoff)
+        # A lost connection is news; each failed reconnect is not.
+        log.log(logging.WARNING if connected else logging.DEBUG,
+                "job server %s: %s; connecting again in %.1fs", conn.address,
+                reason, self.pool.states[conn.address].backoff)
 
     def _flush(self) -> None:
         for conn in self._conns.values():
