@@ -158,6 +158,7 @@ class Supervisor:
                                      self.acceptor_bells[i], self.coord_bell, control,
                                      self.inherited, self.counters)
 
+        self.coordinator[1].send("attach", i)     # before the acceptor can publish
         pid, _ = self._fork("acceptor", i, body)
         self.acceptors.started(i, pid)
 
@@ -339,7 +340,6 @@ class Supervisor:
                            "the acceptors keep their settings until a restart", self.slots)
             return False
         for i in starting:
-            self.coordinator[1].send("attach", i)
             self._start_acceptor(i)
         return True
 

@@ -35,9 +35,10 @@ class CoordinatorLoop:
             self.core.extra_stats = lambda: extra_stats(counters)
         self.rings_in = [segment.inbound(i) for i in range(n)]
         self.rings_out = [segment.outbound(i) for i in range(n)]
-        # (slot, inbound ring) of the slots with an acceptor: the spare
-        # slots a reload rolls into cost the loop nothing until attached.
-        self.live = [(i, self.rings_in[i]) for i in range(min(config.acceptor_count, n))]
+        # (slot, inbound ring) of the slots with an acceptor, attached by the
+        # supervisor before it starts one: the spare slots a reload rolls
+        # into cost the loop nothing meanwhile.
+        self.live = []
         self.bell, self.acceptor_bells = my_bell, acceptor_bells
         self.control, self.inbox = control, inbox
         self.pending = [[] for _ in range(n)]     # records waiting for ring space
@@ -213,8 +214,7 @@ class CoordinatorLoop:
             if fields[0] == messages.SENDFILE:
                 self.spool.release(SpoolRef(fields[3], fields[4]))
         self.pending[i] = []
-        if retired:
-            self.live = [(j, ring) for j, ring in self.live if j != i]
+        self.live = [(j, ring) for j, ring in self.live if j != i]
         self.rings_in[i].reset()
         self.rings_out[i].reset()
         self.consumed[i] = self.done[i] = 0
@@ -227,7 +227,7 @@ class CoordinatorLoop:
             log.warning("acceptor %d lost; its connections were dropped and their jobs requeued", i)
 
     def attach(self, i: int) -> None:
-        """An acceptor is about to start in spare slot i (a reload's roll)."""
+        """An acceptor is about to start in slot i."""
         if all(j != i for j, _ in self.live):
             self.live = sorted(self.live + [(i, self.rings_in[i])], key=lambda pair: pair[0])
 

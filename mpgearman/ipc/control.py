@@ -5,8 +5,8 @@ EOF means the other side is gone.
 Lines, child -> supervisor: "ready"; "beat" (an acceptor's heartbeat);
 "beat <connections> <queued jobs> <workers>" (the coordinator's, with its
 counts); "reset <acceptor> <generation>". Supervisor -> coordinator:
-"lost <acceptor> [retired]"; "attach <acceptor>" (a reload starts one in a
-spare slot); "configure key=value ..." (settings changed by a reload).
+"attach <acceptor>" (one is about to start in that slot); "lost <acceptor>
+[retired]"; "configure key=value ..." (settings changed by a reload).
 A receiver may register handlers for some first words (on()); receive()
 hands it the other lines.
 """
