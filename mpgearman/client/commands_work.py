@@ -8,9 +8,11 @@ does both (SIGTERM finishes the jobs in hand, then `run()` returns).
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 
 import click
@@ -39,9 +41,25 @@ def run_worker(function: str, command: list[str], servers: list[str], *,
     except GearmanError as exc:
         raise click.BadParameter(one_line(exc), param_hint="'-s' / '--server'")
     worker.register(function, lambda job: run_command(command, job), timeout=timeout)
+    show_library_warnings()
     warn_unreachable(servers)
     worker.run()
     return EXIT_OK
+
+
+class _LineFormatter(logging.Formatter):
+    def format(self, record):
+        return f"mpgearman: {record.levelname.lower()}: {one_line(record.getMessage())}"
+
+
+def show_library_warnings() -> None:
+    """A long-running worker should say when it loses a server (the library
+    logs it, silently unless someone listens)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LineFormatter())
+    logger = logging.getLogger("mpgearman.client")
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
 
 
 def warn_unreachable(servers: list[str]) -> None:

@@ -273,3 +273,14 @@ def test_work_sigterm_finishes_the_job_in_hand(work, server, fname):
     assert (client.returncode, out) == (0, b"BUSY"), err
     assert worker.wait(TIMEOUT) == 0
     assert Path(worker.err_path).read_bytes() == b""
+
+
+def test_work_says_when_it_loses_its_server(work, server, fname):
+    worker = work(fname, "cat")
+    server.stop()
+    wait_for(lambda: b"mpgearman: warning: " in Path(worker.err_path).read_bytes(), 15,
+             message="a warning about the lost server")
+    lines = Path(worker.err_path).read_text().splitlines()
+    assert len(lines) == 1 and server.address in lines[0], lines
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(TIMEOUT) == 0
