@@ -158,7 +158,10 @@ class Supervisor:
                                      self.acceptor_bells[i], self.coord_bell, control,
                                      self.inherited, self.counters)
 
-        self.coordinator[1].send("attach", i)     # before the acceptor can publish
+        try:
+            self.coordinator[1].send("attach", i)     # before the acceptor can publish
+        except OSError:     # the coordinator is gone; _reap stops the server
+            return
         pid, _ = self._fork("acceptor", i, body)
         self.acceptors.started(i, pid)
 
