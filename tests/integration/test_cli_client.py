@@ -29,15 +29,16 @@ def env() -> dict:
     return e
 
 
+def run_mpg(*args, input: bytes | None = b"", timeout: float = TIMEOUT):
+    return subprocess.run([sys.executable, "-m", "mpgearman", *map(str, args)], input=input,
+                          capture_output=True, timeout=timeout, env=env())
+
+
 @pytest.fixture
 def mpg(server):
     """mpg(*args, input=b"") -> CompletedProcess of `mpgearman ARGS -s SERVER`."""
-    def call(*args, input: bytes | None = b"", timeout: float = TIMEOUT, server_arg=True):
-        argv = [sys.executable, "-m", "mpgearman", *map(str, args)]
-        if server_arg:
-            argv += ["-s", server.address]
-        return subprocess.run(argv, input=input, capture_output=True, timeout=timeout,
-                              env=env())
+    def call(*args, **kwargs):
+        return run_mpg(*args, "-s", server.address, **kwargs)
     return call
 
 
@@ -284,3 +285,53 @@ def test_work_says_when_it_loses_its_server(work, server, fname):
     assert len(lines) == 1 and server.address in lines[0], lines
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(TIMEOUT) == 0
+
+
+def test_batch_progress_bar_on_a_terminal(work, server, fname, tmp_path):
+    """stderr a terminal: click's bar (with the total for a file), then the summary."""
+    import pty
+    work(fname, "rev", concurrency=2)
+    src = tmp_path / "lines"
+    src.write_text("".join(f"l{i}\n" for i in range(30)))
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "mpgearman", "submit", fname, "--batch",
+                               src, "-s", server.address], stdout=subprocess.PIPE,
+                              stderr=slave, timeout=TIMEOUT, env=env())
+        os.close(slave)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:          # EIO: the terminal's other side is closed
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(master)
+    assert proc.returncode == 0
+    assert proc.stdout.split(b"\n")[:-1] == [f"l{i}"[::-1].encode() for i in range(30)]
+    text = shown.decode()
+    assert "jobs  [" in text and "30/30" in text, text
+    assert "mpgearman: done 30, failed 0, " in text
+    assert "mpgearman: progress:" not in text
+
+
+def test_job_status_asks_each_server(server_factory, fname):
+    """The first server that knows the handle answers; an unknown handle
+    with a server down is exit 3 (it may live there), not 1."""
+    a, b = server_factory("mpgearman"), server_factory("mpgearman")
+    handle = run_mpg("submit", "-b", fname, "x", "-s", b.address).stdout.decode().strip()
+    both = ["-s", f"{a.address},{b.address}"]
+    listed = run_mpg("job-status", handle, "--json", *both)
+    status = json.loads(listed.stdout)
+    assert (listed.returncode, status["server"], status["known"]) == (0, b.address, True)
+    a.stop()
+    found = run_mpg("job-status", handle, *both)
+    assert found.returncode == 0 and f"server:   {b.address}" in found.stdout.decode()
+    missing = run_mpg("job-status", "H:nowhere:1", *both)
+    assert missing.returncode == 3
+    assert err_lines(missing)[0].startswith("mpgearman: error: job H:nowhere:1 is unknown "
+                                            "to the servers that answered; ")
+    assert a.address in missing.stderr.decode()
