@@ -18,7 +18,7 @@ from gearproto import wait_for
 READY_TIMEOUT = 20.0
 # One log line: no timestamp under journald, role and pid, level, message.
 JOURNAL_LINE = re.compile(
-    r"mpgearman (supervisor|coordinator|acceptor-\d+)\[(\d+)\] "
+    r"<[2-7]>mpgearman (supervisor|coordinator|acceptor-\d+)\[(\d+)\] "
     r"(DEBUG|INFO|WARNING|ERROR|CRITICAL) \S.*")
 
 
