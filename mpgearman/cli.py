@@ -60,7 +60,7 @@ D = Config()
               help="Largest packet payload accepted, in bytes (up to 4G-1).")
 @click.option("--log-level", type=click.Choice(config.LOG_LEVELS),
               default=D.log_level, show_default=True)
-@click.option("--spool-dir", default=None, show_default="$CACHE_DIRECTORY or ~/.cache/mpgearman/spool",
+@click.option("--spool-dir", default=None, show_default="$CACHE_DIRECTORY/spool or ~/.cache/mpgearman/spool",
               help="Directory for payloads above --spool-threshold (on disk, not tmpfs).")
 @click.option("--spool-threshold", type=Size(), default=D.spool_threshold, show_default=True,
               help="Payloads larger than this are streamed through the spool.")

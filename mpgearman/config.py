@@ -24,9 +24,11 @@ class ConfigError(Exception):
 
 
 def default_spool_dir() -> str:
-    base = os.environ.get("CACHE_DIRECTORY") or os.environ.get("XDG_CACHE_HOME") \
-        or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base.split(":")[0], "mpgearman", "spool")
+    # systemd's CacheDirectory= is ours alone already; a user's cache is shared.
+    if os.environ.get("CACHE_DIRECTORY"):
+        return os.path.join(os.environ["CACHE_DIRECTORY"].split(":")[0], "spool")
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "mpgearman", "spool")
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,3 +114,11 @@ def test_a_bad_file_stops_serve_with_one_line(tmp_path, run_serve):
     assert result.exit_code == 2
     assert "unknown key 'bogus'" in result.output
     assert "Traceback" not in result.output and not got
+
+
+def test_spool_dir_defaults(monkeypatch, tmp_path):
+    monkeypatch.setenv("CACHE_DIRECTORY", "/var/cache/mpgearman")
+    assert config.default_spool_dir() == "/var/cache/mpgearman/spool"
+    monkeypatch.delenv("CACHE_DIRECTORY")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert config.default_spool_dir() == str(tmp_path / "mpgearman" / "spool")
