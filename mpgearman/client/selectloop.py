@@ -9,11 +9,10 @@ import selectors
 import socket
 import time
 
+from . import sockio
 from .errors import GearmanError
 from .session import Session
 from .servers import ServerPool
-
-RECV_SIZE = 256 << 10
 
 
 class Connection:
@@ -82,9 +81,9 @@ class SelectLoop:
                 if conn.address not in self.conns:
                     continue
                 if mask & selectors.EVENT_READ:
-                    self._read(conn)
+                    sockio.receive(conn, self.drop)
                 if mask & selectors.EVENT_WRITE and conn.address in self.conns:
-                    self._write(conn)
+                    sockio.send_pending(conn, self.drop)
         return True
 
     def _flush(self) -> None:
@@ -98,7 +97,7 @@ class SelectLoop:
 
     def _flush_once(self) -> None:
         for conn in list(self.conns.values()):
-            self._write(conn)
+            sockio.send_pending(conn, self.drop)
             if conn.address not in self.conns:
                 continue
             want = selectors.EVENT_READ
@@ -107,40 +106,6 @@ class SelectLoop:
             if want != conn.mask:
                 conn.mask = want
                 self.selector.modify(conn.sock, want, conn)
-
-    def _write(self, conn: Connection) -> None:
-        while True:
-            if conn.pending is None:
-                chunk = conn.session.output()
-                if chunk is None:
-                    return
-                conn.pending = memoryview(chunk).cast("B")
-            try:
-                sent = conn.sock.send(conn.pending)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                self.drop(conn, exc.strerror or str(exc))
-                return
-            conn.pending = conn.pending[sent:] if sent < len(conn.pending) else None
-            if conn.pending is not None:
-                return
-
-    def _read(self, conn: Connection) -> None:
-        try:
-            data = conn.sock.recv(RECV_SIZE)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self.drop(conn, exc.strerror or str(exc))
-            return
-        if not data:
-            self.drop(conn, "connection closed by the server")
-            return
-        try:
-            conn.session.receive(data)
-        except GearmanError as exc:
-            self.drop(conn, str(exc))
 
     def drop(self, conn: Connection, reason: str) -> None:
         if self.conns.get(conn.address) is not conn:

@@ -67,7 +67,6 @@ class Job:
     def result_to(self, dest, timeout=None) -> int:
         """Stream every WORK_DATA chunk, then the WORK_COMPLETE data, into
         `dest` (a path or a binary file); returns the bytes written."""
-        state = self._state
         if isinstance(dest, (str, os.PathLike)):
             with open(dest, "wb") as out:
                 return self._stream_to(out, timeout)

@@ -21,13 +21,13 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
+from . import sockio
 from .errors import GearmanError
 from .registry import FunctionRegistry
 from .servers import ServerPool
 from .workerjob import WorkerJob, deliver, outcome_of_exception, outcome_of_return
 from .workersession import WorkerSession
 
-RECV_SIZE = 256 << 10
 log = logging.getLogger("mpgearman.client")
 
 
@@ -132,7 +132,7 @@ class Worker(FunctionRegistry):
                     if mask & selectors.EVENT_READ:
                         self._read(conn)
                     if mask & selectors.EVENT_WRITE and conn.sock is not None:
-                        self._write(conn)
+                        sockio.send_pending(conn, self._lost)
             self._timers()
 
     def _drained(self) -> bool:
@@ -240,7 +240,7 @@ class Worker(FunctionRegistry):
         for conn in self._conns.values():
             if conn.session is None:
                 continue
-            self._write(conn)
+            sockio.send_pending(conn, self._lost)
             if conn.sock is None:
                 continue
             want = selectors.EVENT_READ
@@ -249,39 +249,9 @@ class Worker(FunctionRegistry):
             if self._selector.get_key(conn.sock).events != want:
                 self._selector.modify(conn.sock, want, conn)
 
-    def _write(self, conn: _Conn) -> None:
-        while True:
-            if conn.pending is None:
-                chunk = conn.session.output()
-                if chunk is None:
-                    return
-                conn.pending = memoryview(chunk).cast("B")
-            try:
-                sent = conn.sock.send(conn.pending)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                self._lost(conn, exc.strerror or str(exc))
-                return
-            conn.pending = conn.pending[sent:] if sent < len(conn.pending) else None
-            if conn.pending is not None:
-                return
-
     def _read(self, conn: _Conn) -> None:
-        try:
-            data = conn.sock.recv(RECV_SIZE)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._lost(conn, exc.strerror or str(exc))
-            return
-        if not data:
-            self._lost(conn, "connection closed by the server")
-            return
-        try:
-            assigned = conn.session.receive(data)
-        except GearmanError as exc:
-            self._lost(conn, str(exc))
+        assigned = sockio.receive(conn, self._lost)
+        if assigned is None:
             return
         while conn.session.errors:
             log.warning("job server %s: ERROR %s", conn.address,
