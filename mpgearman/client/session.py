@@ -22,6 +22,7 @@ from mpgearman.protocol.packets import MAX_SIZE
 from mpgearman.protocol.packets import PacketType as T
 
 from .errors import GearmanError, ProtocolError
+from .outbox import Outbox
 from .jobs import COMPLETE, DATA, EXCEPTION, WARNING, JobState, JobStatus
 
 STREAM_THRESHOLD = 1 << 20
@@ -61,7 +62,7 @@ class Session:
     def __init__(self, address: str):
         self.address = address
         self.decoder = Decoder(MAX_SIZE, STREAM_THRESHOLD, responses=True)
-        self._out = deque()            # bytes, or iterators of byte chunks
+        self._out = Outbox()
         self._pending: deque[Request] = deque()
         self._jobs: dict[bytes, list[JobState]] = {}
         self._turn: dict[bytes, int] = {}
@@ -119,17 +120,7 @@ class Session:
 
     def output(self):
         """The next bytes to send (bytes or memoryview), or None."""
-        while self._out:
-            item = self._out[0]
-            if isinstance(item, (bytes, bytearray)):
-                self._out.popleft()
-                return item
-            chunk = next(item, None)
-            if chunk is None:
-                self._out.popleft()
-                continue
-            return chunk
-        return None
+        return self._out.next_chunk()
 
     # -- bytes in --------------------------------------------------------------
 
@@ -290,7 +281,7 @@ class Session:
             created.append(self._stream)
         self._pending.clear()
         self._jobs.clear()
-        self._out.clear()
+        self._out.discard()
         self._stream = None
         return unacked, list(dict.fromkeys(created)), others
 

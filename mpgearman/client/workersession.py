@@ -23,6 +23,7 @@ from mpgearman.protocol.packets import MAX_SIZE
 from mpgearman.protocol.packets import PacketType as T
 
 from .errors import ProtocolError
+from .outbox import Outbox
 
 STREAM_THRESHOLD = 1 << 20
 PART_SIZE = 1 << 30            # WORK_DATA parts of a result above 4 GiB - 1
@@ -56,7 +57,7 @@ class WorkerSession:
         self.spool_threshold = spool_threshold
         self.spool = spool                 # () -> a new binary temporary file
         self.errors = deque(maxlen=16)     # ERROR packets, for logging
-        self._out = deque()
+        self._out = Outbox()
         self._assigned = []
         self._streaming = None             # Assignment whose body is arriving
         self._parts = []
@@ -119,25 +120,13 @@ class WorkerSession:
         return bool(self._out)
 
     def output(self):
-        while self._out:
-            item = self._out[0]
-            if isinstance(item, (bytes, bytearray)):
-                self._out.popleft()
-                return item
-            chunk = next(item, None)
-            if chunk is None:
-                self._out.popleft()
-                continue
-            return chunk
-        return None
+        """The next bytes to send (bytes or memoryview), or None."""
+        return self._out.next_chunk()
 
     def close(self) -> None:
         """Release what a lost connection held: unsent output (closing the
         result payloads) and a half-received job."""
-        for item in self._out:
-            if hasattr(item, "close"):
-                item.close()
-        self._out.clear()
+        self._out.discard()
         if self._streaming is not None and self._streaming.file is not None:
             self._streaming.file.close()
         self._streaming = None
