@@ -16,7 +16,7 @@ import time
 from .aioconn import AsyncConnection, open_stream
 from .errors import GearmanError, ServerUnavailable, Timeout
 from .failover import lost_connection
-from .jobs import JobState, JobStatus
+from .jobs import JobState, JobStatus, JobView
 from .servers import ServerPool, format_address, split_address
 from .session import Session
 from .submit import new_job
@@ -38,25 +38,14 @@ async def _wait(event: asyncio.Event, cond, timeout, what: str) -> None:
             pass
 
 
-class AsyncJob:
+class AsyncJob(JobView):
     """A submitted job: `async for ev in job.events()`, `await job.result()`,
     `await job.result_to(dest)`."""
 
     def __init__(self, client: "AsyncClient", state: JobState):
-        self._client = client
-        self._state = state
+        super().__init__(client, state)
         self._changed = asyncio.Event()
         state.notify = self._changed.set
-
-    handle = property(lambda self: self._state.handle)
-    unique = property(lambda self: self._state.unique)
-    server = property(lambda self: self._state.server)
-    function = property(lambda self: self._state.function)
-    background = property(lambda self: self._state.background)
-    done = property(lambda self: self._state.done)
-
-    def __repr__(self):
-        return f"<AsyncJob {self.function} handle={self.handle} server={self.server}>"
 
     async def events(self, timeout=None):
         state = self._state

@@ -156,3 +156,22 @@ class JobState:
     def _changed(self) -> None:
         if self.notify is not None:
             self.notify()
+
+
+class JobView:
+    """What every job object shows of its JobState: the parts of the API
+    the blocking Job and the asyncio AsyncJob share."""
+
+    def __init__(self, client, state: JobState):
+        self._client = client
+        self._state = state
+
+    handle = property(lambda self: self._state.handle)
+    unique = property(lambda self: self._state.unique)
+    server = property(lambda self: self._state.server)
+    function = property(lambda self: self._state.function)
+    background = property(lambda self: self._state.background)
+    done = property(lambda self: self._state.done)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.function} handle={self.handle} server={self.server}>"

@@ -1,14 +1,28 @@
-"""The functions a worker offers: names, callables and CAN_DO_TIMEOUTs.
+"""The functions a worker offers (names, callables and CAN_DO_TIMEOUTs)
+and the settings every worker has.
 
 It owns the decorator and register() shared by Worker and AsyncWorker and
 their argument checks. It must not do I/O.
 """
 from .errors import GearmanError
+from .servers import ServerPool
 
 
 class FunctionRegistry:
-    def __init__(self):
+    def __init__(self, servers="127.0.0.1:4730", *, concurrency=1, client_id=None,
+                 spool_threshold=64 << 20, connect_timeout=5.0, spool_dir=None):
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise GearmanError("worker concurrency must be a positive integer")
         self.functions: dict[str, tuple] = {}
+        self.pool = ServerPool(servers)
+        self.concurrency = concurrency
+        self.client_id = client_id
+        self.spool_threshold = spool_threshold
+        self.connect_timeout = connect_timeout
+        self.spool_dir = spool_dir
+        self._stopping = False
+        self._running = 0
+        self._rr = 0
 
     def function(self, name: str, timeout: float | None = None):
         """Decorator: @worker.function("name", timeout=seconds)."""

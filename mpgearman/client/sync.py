@@ -14,7 +14,7 @@ import time
 
 from .errors import GearmanError, ServerUnavailable, Timeout
 from .failover import lost_connection
-from .jobs import JobState, JobStatus
+from .jobs import JobState, JobStatus, JobView
 from .selectloop import SelectLoop
 from .servers import ServerPool, format_address, split_address
 from .submit import new_job
@@ -24,23 +24,9 @@ def _deadline(timeout):
     return None if timeout is None else time.monotonic() + timeout
 
 
-class Job:
+class Job(JobView):
     """A submitted job. handle/unique/server/done; for a foreground job:
     events(), result(), result_to()."""
-
-    def __init__(self, client: "Client", state: JobState):
-        self._client = client
-        self._state = state
-
-    handle = property(lambda self: self._state.handle)
-    unique = property(lambda self: self._state.unique)
-    server = property(lambda self: self._state.server)
-    function = property(lambda self: self._state.function)
-    background = property(lambda self: self._state.background)
-    done = property(lambda self: self._state.done)
-
-    def __repr__(self):
-        return f"<Job {self.function} handle={self.handle} server={self.server}>"
 
     def events(self, timeout=None):
         """WorkData / WorkWarning / WorkStatus as they arrive; ends when the

@@ -24,7 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 from . import sockio
 from .errors import GearmanError
 from .registry import FunctionRegistry
-from .servers import ServerPool
 from .workerjob import WorkerJob, deliver, outcome_of_exception, outcome_of_return
 from .workersession import WorkerSession
 
@@ -45,22 +44,13 @@ class Worker(FunctionRegistry):
 
     def __init__(self, servers="127.0.0.1:4730", *, concurrency=1, client_id=None,
                  spool_threshold=64 << 20, connect_timeout=5.0, spool_dir=None):
-        super().__init__()
-        if not isinstance(concurrency, int) or concurrency < 1:
-            raise GearmanError("worker concurrency must be a positive integer")
-        self.pool = ServerPool(servers)
-        self.concurrency = concurrency
-        self.client_id = client_id
-        self.spool_threshold = spool_threshold
-        self.connect_timeout = connect_timeout
-        self.spool_dir = spool_dir
+        super().__init__(servers, concurrency=concurrency, client_id=client_id,
+                         spool_threshold=spool_threshold, connect_timeout=connect_timeout,
+                         spool_dir=spool_dir)
         self._outbox = deque()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._stopping = False
-        self._running = 0
-        self._rr = 0
 
     # -- control ------------------------------------------------------------
 
