@@ -16,17 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT
+from clientproc import env, start_py_worker, start_work
 from gearproto import wait_for
 
-CLIENTS = Path(__file__).parent / "clients"
 TIMEOUT = 30
-
-
-def env() -> dict:
-    e = {k: v for k, v in os.environ.items() if k != "MPGEARMAN_SERVERS"}
-    e["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), e.get("PYTHONPATH")) if p)
-    return e
 
 
 def run_mpg(*args, input: bytes | None = b"", timeout: float = TIMEOUT):
@@ -46,21 +39,14 @@ def mpg(server):
 def work(server, spawn):
     """work(function, *command, concurrency=1) starts `mpgearman work`."""
     def start(function: str, *command: str, concurrency: int = 1):
-        proc = spawn([sys.executable, "-m", "mpgearman", "work", function, "-s",
-                      server.address, "-c", concurrency, "--", *command], env=env())
-        server.wait_workers(function)
-        return proc
+        return start_work(spawn, server, function, *command, concurrency=concurrency)
     return start
 
 
 @pytest.fixture
 def py_worker(server, spawn, unique_name):
     """Starts clients/py_worker.py (our Worker); returns its function prefix."""
-    prefix = unique_name("py")
-    spawn([sys.executable, CLIENTS / "py_worker.py", server.address, prefix, 2], env=env())
-    for fn in ("rev", "data", "status", "fail", "exc", "slow", "sum"):
-        server.wait_workers(f"{prefix}_{fn}")
-    return prefix
+    return start_py_worker(spawn, [server], unique_name("py")).prefix
 
 
 def err_lines(proc) -> list[str]:

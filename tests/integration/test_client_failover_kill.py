@@ -16,32 +16,21 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT
+from clientproc import env, start_py_worker
 from gearproto import wait_for
 from mpgearman import Client
 from mpgearman.client import GearmanError
 
-CLIENTS = Path(__file__).parent / "clients"
 JOBS = 200
 RUN_TIMEOUT = 90
-
-
-def env() -> dict:
-    e = {k: v for k, v in os.environ.items() if k != "MPGEARMAN_SERVERS"}
-    e["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), e.get("PYTHONPATH")) if p)
-    return e
 
 
 @pytest.fixture
 def pair(server_factory, spawn, unique_name):
     """Two servers and a worker (4 jobs at once) connected to both."""
     a, b = server_factory("mpgearman"), server_factory("mpgearman")
-    prefix = unique_name("fo")
-    worker = spawn([sys.executable, CLIENTS / "py_worker.py", f"{a.address},{b.address}",
-                    prefix, 4], env=env())
-    for srv in (a, b):
-        srv.wait_workers(f"{prefix}_square")
-    worker.function = f"{prefix}_square"
+    worker = start_py_worker(spawn, [a, b], unique_name("fo"), concurrency=4)
+    worker.function = f"{worker.prefix}_square"
     return a, b, worker
 
 

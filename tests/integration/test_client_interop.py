@@ -4,14 +4,12 @@ failures, exceptions, data and warning chunks, status), and our Worker
 (clients/py_worker.py) serves the stock `gearman` CLI (libgearman)."""
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT
+from clientproc import start_py_worker
 from gearproto import wait_for
 from mpgearman import Client
 from mpgearman.client import JobException, JobFailed, WorkData, WorkWarning
@@ -90,13 +88,7 @@ def test_php_worker_data_warning_and_status(php_worker, client, tmp_path):
 
 @pytest.fixture
 def py_worker(server, spawn, unique_name):
-    prefix = unique_name("py")
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    proc = spawn([sys.executable, CLIENTS / "py_worker.py", server.address, prefix, 2], env=env)
-    for fn in ("rev", "data", "fail", "exc", "sum"):
-        server.wait_workers(f"{prefix}_{fn}")
-    proc.prefix = prefix
-    return proc
+    return start_py_worker(spawn, [server], unique_name("py"))
 
 
 def gearman(cli, server, *args, input=None, timeout=TIMEOUT):
