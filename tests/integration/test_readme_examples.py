@@ -13,10 +13,10 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from clientproc import env, wait_registered
 from conftest import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
@@ -75,28 +75,10 @@ def test_readme_example_runs_as_written(server, spawn, tmp_path, names):
         (tmp_path / name).write_text(code, "utf-8")
     for name in names:
         if name.endswith("worker.py"):
-            proc = spawn([sys.executable, tmp_path / name], env=_env())
-            for function in FUNCTION_RE.findall(found[name]["code"]):
-                _wait_workers(server, function, proc)
+            proc = spawn([sys.executable, tmp_path / name], env=env())
+            wait_registered(proc, [server], FUNCTION_RE.findall(found[name]["code"]))
             continue
-        done = subprocess.run([sys.executable, name], cwd=tmp_path, env=_env(),
+        done = subprocess.run([sys.executable, name], cwd=tmp_path, env=env(),
                               capture_output=True, timeout=60)
         assert done.returncode == 0, done.stderr.decode()
         assert done.stdout.decode() == found[name]["output"]
-
-
-def _env() -> dict:
-    import os
-    env = dict(os.environ)
-    # As after `pip install .`: the package importable from anywhere.
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
-    return env
-
-
-def _wait_workers(server, function: str, proc) -> None:
-    try:
-        server.wait_workers(function)
-    except AssertionError:
-        err = Path(proc.err_path).read_text("utf-8", "replace")
-        raise AssertionError(f"worker for {function} never registered; its stderr:\n{err}")
