@@ -211,7 +211,11 @@ def job_data(data: str | None, path: str | None):
     file path (the library streams it), or stdin."""
     if path is not None:
         return Path(path)
-    if data == "-" or (data is None and not sys.stdin.isatty()):
+    # No stdin at all (a daemon with fd 0 closed) means no data.
+    piped = sys.stdin is not None and not sys.stdin.isatty()
+    if data == "-" or (data is None and piped):
+        if sys.stdin is None:
+            raise click.UsageError("DATA is -, but there is no stdin")
         return sys.stdin.buffer
     return os.fsencode(data) if data is not None else b""
 
