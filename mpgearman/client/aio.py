@@ -31,7 +31,7 @@ async def _wait(event: asyncio.Event, cond, timeout, what: str) -> None:
             return
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
-            raise Timeout(f"{what}: no answer within {timeout}s")
+            raise Timeout(f"{what}: no answer within {timeout:g} s")
         try:
             await asyncio.wait_for(event.wait(), left)
         except asyncio.TimeoutError:

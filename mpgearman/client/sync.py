@@ -71,7 +71,7 @@ class Job(JobView):
             timeout = self._client.timeout
         if not self._client._run_until(cond, _deadline(timeout)):
             raise Timeout(f"job {self.handle} ({self.function}) on {self.server}: "
-                          f"no answer within {timeout}s")
+                          f"no answer within {timeout:g} s")
 
 
 class Client:
@@ -138,7 +138,7 @@ class Client:
                 break
             if not self._run_until(lambda: any(s.done for s in running),
                                    _deadline(self.timeout)):
-                raise Timeout(f"map over {function}: no result within {self.timeout}s")
+                raise Timeout(f"map over {function}: no result within {self.timeout:g} s")
             for state in [s for s in running if s.done]:
                 running.remove(state)
                 if state.error is not None and not return_exceptions and first_error is None:
@@ -216,7 +216,7 @@ class Client:
         req = make(conn.session)
         timeout = self.timeout if self.timeout is not None else self.connect_timeout
         if not self._run_until(lambda: req.done, _deadline(timeout)):
-            raise Timeout(f"{address} did not answer within {timeout}s")
+            raise Timeout(f"{address} did not answer within {timeout:g} s")
         if isinstance(req.error, ServerUnavailable) and reused and again:
             return self._request(address, make, again=False)
         if req.error is not None:
@@ -246,7 +246,7 @@ class Client:
             if state.error is not None and not state.created:
                 raise state.error
         if not ok:
-            raise Timeout(f"no JOB_CREATED within {self.timeout}s")
+            raise Timeout(f"no JOB_CREATED within {self.timeout:g} s")
 
     def _on_lost(self, conn, reason: str) -> None:
         for state in lost_connection(conn.session, self.pool, self.retries, reason):

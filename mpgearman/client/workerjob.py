@@ -5,8 +5,9 @@ It owns WorkerJob (function, handle, unique, data, open(), send_data,
 send_warning, send_status) and the outcome rules: a return value is
 WORK_COMPLETE (bytes, str, None, or a binary file / path streamed from
 disk), WorkFailed is WORK_FAIL, any other exception is WORK_EXCEPTION with
-"ExcType: message" (the server turns it into WORK_FAIL for clients that
-did not ask for exceptions). It must not do socket I/O: every packet goes
+"ExcType: message" (mpgearman turns it into WORK_FAIL for clients that
+did not ask for exceptions; gearmand 1.1.20 sends those a malformed
+WORK_FAIL, on which libgearman clients wait until their timeout). It must not do socket I/O: every packet goes
 through `post(callback)`, which runs callback(session) on the I/O side,
 thread-safely.
 """

@@ -107,7 +107,7 @@ def test_result_timeout_is_clear_and_the_job_can_still_finish(server, fname):
     with Client(server.address, timeout=10) as client:
         job = client.submit(fname, b"abc")
         started = time.monotonic()
-        with pytest.raises(Timeout, match="no answer within 0.3s"):
+        with pytest.raises(Timeout, match="no answer within 0.3 s"):
             job.result(timeout=0.3)
         assert time.monotonic() - started < 3
         with worker_thread(server.address, {fname: reverse}):
