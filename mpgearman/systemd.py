@@ -161,8 +161,8 @@ class Health:
 
     def status(self, acceptors: int) -> str:
         conns, queued, workers = self.counts
-        return (f"{acceptors} acceptors, {conns} connections, {queued} jobs queued, "
-                f"{workers} workers")
+        return (f"acceptors: {acceptors}, connections: {conns}, queued jobs: {queued}, "
+                f"workers: {workers}")
 
     def ready(self, acceptors: int) -> None:
         self.shown = self.status(acceptors)

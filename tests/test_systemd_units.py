@@ -183,13 +183,13 @@ def test_health_pings_only_while_every_child_beats():
     health.started(1)
     health.started(2)
     health.ready(2)
-    assert notifier.sent == ["READY 2 acceptors, 0 connections, 0 jobs queued, 0 workers"]
+    assert notifier.sent == ["READY acceptors: 2, connections: 0, queued jobs: 0, workers: 0"]
     assert health.tick(2) == 2.0 and notifier.sent[-1] == "WATCHDOG"
     now[0] += 2.0
     health.beat(1, ["3", "40", "5"])
     health.beat(2, [])
     health.tick(2)
-    assert notifier.sent[-2:] == ["STATUS 2 acceptors, 3 connections, 40 jobs queued, 5 workers",
+    assert notifier.sent[-2:] == ["STATUS acceptors: 2, connections: 3, queued jobs: 40, workers: 5",
                                   "WATCHDOG"]
     now[0] += 2.0
     health.beat(1, ["3", "40", "5"])        # pid 2 is 2.0 s old: still fresh enough

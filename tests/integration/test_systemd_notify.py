@@ -26,8 +26,8 @@ def test_ready_status_watchdog_stopping(spawn, tmp_path, fname):
         with Conn(host, port) as c:
             for i in range(3):
                 c.submit(T.SUBMIT_JOB_BG, fname.encode(), b"u%d" % i, b"x")
-            status = listener.wait("STATUS", 5, "2 acceptors, 1 connections, 3 jobs queued, "
-                                                "0 workers")
+            status = listener.wait("STATUS", 5, "acceptors: 2, connections: 1, queued jobs: 3, "
+                                                "workers: 0")
         assert status
 
         listener.wait("WATCHDOG", 2 * PERIOD + 1)
