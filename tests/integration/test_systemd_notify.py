@@ -20,7 +20,7 @@ def test_ready_status_watchdog_stopping(spawn, tmp_path, fname):
     try:
         ready = listener.wait("READY", 10)
         assert ready["READY"] == "1"
-        assert ready["STATUS"].startswith("2 acceptors, ")
+        assert ready["STATUS"].startswith("acceptors: 2, ")
         assert listener.messages[0][1] is ready        # nothing came before READY
 
         with Conn(host, port) as c:
