@@ -25,9 +25,9 @@ def test_units_pass_systemd_analyze_verify(tmp_path):
     # verify insists ExecStart names an existing executable: point the copy
     # at this Python, with the same arguments.
     service = (UNITS / "mpgearman.service").read_text()
-    assert "\nExecStart=/usr/local/bin/mpgearman serve " in service
+    assert "\nExecStart=/opt/mpgearman/bin/mpgearman serve " in service
     (tmp_path / "mpgearman.service").write_text(
-        service.replace("/usr/local/bin/mpgearman", f"{sys.executable} -m mpgearman"))
+        service.replace("/opt/mpgearman/bin/mpgearman", f"{sys.executable} -m mpgearman"))
     shutil.copy(UNITS / "mpgearman.socket", tmp_path)
     run = subprocess.run([analyze, "verify", str(tmp_path / "mpgearman.service"),
                           str(tmp_path / "mpgearman.socket")],
