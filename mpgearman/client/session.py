@@ -13,19 +13,15 @@ are dealt out to the attached jobs in turn.
 """
 from collections import deque
 
-from mpgearman.protocol.decoder import Decoder
 from mpgearman.protocol.encoder import encode_head, request
-from mpgearman.protocol.errors import ProtocolError as WireError
-from mpgearman.protocol.events import (NEED_DATA, BodyChunk, Packet, PacketEnd,
+from mpgearman.protocol.events import (BodyChunk, Packet, PacketEnd,
                                        PacketHead, Rejected)
-from mpgearman.protocol.packets import MAX_SIZE
 from mpgearman.protocol.packets import PacketType as T
 
 from .errors import GearmanError, ProtocolError
-from .outbox import Outbox
+from .wire import Outbox, inbound_events, response_decoder, text as _text
 from .jobs import COMPLETE, DATA, EXCEPTION, WARNING, JobState, JobStatus
 
-STREAM_THRESHOLD = 1 << 20
 WORK_KINDS = {T.WORK_DATA: DATA, T.WORK_WARNING: WARNING,
               T.WORK_COMPLETE: COMPLETE, T.WORK_EXCEPTION: EXCEPTION}
 SUBMIT_TYPES = {
@@ -54,14 +50,10 @@ class Request:
                 self.notify()
 
 
-def _text(b: bytes) -> str:
-    return b.decode("utf-8", "replace")
-
-
 class Session:
     def __init__(self, address: str):
         self.address = address
-        self.decoder = Decoder(MAX_SIZE, STREAM_THRESHOLD, responses=True)
+        self.decoder = response_decoder()
         self._out = Outbox()
         self._pending: deque[Request] = deque()
         self._jobs: dict[bytes, list[JobState]] = {}
@@ -127,14 +119,7 @@ class Session:
     def receive(self, data) -> None:
         """Feed bytes from the server. Raises ProtocolError on input that is
         not the protocol; the connection must then be dropped."""
-        self.decoder.feed(data)
-        while True:
-            try:
-                event = self.decoder.next_event()
-            except WireError as exc:
-                raise ProtocolError(_text(exc.code), _text(exc.text)) from None
-            if event is NEED_DATA:
-                return
+        for event in inbound_events(self.decoder, data):
             self._dispatch(event)
 
     def _dispatch(self, event) -> None:

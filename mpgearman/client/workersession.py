@@ -14,18 +14,15 @@ sent, waiting for NOOP).
 """
 from collections import deque
 
-from mpgearman.protocol.decoder import Decoder
 from mpgearman.protocol.encoder import encode_head, request
-from mpgearman.protocol.errors import ProtocolError as WireError
-from mpgearman.protocol.events import (NEED_DATA, BodyChunk, Packet, PacketEnd,
+from mpgearman.protocol.events import (BodyChunk, Packet, PacketEnd,
                                        PacketHead)
 from mpgearman.protocol.packets import MAX_SIZE
 from mpgearman.protocol.packets import PacketType as T
 
 from .errors import ProtocolError
-from .outbox import Outbox
+from .wire import Outbox, inbound_events, response_decoder, text as _text
 
-STREAM_THRESHOLD = 1 << 20
 PART_SIZE = 1 << 30            # WORK_DATA parts of a result above 4 GiB - 1
 
 
@@ -43,15 +40,11 @@ class Assignment:
         self.size = 0
 
 
-def _text(b: bytes) -> str:
-    return b.decode("utf-8", "replace")
-
-
 class WorkerSession:
     def __init__(self, address: str, functions: dict, client_id: str | None,
                  spool_threshold: int, spool):
         self.address = address
-        self.decoder = Decoder(MAX_SIZE, STREAM_THRESHOLD, responses=True)
+        self.decoder = response_decoder()
         self.state = "idle"
         self.part_size = PART_SIZE
         self.spool_threshold = spool_threshold
@@ -136,14 +129,7 @@ class WorkerSession:
     def receive(self, data) -> list[Assignment]:
         """Feed bytes; returns the jobs whose payload is now complete.
         Raises ProtocolError on input that is not the protocol."""
-        self.decoder.feed(data)
-        while True:
-            try:
-                event = self.decoder.next_event()
-            except WireError as exc:
-                raise ProtocolError(_text(exc.code), _text(exc.text)) from None
-            if event is NEED_DATA:
-                break
+        for event in inbound_events(self.decoder, data):
             self._dispatch(event)
         done, self._assigned = self._assigned, []
         return done

@@ -1,0 +1,60 @@
+"""Both directions of a client or worker connection's byte stream, sans-IO:
+`inbound_events` turns what the server sent into protocol events (the
+shared decoder of mpgearman.protocol, in its responses mode), and `Outbox`
+holds what is yet to be sent, whole packets (bytes) and streamed bodies
+(iterators of chunks), in order."""
+from collections import deque
+
+from mpgearman.protocol.decoder import Decoder
+from mpgearman.protocol.errors import ProtocolError as WireError
+from mpgearman.protocol.events import NEED_DATA
+from mpgearman.protocol.packets import MAX_SIZE
+
+from .errors import ProtocolError
+
+STREAM_THRESHOLD = 1 << 20     # bodies above this come out in chunks
+
+
+def text(b: bytes) -> str:
+    return b.decode("utf-8", "replace")
+
+
+def response_decoder() -> Decoder:
+    return Decoder(MAX_SIZE, STREAM_THRESHOLD, responses=True)
+
+
+def inbound_events(decoder: Decoder, data):
+    """Feed `data`; yield every event now complete. Input that is not the
+    protocol raises the client's ProtocolError: the connection must go."""
+    decoder.feed(data)
+    while True:
+        try:
+            event = decoder.next_event()
+        except WireError as exc:
+            raise ProtocolError(text(exc.code), text(exc.text)) from None
+        if event is NEED_DATA:
+            return
+        yield event
+
+
+class Outbox(deque):
+    def next_chunk(self):
+        """The next bytes to send (bytes or memoryview), or None."""
+        while self:
+            item = self[0]
+            if isinstance(item, (bytes, bytearray)):
+                self.popleft()
+                return item
+            chunk = next(item, None)
+            if chunk is None:
+                self.popleft()
+                continue
+            return chunk
+        return None
+
+    def discard(self) -> None:
+        """Drop everything unsent, closing streamed bodies (and their files)."""
+        for item in self:
+            if hasattr(item, "close"):
+                item.close()
+        self.clear()
