@@ -61,32 +61,6 @@ def test_service_has_the_settings_the_server_relies_on():
     assert sock["ListenStream"] == ["4730"] and sock["BindIPv6Only"] == ["both"]
 
 
-def test_syscall_filter_allows_what_the_server_calls():
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze is not installed")
-    listing = subprocess.run([analyze, "syscall-filter"], capture_output=True, text=True,
-                             timeout=60).stdout
-    groups, current = {}, None
-    for line in listing.splitlines():
-        if line.startswith("@"):
-            current = groups.setdefault(line.split()[0], set())
-        elif current is not None and line.strip() and not line.strip().startswith("#"):
-            current.add(line.split()[0])
-
-    def expand(name, seen=()):
-        out = set()
-        for item in groups.get(name, ()):
-            out |= expand(item, seen + (name,)) if item.startswith("@") else {item}
-        return out
-
-    allowed = expand("@system-service") - expand("@privileged")
-    needed = {"memfd_create", "eventfd2", "prctl", "sendfile", "clone", "setrlimit",
-              "prlimit64", "epoll_wait", "epoll_ctl", "socketpair", "sched_getaffinity",
-              "mmap", "ftruncate", "wait4", "kill", "setsockopt", "accept4"}
-    assert needed <= allowed, needed - allowed
-
-
 def test_example_config_is_valid_and_shows_the_defaults(tmp_path):
     text = (UNITS / "mpgearman.toml").read_text()
     assert tomllib.loads(text) == {}                 # everything commented out

@@ -56,6 +56,19 @@ def _allowed_by_unit(analyze):
     return allowed
 
 
+def test_the_units_filter_allows_what_the_server_needs():
+    """Without strace: the calls the server is known to make (fork, memfd
+    shared memory, eventfd doorbells, prctl, setrlimit, sendfile, epoll)."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    needed = {"memfd_create", "eventfd2", "prctl", "sendfile", "clone", "setrlimit",
+              "prlimit64", "epoll_wait", "epoll_ctl", "socketpair", "sched_getaffinity",
+              "mmap", "ftruncate", "wait4", "kill", "setsockopt", "accept4"}
+    allowed = _allowed_by_unit(analyze)
+    assert needed <= allowed, needed - allowed
+
+
 def test_everything_the_server_calls_passes_the_units_filter(spawn, tmp_path, fname):
     strace, analyze = shutil.which("strace"), shutil.which("systemd-analyze")
     if strace is None or analyze is None:
