@@ -9,22 +9,11 @@ from mpgearman.client.registry import FunctionRegistry
 from mpgearman.client.workerjob import (WorkerJob, deliver, outcome_of_exception,
                                         outcome_of_return)
 from mpgearman.client.workersession import WorkerSession
-from mpgearman.protocol.decoder import Decoder
 from mpgearman.protocol.encoder import encode
-from mpgearman.protocol.events import NEED_DATA, Packet
+from mpgearman.protocol.events import Packet
 from mpgearman.protocol.packets import PacketType as T
 
-
-def sent(session):
-    wire = b""
-    while (chunk := session.output()) is not None:
-        wire += bytes(chunk)
-    dec = Decoder((1 << 32) - 1, 1 << 30)
-    dec.feed(wire)
-    out = []
-    while (event := dec.next_event()) is not NEED_DATA:
-        out.append(event)
-    return out
+from test_session import sent
 
 
 def make(threshold=1 << 20, **functions):

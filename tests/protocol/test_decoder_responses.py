@@ -7,9 +7,11 @@ import pytest
 
 from mpgearman.protocol.decoder import Decoder
 from mpgearman.protocol.errors import ProtocolError
-from mpgearman.protocol.events import (NEED_DATA, BodyChunk, Packet, PacketEnd,
+from mpgearman.protocol.events import (BodyChunk, Packet, PacketEnd,
                                        PacketHead, Rejected)
 from mpgearman.protocol.packets import PacketType as T
+
+from test_decoder import drain, merged
 
 MAX = (1 << 32) - 1
 
@@ -17,23 +19,6 @@ MAX = (1 << 32) - 1
 def res(ptype, *args, magic=b"\0RES"):
     body = b"\0".join(args)
     return struct.pack(">4sII", magic, ptype, len(body)) + body
-
-
-def drain(dec):
-    out = []
-    while (event := dec.next_event()) is not NEED_DATA:
-        out.append(event)
-    return out
-
-
-def merged(events):
-    out = []
-    for event in events:
-        if isinstance(event, BodyChunk) and out and isinstance(out[-1], BodyChunk):
-            out[-1] = BodyChunk(out[-1].data + event.data)
-        elif not (isinstance(event, BodyChunk) and not event.data):
-            out.append(event)
-    return out
 
 
 CONVERSATION = [
