@@ -11,8 +11,12 @@ import dataclasses
 import difflib
 import os
 import socket
-import tomllib
 from dataclasses import dataclass
+
+try:
+    import tomllib
+except ModuleNotFoundError:     # Python 3.10: the same parser, as a package
+    import tomli as tomllib
 
 GIB = 1 << 30
 MAX_PAYLOAD = 4 * GIB - 1            # the packet size field is a u32
