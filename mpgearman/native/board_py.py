@@ -33,8 +33,10 @@ def write(mem, off, handle_no, running, num, den):
 
 
 def read(mem, off):
+    """The slot's fields, consistent; None when no consistent copy came in
+    SLOT_READ_TRIES tries (a writer stuck or dead halfway through)."""
     u32, u64 = _fields(mem, off, L.SLOT_SIZE, False)
-    while True:
+    for _ in range(L.SLOT_READ_TRIES):
         seq = u32[L.SLOT_SEQ_OFF // 4]
         if seq & 1:
             continue
@@ -43,6 +45,7 @@ def read(mem, off):
                   u32[L.SLOT_COLLISIONS_OFF // 4])
         if u32[L.SLOT_SEQ_OFF // 4] == seq:
             return fields
+    return None
 
 
 def set_collisions(mem, off, value):
