@@ -71,7 +71,11 @@ D = Config()
               help="Bytes waiting for a connection that does not read before it is dropped "
                    "(spooled payloads do not count).")
 @click.option("--metrics-port", type=_range("metrics_port"), default=D.metrics_port,
-              show_default="off", help="Serve Prometheus metrics on http://LISTEN:PORT/metrics.")
+              show_default="off",
+              help="Serve Prometheus metrics on http://METRICS-LISTEN:PORT/metrics.")
+@click.option("--metrics-listen", default=D.metrics_listen, show_default=True,
+              help="Address of the metrics endpoint (every address when empty; it has "
+                   "no authentication and shows pids and function names).")
 @click.pass_context
 def serve(ctx, config_file, **options):
     """Run the job server in the foreground."""

@@ -52,6 +52,7 @@ class Config:
     ring_size: int = 4 << 20          # bytes per shared-memory ring
     max_queued_output: int = 256 << 20  # unsent bytes before a non-reading peer is dropped
     metrics_port: int = 0             # Prometheus /metrics port, 0 = off
+    metrics_listen: str = "127.0.0.1"  # its address; "" = every address
 
     @property
     def handle_prefix(self) -> bytes:

@@ -1,6 +1,7 @@
 """Prometheus metrics: the `mpg-metrics` process and its text exposition.
 
-Owns: the listening socket for `serve --metrics-port` (bound by the
+Owns: the listening socket for `serve --metrics-port` on
+`--metrics-listen` (bound by the
 supervisor before it forks, so a taken port stops `serve` at once and a
 scrape never races the start), the HTTP answers (GET /metrics in the text
 format 0.0.4; 404 for any other path), and turning what shared memory and
@@ -32,8 +33,10 @@ JOB_COUNTERS = {
 
 
 def bind(listen: str, port: int) -> socket.socket:
-    """The metrics listening socket on the --listen address ("" = every
-    IPv4 and IPv6 address, one dual-stack socket when the system has it).
+    """The metrics listening socket on the --metrics-listen address
+    (loopback by default: /metrics has no authentication and shows pids and
+    function names; "" = every IPv4 and IPv6 address, one dual-stack socket
+    when the system has it).
     Failures are OSErrors that say which port, without an errno, so that
     nobody mistakes them for the job port being taken."""
     try:

@@ -91,7 +91,7 @@ class Supervisor:
         self.board = StatusBoard.create(self.slots, BOARD_SLOTS)
         self.counters = Counters.create(self.slots, FUNCTION_SLOTS)
         self.counters.start_process(CTR_SUPERVISOR, os.getpid())
-        self.metrics_sock = metrics.bind(cfg.listen, cfg.metrics_port) \
+        self.metrics_sock = metrics.bind(cfg.metrics_listen, cfg.metrics_port) \
             if cfg.metrics_port else None
         self.metrics_due = 0.0    # monotonic time to (re)start the metrics process
         self.coord_bell = Doorbell()

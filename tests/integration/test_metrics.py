@@ -21,12 +21,12 @@ parser = pytest.importorskip("prometheus_client.parser")
 FUNCTION_COUNTERS = ("submitted", "completed", "failed", "exceptions", "requeued")
 
 
-def start(server_factory):
+def start(server_factory, *extra):
     """An mpgearman with metrics on a free port; (server, metrics port)."""
     for _ in range(5):
         port = free_port()
         try:
-            return server_factory("mpgearman", "--metrics-port", str(port)), port
+            return server_factory("mpgearman", "--metrics-port", str(port), *extra), port
         except pytest.fail.Exception:    # the port was taken meanwhile: rare, retry
             continue
     pytest.fail("no free metrics port")
@@ -152,6 +152,18 @@ def test_a_taken_metrics_port_stops_serve_with_one_line(tmp_path):
         in proc.stderr
     assert "Traceback" not in proc.stderr
     assert time.monotonic() - started < 20
+
+
+def test_metrics_stay_on_loopback_when_jobs_listen_everywhere(server_factory):
+    """/metrics has no authentication: a server open to every address keeps
+    it on 127.0.0.1 unless --metrics-listen says otherwise."""
+    server, port = start(server_factory, "--listen", "")
+    supervisor = psutil.Process(server.proc.pid)
+    getter = getattr(supervisor, "net_connections", None) or supervisor.connections
+    bound = {c.laddr.ip for c in getter(kind="inet")
+             if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
+    assert bound == {"127.0.0.1"}
+    assert "mpgearman_process_id" in get(port)[1]
 
 
 def test_a_restarted_acceptor_counts_from_zero(server_factory):
