@@ -86,6 +86,11 @@ def serve(ctx, config_file, **options):
         settings = load()
     except config.ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    from . import native
+    try:
+        native.check_platform()
+    except native.UnsupportedPlatform as exc:
+        raise click.ClickException(f"cannot start: {exc}") from None
 
     from .supervisor import serve as run_server
     sys.exit(run_server(settings, reload=load))

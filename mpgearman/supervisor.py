@@ -24,7 +24,7 @@ import signal
 import time
 import traceback
 
-from . import listeners, log, metrics, process, systemd
+from . import listeners, log, metrics, native, process, systemd
 from . import reload as reloading
 from .slots import AcceptorSlots
 from .acceptor import main as acceptor_main
@@ -406,6 +406,7 @@ def serve(config, reload=None) -> int:
     """Run the server until it is stopped; `reload` re-reads the settings
     on SIGHUP (without it SIGHUP only says there is nothing to reload)."""
     log.setup(config.log_level, "supervisor")
+    logger.log(*native.describe())      # C extensions or pure-Python twins
     sup = Supervisor(config, reload)
     try:
         sup.start()

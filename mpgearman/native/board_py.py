@@ -3,8 +3,9 @@ slots and u64 counters, same functions, same results.
 
 Shared fields are read and written through memoryview casts, which are
 single loads and stores of the whole field (struct.pack_into may write a
-field in pieces). Ordering relies on x86-64's total store order; the C
-module is the one to use elsewhere.
+field in pieces). Ordering relies on x86-64's total store order: on any
+other CPU `serve` refuses this twin (mpgearman.native.check_platform) and
+the C module must be built.
 """
 from ..ipc import layout as L
 
