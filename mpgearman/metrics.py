@@ -17,7 +17,7 @@ import os
 import signal
 import socket
 
-from . import log, process, procstat
+from . import log, native, process, procstat
 from .ipc import layout as L
 
 logger = logging.getLogger(__name__)
@@ -163,6 +163,10 @@ def render(counters, segment, spool_dir: str) -> bytes:
     _acceptor_families(out, counters, segment)
     out.family("mpgearman_spool_bytes", "gauge", "Bytes in spool files on disk now.",
                [({}, spool_bytes(spool_dir))])
+    out.family("mpgearman_data_plane_info", "gauge",
+               'Always 1; implementation="c" for the C extensions, "python" for '
+               "their pure-Python twins (about three times slower).",
+               [({"implementation": native.IMPLEMENTATION}, 1)])
     procs = procstat.sample(counters.processes())
     out.family("mpgearman_process_cpu_seconds_total", "counter",
                "User and system CPU time of a server process.",
