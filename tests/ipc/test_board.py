@@ -138,6 +138,10 @@ def test_a_slot_left_mid_update_sends_readers_to_the_coordinator(board):
     assert board.impl.read(board.mem, board._slot(6)) is None
     assert board.lookup(6) is None          # ask the coordinator
     assert board.lookup(14) is None         # same slot, same answer
+    acc, drained = _acceptor(board, done=10)
+    conn = FakeConn(last=10)
+    assert not Acceptor.local_status(acc, conn, b"H:x:6")   # forwarded instead
+    assert conn.out == [] and drained == []
     assert time.monotonic() - start < 1.0
     assert board.lookup(7) == (0, 0, 0, 0)  # other slots are readable
 
