@@ -64,13 +64,15 @@ def describe() -> tuple:
         f"are not built ({'; '.join(_MISSING)}); reinstall mpgearman with a C compiler")
 
 
-def check_platform(machine: str | None = None) -> None:
+def check_platform(machine: str | None = None, bits: int | None = None) -> None:
     """Raise UnsupportedPlatform if the ring or board twin is in use on a
-    CPU other than x86-64 (`machine`: platform.machine(), for tests)."""
+    CPU other than x86-64, or by a 32-bit Python (whose 8-byte stores may
+    tear). machine, bits: platform.machine() and the pointer size, for tests."""
     if _ring_impl == _board_impl == "c":
         return
     machine = machine if machine is not None else platform.machine()
-    if machine.lower() in TWIN_MACHINES and struct.calcsize("P") == 8:
+    bits = bits if bits is not None else struct.calcsize("P") * 8
+    if machine.lower() in TWIN_MACHINES and bits == 64:
         return
     how = "unset MPGEARMAN_PURE" if _PURE else (
         "install a C compiler and the Python headers and reinstall mpgearman "
@@ -78,7 +80,7 @@ def check_platform(machine: str | None = None) -> None:
     raise UnsupportedPlatform(
         f"the pure-Python shared-memory rings and status board are only safe on "
         f"64-bit x86-64, whose store order they rely on; this is {machine or 'unknown'} "
-        f"({struct.calcsize('P') * 8}-bit). Use the C extensions: {how}")
+        f"({bits}-bit). Use the C extensions: {how}")
 
 
 __all__ = ["IMPLEMENTATION", "UnsupportedPlatform", "board", "check_platform",
