@@ -406,7 +406,6 @@ def serve(config, reload=None) -> int:
     """Run the server until it is stopped; `reload` re-reads the settings
     on SIGHUP (without it SIGHUP only says there is nothing to reload)."""
     log.setup(config.log_level, "supervisor")
-    logger.log(*native.describe())      # C extensions or pure-Python twins
     sup = Supervisor(config, reload)
     try:
         sup.start()
@@ -418,4 +417,5 @@ def serve(config, reload=None) -> int:
         if sup.children:
             sup.shutdown()
         return 1
+    logger.log(*native.describe())      # C extensions or pure-Python twins
     return sup.run()
