@@ -71,7 +71,11 @@ D = Config()
               help="Bytes waiting for a connection that does not read before it is dropped "
                    "(spooled payloads do not count).")
 @click.option("--metrics-port", type=_range("metrics_port"), default=D.metrics_port,
-              show_default="off", help="Serve Prometheus metrics on http://LISTEN:PORT/metrics.")
+              show_default="off",
+              help="Serve Prometheus metrics on http://METRICS-LISTEN:PORT/metrics.")
+@click.option("--metrics-listen", default=D.metrics_listen, show_default=True,
+              help="Address of the metrics endpoint (every address when empty; it has "
+                   "no authentication and shows pids and function names).")
 @click.pass_context
 def serve(ctx, config_file, **options):
     """Run the job server in the foreground."""
@@ -82,6 +86,11 @@ def serve(ctx, config_file, **options):
         settings = load()
     except config.ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    from . import native
+    try:
+        native.check_platform()
+    except native.UnsupportedPlatform as exc:
+        raise click.ClickException(f"cannot start: {exc}") from None
 
     from .supervisor import serve as run_server
     sys.exit(run_server(settings, reload=load))

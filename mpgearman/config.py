@@ -11,8 +11,12 @@ import dataclasses
 import difflib
 import os
 import socket
-import tomllib
 from dataclasses import dataclass
+
+try:
+    import tomllib
+except ModuleNotFoundError:     # Python 3.10: the same parser, as a package
+    import tomli as tomllib
 
 GIB = 1 << 30
 MAX_PAYLOAD = 4 * GIB - 1            # the packet size field is a u32
@@ -48,6 +52,7 @@ class Config:
     ring_size: int = 4 << 20          # bytes per shared-memory ring
     max_queued_output: int = 256 << 20  # unsent bytes before a non-reading peer is dropped
     metrics_port: int = 0             # Prometheus /metrics port, 0 = off
+    metrics_listen: str = "127.0.0.1"  # its address; "" = every address
 
     @property
     def handle_prefix(self) -> bytes:

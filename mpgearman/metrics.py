@@ -1,6 +1,7 @@
 """Prometheus metrics: the `mpg-metrics` process and its text exposition.
 
-Owns: the listening socket for `serve --metrics-port` (bound by the
+Owns: the listening socket for `serve --metrics-port` on
+`--metrics-listen` (bound by the
 supervisor before it forks, so a taken port stops `serve` at once and a
 scrape never races the start), the HTTP answers (GET /metrics in the text
 format 0.0.4; 404 for any other path), and turning what shared memory and
@@ -16,7 +17,7 @@ import os
 import signal
 import socket
 
-from . import log, process, procstat
+from . import log, native, process, procstat
 from .ipc import layout as L
 
 logger = logging.getLogger(__name__)
@@ -32,8 +33,10 @@ JOB_COUNTERS = {
 
 
 def bind(listen: str, port: int) -> socket.socket:
-    """The metrics listening socket on the --listen address ("" = every
-    IPv4 and IPv6 address, one dual-stack socket when the system has it).
+    """The metrics listening socket on the --metrics-listen address
+    (loopback by default: /metrics has no authentication and shows pids and
+    function names; "" = every IPv4 and IPv6 address, one dual-stack socket
+    when the system has it).
     Failures are OSErrors that say which port, without an errno, so that
     nobody mistakes them for the job port being taken."""
     try:
@@ -160,6 +163,10 @@ def render(counters, segment, spool_dir: str) -> bytes:
     _acceptor_families(out, counters, segment)
     out.family("mpgearman_spool_bytes", "gauge", "Bytes in spool files on disk now.",
                [({}, spool_bytes(spool_dir))])
+    out.family("mpgearman_data_plane_info", "gauge",
+               'Always 1; implementation="c" for the C extensions, "python" for '
+               "their pure-Python twins (about three times slower).",
+               [({"implementation": native.IMPLEMENTATION}, 1)])
     procs = procstat.sample(counters.processes())
     out.family("mpgearman_process_cpu_seconds_total", "counter",
                "User and system CPU time of a server process.",

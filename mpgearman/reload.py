@@ -12,7 +12,8 @@ text form in which changed settings reach the coordinator.
   supervisor, at once:    log-level
   only after a restart:   everything else (listen, port, acceptors,
                           job-handle-prefix, ring-size, spool-dir,
-                          metrics-port, and any setting not listed here)
+                          metrics-port, metrics-listen, and any setting
+                          not listed here)
 
 Must not: parse files (config.load does, through the `reload` callable
 the command line builds) or signal processes (the supervisor does).
@@ -29,7 +30,7 @@ LIVE = frozenset(COORDINATOR + ACCEPTOR)
 # Named so that a new setting must be placed (a test checks every field is
 # in LIVE or here); compare() treats any field not in LIVE as this kind.
 RESTART = ("listen", "port", "acceptors", "job_handle_prefix", "ring_size", "spool_dir",
-           "metrics_port")
+           "metrics_port", "metrics_listen")
 
 
 def compare(running: Config, fresh: Config):

@@ -24,7 +24,7 @@ import signal
 import time
 import traceback
 
-from . import listeners, log, metrics, process, systemd
+from . import listeners, log, metrics, native, process, systemd
 from . import reload as reloading
 from .slots import AcceptorSlots
 from .acceptor import main as acceptor_main
@@ -91,7 +91,7 @@ class Supervisor:
         self.board = StatusBoard.create(self.slots, BOARD_SLOTS)
         self.counters = Counters.create(self.slots, FUNCTION_SLOTS)
         self.counters.start_process(CTR_SUPERVISOR, os.getpid())
-        self.metrics_sock = metrics.bind(cfg.listen, cfg.metrics_port) \
+        self.metrics_sock = metrics.bind(cfg.metrics_listen, cfg.metrics_port) \
             if cfg.metrics_port else None
         self.metrics_due = 0.0    # monotonic time to (re)start the metrics process
         self.coord_bell = Doorbell()
@@ -417,4 +417,5 @@ def serve(config, reload=None) -> int:
         if sup.children:
             sup.shutdown()
         return 1
+    logger.log(*native.describe())      # C extensions or pure-Python twins
     return sup.run()

@@ -73,3 +73,11 @@ def test_every_family_has_help_and_type(parts):
     names = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")]
     assert len(names) == len(set(names)) == text.count("# HELP ")
     assert text.endswith("\n")
+
+
+@pytest.mark.parametrize("implementation", ["c", "python"])
+def test_the_data_plane_is_an_info_gauge(parts, monkeypatch, implementation):
+    monkeypatch.setattr(metrics.native, "IMPLEMENTATION", implementation)
+    got = parse(metrics.render(*parts[:2], str(parts[2])))
+    info = {k: v for k, v in got.items() if k[0] == "mpgearman_data_plane_info"}
+    assert info == {("mpgearman_data_plane_info", (("implementation", implementation),)): 1}

@@ -55,6 +55,20 @@ def test_rates_and_cpu_share_from_two_samples():
     assert "acceptor-1" in text and "2.0 MiB" in text
 
 
+def test_the_data_plane_is_in_the_document_and_noted_when_pure():
+    cur = sample(12.0, 150, "2.50")
+    assert document("h:1", cur)["implementation"] is None      # an older server
+    cur["stats"]["implementation"] = "c"
+    doc = document("h:1", cur)
+    assert doc["implementation"] == "c"
+    assert "data plane" not in render.as_text(doc)
+    cur["stats"]["implementation"] = "python"
+    doc = document("h:1", cur)
+    assert doc["implementation"] == "python"
+    assert "on h:1 (pure-Python data plane), up 1h02m05s" in render.as_text(doc).splitlines()[0]
+    assert document("h:1", sample(12.0, 0, "0", stats=False))["implementation"] is None
+
+
 def test_a_restarted_process_has_no_cpu_share_and_counters_never_go_back():
     earlier = sample(10.0, 500, "1.50")
     earlier["stats"]["process.acceptor.1.pid"] = "11"

@@ -127,8 +127,11 @@ class When(click.ParamType):
             if not math.isfinite(number) or number < 0:
                 self.fail(f"{value!r} is not a Unix time", param, ctx)
             return int(number) if number.is_integer() else number
+        text = value.strip()
+        if text[-1:] in ("Z", "z"):     # Python 3.10's fromisoformat wants +00:00
+            text = text[:-1] + "+00:00"
         try:
-            moment = datetime.fromisoformat(value.strip())
+            moment = datetime.fromisoformat(text)
         except ValueError:
             self.fail(f"{value!r} is neither a Unix time nor an ISO date-time "
                       "(examples: 1767225600, 2026-01-01T00:00:00Z)", param, ctx)

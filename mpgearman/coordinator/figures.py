@@ -17,7 +17,7 @@ its counters, so they never go backwards.
 """
 import logging
 
-from .. import procstat
+from .. import native, procstat
 from ..ipc import layout as L
 
 log = logging.getLogger(__name__)
@@ -88,9 +88,10 @@ class Figures:
 def extra_stats(counters) -> list:
     """The `stats` pairs only shared memory and /proc know: connections the
     acceptors accepted, bytes they spooled, and each process's pid, CPU
-    seconds and resident memory."""
+    seconds and resident memory; and which data plane runs (c or python)."""
     figures = counters.acceptor_figures()
-    pairs = [("connections_accepted", sum(f[1] for f in figures)),
+    pairs = [("implementation", native.IMPLEMENTATION),
+             ("connections_accepted", sum(f[1] for f in figures)),
              ("spooled_bytes", sum(f[3] for f in figures))]
     for role, index, pid, cpu, rss in procstat.sample(counters.processes()):
         key = f"process.{role}.{index}"

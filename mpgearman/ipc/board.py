@@ -67,7 +67,7 @@ class StatusBoard:
         """A job numbered `no` was created: take its slot, or count it as a
         collision if an older live job holds the slot. True = it has the slot."""
         off = self.slots_off + (no & self.mask) * SLOT_SIZE    # _slot(), inline
-        held, _, _, _, collisions = self.impl.read(self.mem, off)
+        held, _, _, _, collisions = self._read_own(off)
         if held == 0:
             self.impl.write(self.mem, off, no, 0, 0, 0)
             return True
@@ -85,8 +85,16 @@ class StatusBoard:
         if held:
             self.impl.write(self.mem, off, 0, 0, 0, 0)
         else:
-            collisions = self.impl.read(self.mem, off)[4]
+            collisions = self._read_own(off)[4]
             self.impl.set_collisions(self.mem, off, collisions - 1)
+
+    def _read_own(self, off: int):
+        fields = self.impl.read(self.mem, off)
+        if fields is None:
+            # Only this process writes slots, and it is not writing now.
+            raise BoardError(f"status board slot at offset {off} was left "
+                             "halfway through an update")
+        return fields
 
     def set_done(self, acceptor: int, records: int) -> None:
         self.impl.store(self.mem, L.BOARD_DONE_OFF + acceptor * L.BOARD_DONE_STRIDE, records)
@@ -98,8 +106,13 @@ class StatusBoard:
 
     def lookup(self, no: int):
         """(known, running, num, den) of job `no`, or None when only the
-        coordinator can tell (its slot is shared with other live jobs)."""
-        held, running, num, den, collisions = self.impl.read(self.mem, self._slot(no))
+        coordinator can tell: its slot is shared with other live jobs, or
+        no consistent copy of the slot could be read (the writer is stuck or
+        died halfway through an update)."""
+        fields = self.impl.read(self.mem, self._slot(no))
+        if fields is None:
+            return None
+        held, running, num, den, collisions = fields
         if held == no:
             return 1, running, num, den
         if collisions == 0:

@@ -52,6 +52,7 @@ SLOT_HANDLE_OFF = 8
 SLOT_NUM_OFF = 16
 SLOT_DEN_OFF = 20
 SLOT_COLLISIONS_OFF = 24
+SLOT_READ_TRIES = 1024             # seqlock attempts before a reader gives up
 
 # Counters for monitoring (a third mapping; see layout.h).
 CTR_MAGIC = 0x5352544E4347504D      # b"MPGCNTRS" read as a little-endian u64

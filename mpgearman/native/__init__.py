@@ -8,21 +8,39 @@ Each C module has a twin with the same functions and the same behaviour:
 
 MPGEARMAN_PURE=1 forces the twins (tests run both ways).
 MPGEARMAN_REQUIRE_NATIVE=1 makes a missing C module an ImportError (CI sets it).
+
+The ring and board twins share memory between processes with plain loads
+and stores, which is only safe under x86-64's store order (ring_py.py says
+how): `serve` calls check_platform() and refuses them on any other CPU.
+The scan twin touches no shared memory and runs anywhere.
 """
 import importlib
+import logging
 import os
+import platform
+import struct
 
 _PURE = os.environ.get("MPGEARMAN_PURE") == "1"
 _REQUIRE = os.environ.get("MPGEARMAN_REQUIRE_NATIVE") == "1"
+_MISSING = []     # why a C module is not used: "_ring: <import error>"
+
+# CPUs whose memory ordering the ring and board twins rely on.
+TWIN_MACHINES = frozenset({"x86_64", "amd64"})
+
+
+class UnsupportedPlatform(RuntimeError):
+    """The server would share memory through the twins on a CPU where
+    that is not safe."""
 
 
 def _choose(c_name: str, twin_name: str):
     if not _PURE:
         try:
             return importlib.import_module(f"{__name__}.{c_name}"), "c"
-        except ImportError:
+        except ImportError as exc:
             if _REQUIRE:
                 raise
+            _MISSING.append(f"{c_name}: {exc}")
     return importlib.import_module(f"{__name__}.{twin_name}"), "python"
 
 
@@ -33,4 +51,37 @@ board, _board_impl = _choose("_board", "board_py")
 # "c" only when every module is the C one.
 IMPLEMENTATION = "c" if _scan_impl == _ring_impl == _board_impl == "c" else "python"
 
-__all__ = ["IMPLEMENTATION", "board", "ring", "scan"]
+
+def describe() -> tuple:
+    """(logging level, text): the line `serve` logs at start about which
+    implementation runs and why; a warning when nobody asked for the twins."""
+    if IMPLEMENTATION == "c":
+        return logging.INFO, "data plane: C extensions"
+    if _PURE:
+        return logging.INFO, "data plane: pure-Python twins (MPGEARMAN_PURE=1)"
+    return logging.WARNING, (
+        f"data plane: pure-Python twins, about three times slower: the C extensions "
+        f"are not built ({'; '.join(_MISSING)}); reinstall mpgearman with a C compiler")
+
+
+def check_platform(machine: str | None = None, bits: int | None = None) -> None:
+    """Raise UnsupportedPlatform if the ring or board twin is in use on a
+    CPU other than x86-64, or by a 32-bit Python (whose 8-byte stores may
+    tear). machine, bits: platform.machine() and the pointer size, for tests."""
+    if _ring_impl == _board_impl == "c":
+        return
+    machine = machine if machine is not None else platform.machine()
+    bits = bits if bits is not None else struct.calcsize("P") * 8
+    if machine.lower() in TWIN_MACHINES and bits == 64:
+        return
+    how = "unset MPGEARMAN_PURE" if _PURE else (
+        "install a C compiler and the Python headers and reinstall mpgearman "
+        "(without MPGEARMAN_PURE_BUILD)")
+    raise UnsupportedPlatform(
+        f"the pure-Python shared-memory rings and status board are only safe on "
+        f"64-bit x86-64, whose store order they rely on; this is {machine or 'unknown'} "
+        f"({bits}-bit). Use the C extensions: {how}")
+
+
+__all__ = ["IMPLEMENTATION", "UnsupportedPlatform", "board", "check_platform",
+           "describe", "ring", "scan"]

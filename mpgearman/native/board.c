@@ -80,7 +80,13 @@ board_read(PyObject *Py_UNUSED(self), PyObject *args)
         return NULL;
     uint64_t handle;
     uint32_t seq, running, num, den, coll;
+    int tries = 0;
     for (;;) {
+        if (++tries > MPG_SLOT_READ_TRIES) {
+            /* The writer is stuck or dead halfway through this slot. */
+            PyBuffer_Release(&view);
+            Py_RETURN_NONE;
+        }
         seq = atomic_load_explicit(U32(s, MPG_SLOT_SEQ_OFF), memory_order_acquire);
         if (seq & 1)
             continue;   /* the coordinator is halfway through this slot */
@@ -151,7 +157,8 @@ static PyMethodDef methods[] = {
     {"write", board_write, METH_VARARGS,
      "write(mem, off, handle_no, running, num, den): rewrite a slot (seqlock)."},
     {"read", board_read, METH_VARARGS,
-     "read(mem, off) -> (handle_no, running, num, den, collisions), consistent."},
+     "read(mem, off) -> (handle_no, running, num, den, collisions), consistent;\n"
+     "None when no consistent copy came in MPG_SLOT_READ_TRIES tries."},
     {"set_collisions", board_set_collisions, METH_VARARGS,
      "set_collisions(mem, off, value)"},
     {"load", board_load, METH_VARARGS, "load(mem, off) -> u64 (acquire)"},

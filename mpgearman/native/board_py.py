@@ -3,8 +3,9 @@ slots and u64 counters, same functions, same results.
 
 Shared fields are read and written through memoryview casts, which are
 single loads and stores of the whole field (struct.pack_into may write a
-field in pieces). Ordering relies on x86-64's total store order; the C
-module is the one to use elsewhere.
+field in pieces). Ordering relies on x86-64's total store order: on any
+other CPU `serve` refuses this twin (mpgearman.native.check_platform) and
+the C module must be built.
 """
 from ..ipc import layout as L
 
@@ -33,8 +34,10 @@ def write(mem, off, handle_no, running, num, den):
 
 
 def read(mem, off):
+    """The slot's fields, consistent; None when no consistent copy came in
+    SLOT_READ_TRIES tries (a writer stuck or dead halfway through)."""
     u32, u64 = _fields(mem, off, L.SLOT_SIZE, False)
-    while True:
+    for _ in range(L.SLOT_READ_TRIES):
         seq = u32[L.SLOT_SEQ_OFF // 4]
         if seq & 1:
             continue
@@ -43,6 +46,7 @@ def read(mem, off):
                   u32[L.SLOT_COLLISIONS_OFF // 4])
         if u32[L.SLOT_SEQ_OFF // 4] == seq:
             return fields
+    return None
 
 
 def set_collisions(mem, off, value):

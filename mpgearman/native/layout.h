@@ -129,7 +129,9 @@
  *   | u32  | u32     | u64       | u32 | u32 | u32        | u32 |
  *   +------+---------+-----------+-----+-----+------------+-----+
  * seq is a seqlock: odd while the coordinator rewrites the slot; a reader
- * retries until it sees the same even value before and after its copy.
+ * retries until it sees the same even value before and after its copy, at
+ * most MPG_SLOT_READ_TRIES times: a writer that died mid-update leaves seq
+ * odd for good, and then the reader gives up (and asks the coordinator).
  * handle no 0 = empty.  collisions counts live jobs whose slot was taken
  * when they were created: while it is non-zero a miss is not an answer.
  */
@@ -148,6 +150,7 @@
 #define MPG_SLOT_NUM_OFF 16
 #define MPG_SLOT_DEN_OFF 20
 #define MPG_SLOT_COLLISIONS_OFF 24
+#define MPG_SLOT_READ_TRIES 1024
 
 /*
  * The counters: a third mapping, for monitoring only (`mpgearman stat`,

@@ -22,7 +22,8 @@ Memory ordering, which Python cannot spell:
 - The one reordering TSO allows, a later load passing an earlier store, would
   break the sleeping-flag handshake; _fence() stops it with a process-local
   lock, whose acquire is a locked read-modify-write (a full barrier on
-  x86-64).  On weaker CPUs use the C module.
+  x86-64).  On any other CPU none of this holds: `serve` refuses the twin
+  there (mpgearman.native.check_platform) and the C module must be built.
 - writer_should_ring reads then clears the flag instead of exchanging it; a
   clear that races with the reader setting the flag again only costs a
   spurious doorbell, never a lost one, because the caller rings right after.

@@ -39,6 +39,8 @@ def _header(doc: dict) -> list:
     head = f"{doc['kind']} {doc['version'] or '?'} on {doc['server']}"
     if doc["uptime_seconds"] is None:
         return [head]
+    if doc["implementation"] == "python":
+        head += " (pure-Python data plane)"
     conns = doc["connections"]
     head += (f", up {_duration(doc['uptime_seconds'])}, {conns['open']} connections "
              f"({conns['accepted']} accepted)")

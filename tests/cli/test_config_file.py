@@ -122,3 +122,20 @@ def test_spool_dir_defaults(monkeypatch, tmp_path):
     monkeypatch.delenv("CACHE_DIRECTORY")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert config.default_spool_dir() == str(tmp_path / "mpgearman" / "spool")
+
+
+def test_config_files_are_read_without_tomllib(tmp_path, monkeypatch):
+    """Python 3.10 has no tomllib: config.py falls back to the tomli package
+    (tomllib's origin, the same API), stood in for here by the parser this
+    Python has."""
+    import importlib.util
+    import sys
+    parser = config.tomllib
+    monkeypatch.setitem(sys.modules, "tomllib", None)     # import tomllib fails
+    monkeypatch.setitem(sys.modules, "tomli", parser)
+    spec = importlib.util.find_spec("mpgearman.config")
+    fresh = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fresh)
+    assert fresh.tomllib is parser
+    path = write(tmp_path, "port = 4999\n")
+    assert fresh.load(path, {}).port == 4999

@@ -9,24 +9,26 @@ import time
 import urllib.error
 import urllib.request
 
+import orjson
 import psutil
 import pytest
 
 import statload
 from statload import ENV, free_port
 from gearproto import wait_for
+from mpgearman import native
 
 parser = pytest.importorskip("prometheus_client.parser")
 
 FUNCTION_COUNTERS = ("submitted", "completed", "failed", "exceptions", "requeued")
 
 
-def start(server_factory):
+def start(server_factory, *extra):
     """An mpgearman with metrics on a free port; (server, metrics port)."""
     for _ in range(5):
         port = free_port()
         try:
-            return server_factory("mpgearman", "--metrics-port", str(port)), port
+            return server_factory("mpgearman", "--metrics-port", str(port), *extra), port
         except pytest.fail.Exception:    # the port was taken meanwhile: rare, retry
             continue
     pytest.fail("no free metrics port")
@@ -152,6 +154,37 @@ def test_a_taken_metrics_port_stops_serve_with_one_line(tmp_path):
         in proc.stderr
     assert "Traceback" not in proc.stderr
     assert time.monotonic() - started < 20
+
+
+def test_metrics_stay_on_loopback_when_jobs_listen_everywhere(server_factory):
+    """/metrics has no authentication: a server open to every address keeps
+    it on 127.0.0.1 unless --metrics-listen says otherwise."""
+    server, port = start(server_factory, "--listen", "")
+    supervisor = psutil.Process(server.proc.pid)
+    getter = getattr(supervisor, "net_connections", None) or supervisor.connections
+    bound = {c.laddr.ip for c in getter(kind="inet")
+             if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
+    assert bound == {"127.0.0.1"}
+    assert "mpgearman_process_id" in get(port)[1]
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["c", "twins"])
+def test_the_data_plane_in_use_is_logged_and_shown(server_factory, monkeypatch, pure):
+    if pure:
+        monkeypatch.setenv("MPGEARMAN_PURE", "1")
+        want, line = "python", "data plane: pure-Python twins (MPGEARMAN_PURE=1)"
+    else:
+        monkeypatch.delenv("MPGEARMAN_PURE", raising=False)
+        if native.IMPLEMENTATION != "c":
+            pytest.skip("the C extensions are not built")
+        want, line = "c", "data plane: C extensions"
+    server, port = start(server_factory)
+    assert line in (server.workdir / "mpgearman.err").read_text()
+    assert scrape(port)[("mpgearman_data_plane_info", (("implementation", want),))] == 1
+    run = subprocess.run([sys.executable, "-m", "mpgearman", "stat", "-s", server.address,
+                          "--json"], capture_output=True, text=True, timeout=30, env=ENV)
+    assert run.returncode == 0, run.stderr
+    assert orjson.loads(run.stdout)["implementation"] == want
 
 
 def test_a_restarted_acceptor_counts_from_zero(server_factory):

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 import statload
+from mpgearman import native
 from statload import ENV, free_port
 from gearproto import PacketType as T
 from gearproto import wait_for
@@ -41,7 +42,9 @@ def test_json_after_a_known_workload(server, spawn, unique_name):
                              "queued_by_priority": {"high": 0, "normal": 2, "low": 4}}
     if server.kind == "gearmand":
         assert doc["jobs"] is doc["rates"] is doc["processes"] is doc["uptime_seconds"] is None
+        assert doc["implementation"] is None
         return
+    assert doc["implementation"] == native.IMPLEMENTATION
     assert doc["jobs"] == {"submitted": 28, "completed": 18, "failed": 2, "exceptions": 1,
                            "requeued": 1}
     # Nothing happened between the two samples.

@@ -1,5 +1,6 @@
 """The job status board: slots claimed, shared and released by the
 coordinator, read by acceptors; C and Python implementations alike."""
+import time
 import types
 
 import pytest
@@ -118,3 +119,37 @@ def test_local_status_leaves_odd_handles_to_the_coordinator(board, handle):
 def test_local_status_waits_for_earlier_answers(board):
     acc, _ = _acceptor(board, done=9)
     assert not Acceptor.local_status(acc, FakeConn(last=10), b"H:x:1")
+
+
+def _leave_half_written(board, no):
+    """The slot of job `no` as a writer that died mid-update leaves it: its
+    sequence odd for good."""
+    seq_at = board._slot(no) + L.SLOT_SEQ_OFF
+    view = memoryview(board.mem)[seq_at:seq_at + 4].cast("I")
+    view[0] |= 1
+    view.release()
+
+
+def test_a_slot_left_mid_update_sends_readers_to_the_coordinator(board):
+    board.claim(6)
+    board.show(6, True, 1, 2)
+    _leave_half_written(board, 6)
+    start = time.monotonic()
+    assert board.impl.read(board.mem, board._slot(6)) is None
+    assert board.lookup(6) is None          # ask the coordinator
+    assert board.lookup(14) is None         # same slot, same answer
+    acc, drained = _acceptor(board, done=10)
+    conn = FakeConn(last=10)
+    assert not Acceptor.local_status(acc, conn, b"H:x:6")   # forwarded instead
+    assert conn.out == [] and drained == []
+    assert time.monotonic() - start < 1.0
+    assert board.lookup(7) == (0, 0, 0, 0)  # other slots are readable
+
+
+def test_the_writer_refuses_to_build_on_a_slot_left_mid_update(board):
+    board.claim(6)
+    _leave_half_written(board, 6)
+    with pytest.raises(BoardError, match="halfway through an update"):
+        board.claim(14)
+    with pytest.raises(BoardError, match="halfway through an update"):
+        board.release(14, False)

@@ -1,0 +1,74 @@
+"""Which implementation runs: the twins' shared-memory ordering is only
+trusted on x86-64 (refused at `serve` elsewhere), and the start-up line
+says which one runs and why."""
+import logging
+import platform
+
+import pytest
+from click.testing import CliRunner
+
+from mpgearman import cli, native, supervisor
+
+
+@pytest.fixture
+def twins(monkeypatch):
+    """The ring and board twins chosen, as without a C build."""
+    monkeypatch.setattr(native, "_ring_impl", "python")
+    monkeypatch.setattr(native, "_board_impl", "python")
+    monkeypatch.setattr(native, "IMPLEMENTATION", "python")
+
+
+@pytest.mark.parametrize("machine", ["aarch64", "arm64", "ppc64le", "riscv64", "s390x",
+                                     "armv7l", "i686", ""])
+def test_twins_are_refused_off_x86_64(twins, machine):
+    with pytest.raises(native.UnsupportedPlatform, match="only safe on 64-bit x86-64"):
+        native.check_platform(machine)
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "AMD64"])
+def test_twins_are_accepted_on_x86_64(twins, machine):
+    native.check_platform(machine, bits=64)
+
+
+def test_a_32_bit_python_on_x86_64_is_refused(twins):
+    with pytest.raises(native.UnsupportedPlatform, match=r"x86_64 \(32-bit\)"):
+        native.check_platform("x86_64", bits=32)
+
+
+def test_the_c_modules_run_anywhere(monkeypatch):
+    monkeypatch.setattr(native, "_ring_impl", "c")
+    monkeypatch.setattr(native, "_board_impl", "c")
+    native.check_platform("aarch64")
+
+
+def test_serve_refuses_the_twins_off_x86_64_with_one_line(twins, monkeypatch):
+    started = []
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    monkeypatch.setattr(supervisor, "serve", lambda *a, **k: started.append(a) or 0)
+    result = CliRunner().invoke(cli.main, ["serve", "--port", "0"])
+    assert result.exit_code == 1
+    assert not started
+    assert "cannot start: the pure-Python shared-memory rings and status board" \
+           " are only safe on 64-bit x86-64" in result.output
+    assert "this is aarch64" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_the_start_line_names_the_c_extensions(monkeypatch):
+    monkeypatch.setattr(native, "IMPLEMENTATION", "c")
+    assert native.describe() == (logging.INFO, "data plane: C extensions")
+
+
+def test_the_start_line_names_twins_that_were_asked_for(twins, monkeypatch):
+    monkeypatch.setattr(native, "_PURE", True)
+    assert native.describe() == (logging.INFO,
+                                 "data plane: pure-Python twins (MPGEARMAN_PURE=1)")
+
+
+def test_twins_nobody_asked_for_are_a_warning_with_the_reason(twins, monkeypatch):
+    monkeypatch.setattr(native, "_PURE", False)
+    monkeypatch.setattr(native, "_MISSING", ["_ring: No module named 'mpgearman.native._ring'"])
+    level, text = native.describe()
+    assert level == logging.WARNING
+    assert "pure-Python twins, about three times slower" in text
+    assert "No module named 'mpgearman.native._ring'" in text
