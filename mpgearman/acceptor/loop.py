@@ -15,6 +15,7 @@ import select
 import socket
 import time
 
+from .. import process
 from ..ipc import messages
 from ..protocol.encoder import encode
 from ..protocol.packets import PacketType as T
@@ -28,6 +29,7 @@ OUT = select.EPOLLOUT
 IDLE_TIMEOUT = 1.0   # safety net only: wake-ups come from the doorbell
 ACCEPT_PAUSE = 0.1   # out of descriptors: stop accepting for this long
 LINGER = 5.0         # after we close a connection, read and drop its input this long
+RELEASE_ABOVE = 1 << 20  # a connection closed holding more: return the memory to the system
 OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
@@ -56,6 +58,7 @@ class Acceptor:
         self.running = True
         self.lingering = set()       # connections closed on our side, draining input
         self.accept_paused = 0.0     # monotonic time to accept again, 0 = accepting
+        self.release = False         # a connection that held much memory has closed
         self.ep = select.epoll()
         for fd in self.listeners:
             self.ep.register(fd, IN)
@@ -81,6 +84,9 @@ class Acceptor:
                 self._pause_accepting(False)
             if self.lingering:
                 self._end_lingering()
+            if self.release:
+                self.release = False
+                process.release_freed_memory()
             if heartbeat:
                 heartbeat()
 
@@ -252,6 +258,8 @@ class Acceptor:
             self.ep.unregister(conn.fd)
         except OSError:
             pass
+        if conn.out_bytes + conn.decoder.buffered > RELEASE_ABOVE:
+            self.release = True
         conn.discard()
         conn.sock.close()
         self.record(conn, messages.closed(conn.id))
