@@ -25,12 +25,13 @@ class FileOut:
 
 
 class Connection:
-    __slots__ = ("sock", "fd", "id", "decoder", "out", "out_bytes", "writer",
+    __slots__ = ("sock", "fd", "number", "id", "decoder", "out", "out_bytes", "writer",
                  "head", "reading", "closing", "mask", "last", "linger")
 
     def __init__(self, sock, conn_id: int, max_payload: int, stream_threshold: int):
         self.sock = sock
         self.fd = sock.fileno()
+        self.number = self.fd            # as `workers` shows it (the acceptor sets it)
         self.id = conn_id
         # raw: whole requests come out as (type, payload), which is what the
         # PACKET record carries.

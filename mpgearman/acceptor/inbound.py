@@ -105,10 +105,10 @@ def read(acc, conn) -> bool:
                 return True
             HANDLERS[type(ev)](acc, conn, ev)
     except ProtocolError as exc:
-        log.info("closing connection %s: %s", conn.fd, exc)
+        log.info("closing connection %s: %s", conn.number, exc)
         error = encode(T.ERROR, exc.code, exc.text)
     except OSError as exc:  # the spool: disk full, permissions, ...
-        log.error("spool write failed, closing connection %s: %s", conn.fd, exc)
+        log.error("spool write failed, closing connection %s: %s", conn.number, exc)
         error = encode(T.ERROR, b"QUEUE_ERROR", f"Spool write failed: {exc.strerror}".encode())
     # Read nothing more; the coordinator sends the ERROR after the answers to
     # earlier requests and then tells us to close.

@@ -35,8 +35,12 @@ OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 class Acceptor:
     def __init__(self, index, gen, config, listeners, ring_in, ring_out,
-                 my_bell, coord_bell, spool, inbox, board=None, figures=None):
+                 my_bell, coord_bell, spool, inbox, board=None, figures=None, slots=1):
         self.index, self.gen, self.config = index, gen, config
+        # The number a connection is shown as (`workers`, logs): its
+        # descriptor * slots + our slot, unique among all acceptors' and
+        # small, as gearmand's fd column.
+        self.slots = slots
         self.listeners = {s.fileno(): s for s in listeners}
         self.ring_in, self.ring_out = ring_in, ring_out   # to / from the coordinator
         self.bell, self.coord_bell = my_bell, coord_bell
@@ -205,13 +209,14 @@ class Acceptor:
             self.serial += 1
             conn = Connection(sock, messages.conn_id(self.index, self.gen, self.serial),
                               self.config.max_payload, self.config.spool_threshold)
+            conn.number = conn.fd * self.slots + self.index
             self.conns[conn.id] = conn
             self.by_fd[conn.fd] = conn
             self.ep.register(conn.fd, IN)
             # An IPv4 peer of a dual-stack socket (socket activation with
             # BindIPv6Only=both) is shown as IPv4, as gearmand shows it.
             peer = addr[0].removeprefix("::ffff:")
-            self.record(conn, messages.connect(conn.id, conn.fd, peer))
+            self.record(conn, messages.connect(conn.id, conn.number, peer))
             if self.figures is not None:
                 self.figures.connections(self.serial, len(self.conns))
 
