@@ -96,6 +96,7 @@ def read(acc, conn) -> bool:
         return False
     if not n:
         return False
+    acc.turn_read += n
     decoder = conn.decoder
     decoder.feed(acc.recv_view[:n])
     try:

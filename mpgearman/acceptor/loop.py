@@ -7,7 +7,12 @@ outbound ring, write to sockets, then publish `pending` on the inbound ring
 in one batch and ring the coordinator's doorbell only if it sleeps.
 
 When the inbound ring is full the acceptor stops reading sockets until the
-coordinator has caught up (back-pressure instead of unbounded buffering).
+coordinator has caught up (back-pressure instead of unbounded buffering):
+a connection that has input meanwhile is taken out of the poll for input
+("muted", or level-triggered epoll would wake the loop at once, for ever)
+and put back once everything pending is published. One turn reads at most
+about half a ring's worth, so what waits in `pending` stays bounded however
+many connections have input at once.
 """
 import errno
 import logging
@@ -29,6 +34,7 @@ OUT = select.EPOLLOUT
 IDLE_TIMEOUT = 1.0   # safety net only: wake-ups come from the doorbell
 ACCEPT_PAUSE = 0.1   # out of descriptors: stop accepting for this long
 LINGER = 5.0         # after we close a connection, read and drop its input this long
+FULL_WAIT = (0.001, 0.016)   # ring full: retry after this long, doubling while it stays full
 RELEASE_ABOVE = 1 << 20  # a connection closed holding more: return the memory to the system
 OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
@@ -50,6 +56,11 @@ class Acceptor:
         self.pending = []        # records not yet on the inbound ring
         self.sent = 0            # records ever queued for the coordinator
         self.ring_full = False   # the last publish left records behind
+        self.full_wait = FULL_WAIT[0]
+        self.muted = set()       # connections not polled for input while the ring is full
+        # Socket bytes one turn may read (inbound.read counts them).
+        self.budget = max(ring_in.capacity // 2, 1)
+        self.turn_read = 0
         self.board = board       # job status board, for local GET_STATUS answers
         # This acceptor's line of the counters mapping (connections, spooled
         # bytes), written on each accept and close, never per packet.
@@ -79,6 +90,7 @@ class Acceptor:
             timeout = self._timeout()
             events = self.ep.poll(timeout, 512)
             self.ring_out.reader_awake()
+            self.turn_read = 0
             for fd, mask in events:
                 self._event(fd, mask)
             self._drain_outbound()
@@ -95,10 +107,10 @@ class Acceptor:
                 heartbeat()
 
     def _timeout(self) -> float:
-        if self.ring_full:
-            return 0.001      # retry soon
         if self.touched or not self.ring_out.reader_idle():
             return 0
+        if self.ring_full:
+            return self.full_wait    # retry soon (the coordinator rings no bell for room)
         if self.accept_paused or self.lingering:
             return ACCEPT_PAUSE
         return IDLE_TIMEOUT
@@ -122,10 +134,33 @@ class Acceptor:
             if mask & OUT:
                 self.touched.add(conn)
             if mask & (IN | select.EPOLLHUP | select.EPOLLERR) and conn.reading:
-                if self.ring_full:
-                    return      # back-pressure: read once the ring has room
-                if not inbound.read(self, conn):
-                    self.close_conn(conn)
+                self._input(conn, mask)
+
+    def _input(self, conn, mask) -> None:
+        if self.ring_full or self.turn_read >= self.budget:
+            if not mask & (select.EPOLLHUP | select.EPOLLERR):
+                if self.ring_full:       # back-pressure: read once the ring has room
+                    self._mute(conn)
+                return                   # else: next turn (it stays readable)
+            # A hung-up socket is polled whatever its mask: read it to its end
+            # (no more than the kernel holds for it) rather than spin.
+        if not inbound.read(self, conn):
+            self.close_conn(conn)
+
+    def _mute(self, conn) -> None:
+        self.muted.add(conn)
+        self._set_mask(conn, conn.mask & ~IN)
+
+    def _unmute_all(self) -> None:
+        muted, self.muted = self.muted, set()
+        for conn in muted:
+            if conn.id in self.conns and conn.reading and not conn.closing:
+                self._set_mask(conn, conn.mask | IN)
+
+    def _set_mask(self, conn, mask) -> None:
+        if mask != conn.mask:
+            conn.mask = mask
+            self.ep.modify(conn.fd, mask)
 
     def _drain_outbound(self, rounds=64) -> None:
         for _ in range(rounds):
@@ -175,10 +210,8 @@ class Acceptor:
             if done and conn.closing:
                 self._linger(conn)
                 continue
-            mask = (IN if conn.reading and not conn.closing else 0) | (0 if done else OUT)
-            if mask != conn.mask:
-                conn.mask = mask
-                self.ep.modify(conn.fd, mask)
+            reading = conn.reading and not conn.closing and conn not in self.muted
+            self._set_mask(conn, (IN if reading else 0) | (0 if done else OUT))
 
     def _publish(self) -> None:
         if self.pending:
@@ -187,7 +220,12 @@ class Acceptor:
                 del self.pending[:n]
                 if self.ring_in.writer_should_ring():
                     self.coord_bell.ring()
+                self.full_wait = FULL_WAIT[0]
+            else:
+                self.full_wait = min(self.full_wait * 2, FULL_WAIT[1])
         self.ring_full = bool(self.pending)
+        if self.muted and not self.ring_full:
+            self._unmute_all()
 
     # -- connections --------------------------------------------------------
 
@@ -245,9 +283,8 @@ class Acceptor:
         conn.reading = False
         conn.linger = time.monotonic() + LINGER
         self.lingering.add(conn)
-        if conn.mask != IN:
-            conn.mask = IN
-            self.ep.modify(conn.fd, IN)
+        self.muted.discard(conn)
+        self._set_mask(conn, IN)
 
     def _end_lingering(self) -> None:
         now = time.monotonic()
@@ -256,6 +293,7 @@ class Acceptor:
 
     def close_conn(self, conn) -> None:
         self.lingering.discard(conn)
+        self.muted.discard(conn)
         if self.conns.pop(conn.id, None) is None:
             return
         del self.by_fd[conn.fd]
