@@ -26,7 +26,7 @@ class FileOut:
 
 class Connection:
     __slots__ = ("sock", "fd", "number", "id", "decoder", "out", "out_bytes", "writer",
-                 "head", "reading", "closing", "mask", "last", "linger")
+                 "head", "reading", "closing", "mask", "last", "linger", "due", "got")
 
     def __init__(self, sock, conn_id: int, max_payload: int, stream_threshold: int):
         self.sock = sock
@@ -45,6 +45,8 @@ class Connection:
         self.mask = 1                    # epoll events registered (EPOLLIN)
         self.last = 0                    # serial of its latest record to the coordinator
         self.linger = 0.0                # closing: discard input until this time
+        self.due = 0.0                   # a request is unfinished: time out at (deadlines.py)
+        self.got = 0                     # ... bytes of it since `due` was set
 
     def queue(self, data: bytes) -> None:
         if data:

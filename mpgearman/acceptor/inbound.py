@@ -11,7 +11,7 @@ above the stream threshold go into a spool file as they arrive.
 import logging
 
 from ..ipc import messages
-from ..protocol import events
+from ..protocol import errors, events
 from ..protocol.encoder import encode
 from ..protocol.errors import ProtocolError
 from ..protocol.packets import PacketType as T
@@ -99,10 +99,16 @@ def read(acc, conn) -> bool:
     acc.turn_read += n
     decoder = conn.decoder
     decoder.feed(acc.recv_view[:n])
+    answered = acc.sent + acc.local_answers
     try:
         while True:
             ev = decoder.next_event()
             if ev is events.NEED_DATA:
+                if not decoder.idle:
+                    acc.deadlines.after_read(conn, acc.now, n,
+                                             acc.sent + acc.local_answers != answered)
+                elif conn.due:
+                    acc.deadlines.done(conn)
                 return True
             HANDLERS[type(ev)](acc, conn, ev)
     except ProtocolError as exc:
@@ -111,12 +117,24 @@ def read(acc, conn) -> bool:
     except OSError as exc:  # the spool: disk full, permissions, ...
         log.error("spool write failed, closing connection %s: %s", conn.number, exc)
         error = encode(T.ERROR, b"QUEUE_ERROR", f"Spool write failed: {exc.strerror}".encode())
-    # Read nothing more; the coordinator sends the ERROR after the answers to
-    # earlier requests and then tells us to close.
+    refuse(acc, conn, error)
+    return True
+
+
+def time_out(acc, conn) -> None:
+    """`conn` left a request unfinished too long (deadlines.py)."""
+    log.info("closing connection %s: request not completed within %d s",
+             conn.number, acc.deadlines.limit)
+    refuse(acc, conn, encode(T.ERROR, *errors.REQUEST_TIMEOUT))
+
+
+def refuse(acc, conn, error: bytes) -> None:
+    """Read nothing more from `conn`; the coordinator sends `error` after
+    the answers to its earlier requests and then tells us to close."""
     conn.reading = False
     acc.touched.add(conn)      # so the loop stops polling it for input
+    acc.deadlines.done(conn)
     if conn.writer is not None:
         conn.writer.abort()
         conn.writer = None
     acc.record(conn, messages.relay(conn.id, error, True))
-    return True

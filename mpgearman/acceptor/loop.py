@@ -13,6 +13,11 @@ a connection that has input meanwhile is taken out of the poll for input
 and put back once everything pending is published. One turn reads at most
 about half a ring's worth, so what waits in `pending` stays bounded however
 many connections have input at once.
+
+A connection that leaves a request unfinished too long is cut
+(deadlines.py); an idle one never is. At its share of --max-connections,
+or out of descriptors, the acceptor takes its listeners out of the poll
+until it can accept again.
 """
 import errno
 import logging
@@ -26,6 +31,7 @@ from ..protocol.encoder import encode
 from ..protocol.packets import PacketType as T
 from . import inbound, outbound
 from .connection import Connection
+from .deadlines import Deadlines
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +41,8 @@ IDLE_TIMEOUT = 1.0   # safety net only: wake-ups come from the doorbell
 ACCEPT_PAUSE = 0.1   # out of descriptors: stop accepting for this long
 LINGER = 5.0         # after we close a connection, read and drop its input this long
 FULL_WAIT = (0.001, 0.016)   # ring full: retry after this long, doubling while it stays full
+LOG_EVERY = 60.0     # at capacity again and again: one log line per this long
+SWEEP = 0.5          # look for requests past their deadline this often (at most)
 RELEASE_ABOVE = 1 << 20  # a connection closed holding more: return the memory to the system
 OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
@@ -72,7 +80,18 @@ class Acceptor:
         self.serial = 0
         self.running = True
         self.lingering = set()       # connections closed on our side, draining input
-        self.accept_paused = 0.0     # monotonic time to accept again, 0 = accepting
+        self.accept_paused = 0.0     # out of descriptors: monotonic time to accept again
+        # --max-connections is split among the acceptors of a set; at this
+        # many connections we stop accepting until one closes.
+        self.capacity = share(config.max_connections, config.acceptor_count, index)
+        self.at_capacity = False
+        self.capacity_logged = None   # monotonic time the last pause was logged
+        self.log_resume = False       # ... and its end is not yet
+        self.listening = True        # the listeners are in the poll
+        self.deadlines = Deadlines(config.request_timeout)
+        self.now = time.monotonic()  # as of this turn's poll
+        self.next_sweep = 0.0
+        self.local_answers = 0       # GET_STATUS answered here, not by the coordinator
         self.release = False         # a connection that held much memory has closed
         self.ep = select.epoll()
         for fd in self.listeners:
@@ -90,14 +109,18 @@ class Acceptor:
             timeout = self._timeout()
             events = self.ep.poll(timeout, 512)
             self.ring_out.reader_awake()
+            self.now = time.monotonic()
             self.turn_read = 0
             for fd, mask in events:
                 self._event(fd, mask)
             self._drain_outbound()
             self._flush_touched()
             self._publish()
-            if self.accept_paused and time.monotonic() >= self.accept_paused:
-                self._pause_accepting(False)
+            if self.accept_paused and self.now >= self.accept_paused:
+                self.accept_paused = 0.0
+                self._update_listening()
+            if self.deadlines.open and self.now >= self.next_sweep:
+                self._sweep()
             if self.lingering:
                 self._end_lingering()
             if self.release:
@@ -113,7 +136,7 @@ class Acceptor:
             return self.full_wait    # retry soon (the coordinator rings no bell for room)
         if self.accept_paused or self.lingering:
             return ACCEPT_PAUSE
-        return IDLE_TIMEOUT
+        return SWEEP if self.deadlines.open else IDLE_TIMEOUT
 
     def _event(self, fd, mask) -> None:
         if fd in self.listeners:
@@ -153,6 +176,7 @@ class Acceptor:
 
     def _unmute_all(self) -> None:
         muted, self.muted = self.muted, set()
+        self.deadlines.restart(muted, self.now)
         for conn in muted:
             if conn.id in self.conns and conn.reading and not conn.closing:
                 self._set_mask(conn, conn.mask | IN)
@@ -191,6 +215,7 @@ class Acceptor:
         if status is None:
             return False
         self._drain_outbound(rounds=1 << 30)   # the earlier answers go first
+        self.local_answers += 1
         conn.queue(encode(T.STATUS_RES, handle, *(b"%d" % v for v in status)))
         self.touched.add(conn)
         return True
@@ -231,6 +256,9 @@ class Acceptor:
 
     def _accept(self, lsock) -> None:
         for _ in range(256):
+            if self.capacity and len(self.conns) >= self.capacity:
+                self._set_at_capacity(True)
+                return
             try:
                 sock, addr = lsock.accept()
             except (BlockingIOError, InterruptedError):
@@ -238,7 +266,8 @@ class Acceptor:
             except OSError as exc:
                 if exc.errno in OUT_OF_FDS:   # keep serving the connections we have
                     log.error("accept failed (%s); pausing new connections", exc.strerror)
-                    self._pause_accepting(True)
+                    self.accept_paused = time.monotonic() + ACCEPT_PAUSE
+                    self._update_listening()
                 else:
                     log.warning("accept failed: %s", exc)
                 return
@@ -258,15 +287,44 @@ class Acceptor:
             if self.figures is not None:
                 self.figures.connections(self.serial, len(self.conns))
 
-    def _pause_accepting(self, pause: bool) -> None:
-        """Out of descriptors: stop polling the listeners for a moment, or
-        the level-triggered listen sockets would spin the loop."""
+    def _set_at_capacity(self, full: bool) -> None:
+        if full == self.at_capacity:
+            return
+        self.at_capacity = full
+        now = time.monotonic()
+        last = self.capacity_logged
+        if full and (last is None or now - last >= LOG_EVERY):
+            self.capacity_logged, self.log_resume = now, True
+            log.warning("%d connections, this acceptor's share of --max-connections %d: "
+                        "not accepting new ones until one closes",
+                        len(self.conns), self.config.max_connections)
+        elif not full and self.log_resume:
+            self.log_resume = False
+            log.info("below %d connections again: accepting", self.capacity)
+        self._update_listening()
+
+    def _update_listening(self) -> None:
+        """Out of descriptors or at capacity: the listeners leave the poll,
+        or the level-triggered listen sockets would spin the loop (waiting
+        connections stay in the kernel's backlog meanwhile)."""
+        listen = not (self.accept_paused or self.at_capacity)
+        if listen == self.listening:
+            return
+        self.listening = listen
         for fd in self.listeners:
-            if pause:
-                self.ep.unregister(fd)
-            else:
+            if listen:
                 self.ep.register(fd, IN)
-        self.accept_paused = time.monotonic() + ACCEPT_PAUSE if pause else 0.0
+            else:
+                self.ep.unregister(fd)
+
+    def _sweep(self) -> None:
+        """Cut the connections whose unfinished request ran out of time."""
+        self.next_sweep = self.now + min(SWEEP, self.deadlines.limit)
+        for conn in self.deadlines.expired(self.now, self.muted):
+            if conn.id in self.conns and conn.reading and not conn.closing:
+                inbound.time_out(self, conn)
+            else:
+                self.deadlines.done(conn)
 
     def _linger(self, conn) -> None:
         """Close our side, but keep reading (and dropping) what the peer is
@@ -281,6 +339,7 @@ class Acceptor:
             self.close_conn(conn)
             return
         conn.reading = False
+        self.deadlines.done(conn)
         conn.linger = time.monotonic() + LINGER
         self.lingering.add(conn)
         self.muted.discard(conn)
@@ -294,6 +353,7 @@ class Acceptor:
     def close_conn(self, conn) -> None:
         self.lingering.discard(conn)
         self.muted.discard(conn)
+        self.deadlines.done(conn)
         if self.conns.pop(conn.id, None) is None:
             return
         del self.by_fd[conn.fd]
@@ -308,9 +368,21 @@ class Acceptor:
         self.record(conn, messages.closed(conn.id))
         if self.figures is not None:
             self.figures.connections(self.serial, len(self.conns))
+        if self.at_capacity and self.running and len(self.conns) < self.capacity:
+            self._set_at_capacity(False)
 
     def close_all(self) -> None:
         for conn in list(self.conns.values()):
             self.close_conn(conn)
         for s in self.listeners.values():
             s.close()
+
+
+def share(total: int, acceptors: int, index: int) -> int:
+    """Acceptor `index`'s part of `total` connections (0 = no limit): an
+    even split, the first ones taking one more for a remainder, and at
+    least one each. A reload's fresh set (slots N..2N-1) splits it again."""
+    if not total:
+        return 0
+    part, extra = divmod(total, acceptors)
+    return max(1, part + (index % acceptors < extra))

@@ -147,6 +147,15 @@ class Decoder:
         returned. Packets already decoded and queued are not counted."""
         return len(self._buf) - self._pos + sum(map(len, self._chunks))
 
+    @property
+    def idle(self) -> bool:
+        """True between requests: no part of a next one has been fed (and
+        nothing decoded waits to be taken). False while a header, an admin
+        line or a body is incomplete, which is what a request timeout
+        measures; an idle connection may stay idle for ever."""
+        return (self._pos == len(self._buf) and self._step == self._at_boundary
+                and not self._ready and not self._chunks)
+
     def feed(self, data) -> None:
         if type(data) is not bytes and type(data) is not bytearray:
             data = memoryview(data).cast("B")
