@@ -121,6 +121,9 @@ class Decoder:
                  responses: bool = False):
         self._parse = _RAW if raw else _PARSE
         self._foreign, self._accepted = RES, REQUEST_TYPES
+        # One bound method, kept: `_step is _at_boundary` is then a cheap
+        # test (idle), and returning to the boundary allocates nothing.
+        self._at_boundary = self._at_boundary
         if responses:
             self._parse = _PARSE_RES
             self._foreign, self._accepted = REQ, RESPONSE_TYPES
@@ -153,7 +156,7 @@ class Decoder:
         nothing decoded waits to be taken). False while a header, an admin
         line or a body is incomplete, which is what a request timeout
         measures; an idle connection may stay idle for ever."""
-        return (self._pos == len(self._buf) and self._step == self._at_boundary
+        return (self._step is self._at_boundary and self._pos == len(self._buf)
                 and not self._ready and not self._chunks)
 
     def feed(self, data) -> None:
