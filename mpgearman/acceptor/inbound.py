@@ -6,7 +6,9 @@ RELAY records): answers must leave in the order the requests came, and the
 coordinator is the one place that orders them. The exception is GET_STATUS
 once the coordinator has answered everything the connection sent before:
 it is read from the shared status board (Acceptor.local_status). Bodies
-above the stream threshold go into a spool file as they arrive.
+above the stream threshold go into a spool file as they arrive. After each
+read, a connection left in the middle of a request has its clock set or
+moved on (deadlines.py); one between requests has none.
 """
 import logging
 
@@ -123,7 +125,7 @@ def read(acc, conn) -> bool:
 
 def time_out(acc, conn) -> None:
     """`conn` left a request unfinished too long (deadlines.py)."""
-    log.info("closing connection %s: request not completed within %d s",
+    log.info("closing connection %s: its unfinished request made no progress in %d s",
              conn.number, acc.deadlines.limit)
     refuse(acc, conn, encode(T.ERROR, *errors.REQUEST_TIMEOUT))
 
