@@ -30,6 +30,7 @@ def on_packet(acc, conn, ev):
     """ev: (type, payload) of a whole request (the decoder's raw mode)."""
     ptype, body = ev
     if ptype == GET_STATUS and acc.local_status(conn, body):
+        acc.local_answers += 1
         return
     acc.record(conn, messages.packet(conn.id, ptype, body))
 

@@ -215,7 +215,6 @@ class Acceptor:
         if status is None:
             return False
         self._drain_outbound(rounds=1 << 30)   # the earlier answers go first
-        self.local_answers += 1
         conn.queue(encode(T.STATUS_RES, handle, *(b"%d" % v for v in status)))
         self.touched.add(conn)
         return True
