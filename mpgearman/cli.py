@@ -70,6 +70,15 @@ D = Config()
               show_default=True,
               help="Bytes waiting for a connection that does not read before it is dropped "
                    "(spooled payloads do not count).")
+@click.option("--request-timeout", type=_range("request_timeout"), default=D.request_timeout,
+              show_default=True,
+              help="Seconds a connection may take to finish a request it started (a header, "
+                   "an admin line), or to send 64K more of a body (0 = never). Idle "
+                   "connections are never timed out.")
+@click.option("--max-connections", type=_range("max_connections"), default=D.max_connections,
+              show_default=True,
+              help="Connections the server holds at most, split evenly among the acceptors; "
+                   "beyond it new ones wait in the backlog (0 = no limit).")
 @click.option("--metrics-port", type=_range("metrics_port"), default=D.metrics_port,
               show_default="off",
               help="Serve Prometheus metrics on http://METRICS-LISTEN:PORT/metrics.")

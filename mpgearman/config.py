@@ -53,6 +53,8 @@ class Config:
     max_queued_output: int = 256 << 20  # unsent bytes before a non-reading peer is dropped
     metrics_port: int = 0             # Prometheus /metrics port, 0 = off
     metrics_listen: str = "127.0.0.1"  # its address; "" = every address
+    request_timeout: int = 60         # s to finish a started request (or send 64K of it), 0 = never
+    max_connections: int = 100_000    # per server, split among the acceptors; 0 = no limit
 
     @property
     def handle_prefix(self) -> bytes:
@@ -75,6 +77,8 @@ RANGES = {
     "job_retries": (0, None),
     "worker_wakeup": (0, None),
     "metrics_port": (0, 65535),
+    "request_timeout": (0, None),
+    "max_connections": (0, None),
 }
 # Byte counts: written 65536, "64K", "1M", "4G" (powers of 1024).
 SIZES = ("max_payload", "spool_threshold", "ring_size", "max_queued_output")

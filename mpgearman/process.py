@@ -70,3 +70,12 @@ def reset_signals() -> None:
     signal.set_wakeup_fd(-1)
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP):
         signal.signal(s, signal.SIG_DFL)
+
+
+def release_freed_memory() -> None:
+    """Hand the heap's free pages back to the system. glibc keeps memory
+    freed in the middle of its heap (and raises its mmap threshold after
+    big frees), so what a connection held would stay resident for ever."""
+    trim = getattr(_libc, "malloc_trim", None)   # glibc only
+    if trim is not None:
+        trim(0)

@@ -7,7 +7,8 @@ text form in which changed settings reach the coordinator.
   coordinator, at once:   log-level job-retries worker-wakeup round-robin
                           exceptions (connections made from then on)
   acceptors, by a roll:   log-level max-payload spool-threshold
-                          max-queued-output (a fresh set of acceptors
+                          max-queued-output request-timeout
+                          max-connections (a fresh set of acceptors
                           starts with them, then the old set is retired)
   supervisor, at once:    log-level
   only after a restart:   everything else (listen, port, acceptors,
@@ -25,7 +26,8 @@ from .config import FIELDS, Config, ConfigError, check, option_name
 logger = logging.getLogger(__name__)
 
 COORDINATOR = ("log_level", "job_retries", "worker_wakeup", "round_robin", "exceptions")
-ACCEPTOR = ("log_level", "max_payload", "spool_threshold", "max_queued_output")
+ACCEPTOR = ("log_level", "max_payload", "spool_threshold", "max_queued_output",
+            "request_timeout", "max_connections")
 LIVE = frozenset(COORDINATOR + ACCEPTOR)
 # Named so that a new setting must be placed (a test checks every field is
 # in LIVE or here); compare() treats any field not in LIVE as this kind.

@@ -25,12 +25,13 @@ class FileOut:
 
 
 class Connection:
-    __slots__ = ("sock", "fd", "id", "decoder", "out", "out_bytes", "writer",
-                 "head", "reading", "closing", "mask", "last", "linger")
+    __slots__ = ("sock", "fd", "number", "id", "decoder", "out", "out_bytes", "writer",
+                 "head", "reading", "closing", "mask", "last", "linger", "due", "got")
 
     def __init__(self, sock, conn_id: int, max_payload: int, stream_threshold: int):
         self.sock = sock
         self.fd = sock.fileno()
+        self.number = self.fd            # as `workers` shows it (the acceptor sets it)
         self.id = conn_id
         # raw: whole requests come out as (type, payload), which is what the
         # PACKET record carries.
@@ -44,6 +45,8 @@ class Connection:
         self.mask = 1                    # epoll events registered (EPOLLIN)
         self.last = 0                    # serial of its latest record to the coordinator
         self.linger = 0.0                # closing: discard input until this time
+        self.due = 0.0                   # a request is unfinished: time out at (deadlines.py)
+        self.got = 0                     # ... bytes of it since `due` was set
 
     def queue(self, data: bytes) -> None:
         if data:

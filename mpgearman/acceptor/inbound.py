@@ -6,12 +6,14 @@ RELAY records): answers must leave in the order the requests came, and the
 coordinator is the one place that orders them. The exception is GET_STATUS
 once the coordinator has answered everything the connection sent before:
 it is read from the shared status board (Acceptor.local_status). Bodies
-above the stream threshold go into a spool file as they arrive.
+above the stream threshold go into a spool file as they arrive. After each
+read, a connection left in the middle of a request has its clock set or
+moved on (deadlines.py); one between requests has none.
 """
 import logging
 
 from ..ipc import messages
-from ..protocol import events
+from ..protocol import errors, events
 from ..protocol.encoder import encode
 from ..protocol.errors import ProtocolError
 from ..protocol.packets import PacketType as T
@@ -28,6 +30,7 @@ def on_packet(acc, conn, ev):
     """ev: (type, payload) of a whole request (the decoder's raw mode)."""
     ptype, body = ev
     if ptype == GET_STATUS and acc.local_status(conn, body):
+        acc.local_answers += 1
         return
     acc.record(conn, messages.packet(conn.id, ptype, body))
 
@@ -96,26 +99,45 @@ def read(acc, conn) -> bool:
         return False
     if not n:
         return False
+    acc.turn_read += n
     decoder = conn.decoder
     decoder.feed(acc.recv_view[:n])
+    answered = acc.sent + acc.local_answers
     try:
         while True:
             ev = decoder.next_event()
             if ev is events.NEED_DATA:
+                if not decoder.idle:
+                    acc.deadlines.after_read(conn, acc.now, n,
+                                             acc.sent + acc.local_answers != answered)
+                elif conn.due:
+                    acc.deadlines.done(conn)
                 return True
             HANDLERS[type(ev)](acc, conn, ev)
     except ProtocolError as exc:
-        log.info("closing connection %s: %s", conn.fd, exc)
+        log.info("closing connection %s: %s", conn.number, exc)
         error = encode(T.ERROR, exc.code, exc.text)
     except OSError as exc:  # the spool: disk full, permissions, ...
-        log.error("spool write failed, closing connection %s: %s", conn.fd, exc)
+        log.error("spool write failed, closing connection %s: %s", conn.number, exc)
         error = encode(T.ERROR, b"QUEUE_ERROR", f"Spool write failed: {exc.strerror}".encode())
-    # Read nothing more; the coordinator sends the ERROR after the answers to
-    # earlier requests and then tells us to close.
+    refuse(acc, conn, error)
+    return True
+
+
+def time_out(acc, conn) -> None:
+    """`conn` left a request unfinished too long (deadlines.py)."""
+    log.info("closing connection %s: its unfinished request made no progress in %d s",
+             conn.number, acc.deadlines.limit)
+    refuse(acc, conn, encode(T.ERROR, *errors.REQUEST_TIMEOUT))
+
+
+def refuse(acc, conn, error: bytes) -> None:
+    """Read nothing more from `conn`; the coordinator sends `error` after
+    the answers to its earlier requests and then tells us to close."""
     conn.reading = False
     acc.touched.add(conn)      # so the loop stops polling it for input
+    acc.deadlines.done(conn)
     if conn.writer is not None:
         conn.writer.abort()
         conn.writer = None
     acc.record(conn, messages.relay(conn.id, error, True))
-    return True

@@ -36,7 +36,7 @@ def run(index, gen, config, port, segment, board, my_bell, coord_bell, control,
     acc = Acceptor(index, gen, config, listeners.open_listeners(config.listen, port, inherited),
                    segment.inbound(index), segment.outbound(index), my_bell, coord_bell,
                    Spool(config.spool_dir, spool_tag(index, os.getpid())), inbox, board,
-                   figures)
+                   figures, slots=segment.pairs)
     control.send("ready")
     logger.info("accepting on %s", ", ".join(listeners.describe(s) for s in acc.listeners.values()))
     try:

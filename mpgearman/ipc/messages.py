@@ -2,7 +2,8 @@
 
 Acceptor -> coordinator (inbound)::
 
-    CONNECT  | conn u64 | fd u32 | peer ascii
+    CONNECT  | conn u64 | fd u32 | peer ascii       (fd: the number `workers` shows,
+                                                  descriptor * slots + acceptor slot)
     PACKET   | conn u64 | type u16 | body            (the packet's payload as received)
     SPOOLED  | conn u64 | type u16 | size u64 | nlen u16 | name | args\\0...   (data in a spool file)
     ADMIN    | conn u64 | crlf u8 | line

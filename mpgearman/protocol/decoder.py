@@ -121,6 +121,9 @@ class Decoder:
                  responses: bool = False):
         self._parse = _RAW if raw else _PARSE
         self._foreign, self._accepted = RES, REQUEST_TYPES
+        # One bound method, kept: `_step is _at_boundary` is then a cheap
+        # test (idle), and returning to the boundary allocates nothing.
+        self._at_boundary = self._at_boundary
         if responses:
             self._parse = _PARSE_RES
             self._foreign, self._accepted = REQ, RESPONSE_TYPES
@@ -146,6 +149,15 @@ class Decoder:
         """Input bytes held: in the buffer, or taken for a BodyChunk not yet
         returned. Packets already decoded and queued are not counted."""
         return len(self._buf) - self._pos + sum(map(len, self._chunks))
+
+    @property
+    def idle(self) -> bool:
+        """True between requests: no part of a next one has been fed (and
+        nothing decoded waits to be taken). False while a header, an admin
+        line or a body is incomplete, which is what a request timeout
+        measures; an idle connection may stay idle for ever."""
+        return (self._step is self._at_boundary and self._pos == len(self._buf)
+                and not self._ready and not self._chunks)
 
     def feed(self, data) -> None:
         if type(data) is not bytes and type(data) is not bytearray:

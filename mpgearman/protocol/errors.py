@@ -30,3 +30,5 @@ TOO_BIG = (b"ARGUMENT_TOO_LARGE", b"Packet larger than the maximum payload")
 ARGS_TOO_LONG = (b"ARGUMENT_TOO_LARGE", b"Packet arguments longer than 8192 bytes")
 MISSING_ARG = (b"INVALID_PACKET", b"Malformed packet: missing argument")
 LINE_TOO_LONG = (b"ARGUMENT_TOO_LARGE", b"Text command line too long")
+# Not in gearmand, which waits for ever: a request left unfinished too long.
+REQUEST_TIMEOUT = (b"TIMEOUT", b"Request not completed in time")
