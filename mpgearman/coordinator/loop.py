@@ -10,7 +10,7 @@ import logging
 import select
 
 from ..acceptor.spool import SpoolNames
-from ..ipc import messages
+from ..ipc import layout, messages
 from ..protocol.packets import split_args
 from .core import Close, Core, Send, SendSpooled
 from .figures import Figures, extra_stats
@@ -49,6 +49,10 @@ class CoordinatorLoop:
         # A merged SEND record stays within what one packet may take, so it
         # always fits the ring (the config keeps spool_threshold <= ring/8).
         self.merge_limit = config.spool_threshold
+        # Bigger sends are cut into records of this size (half what one
+        # record may carry, so the record head always fits too).
+        self.piece = max(layout.max_payload(self.rings_out[0].capacity) // 2, self.merge_limit) \
+            if n else self.merge_limit
         self.running = True
         self.deadline = None
         self.ep = select.epoll()
@@ -141,9 +145,13 @@ class CoordinatorLoop:
         gens, pending, limit = self.gens, self.pending, self.merge_limit
         # Sends to one connection become one SEND record (fewer records to
         # push, pop and apply) as long as nothing else for it comes between,
-        # so its bytes keep their order. A run is [size, head, data...].
-        runs, opened = {}, []
-        for action in out:
+        # so its bytes keep their order. A run is [size, head, data...],
+        # joined into its record as soon as it is complete, and each action
+        # is dropped from `out` once its bytes are in a record: a big reply
+        # (an admin listing) is held whole only once, as records.
+        runs = {}
+        for k, action in enumerate(out):
+            out[k] = None
             conn = action[0]
             i = conn >> 56
             if (conn >> messages.SERIAL_BITS) & 0xFFFF != gens[i]:   # a dead acceptor's
@@ -158,21 +166,33 @@ class CoordinatorLoop:
                     run[0] += len(data)
                     run.append(data)
                     continue
-                runs[conn] = run = [len(data), messages.send_head(conn), data]
+                if run is not None:
+                    _close_run(run)
+                if len(data) > self.piece:
+                    runs.pop(conn, None)
+                    self._pieces(pending[i], conn, data)
+                    continue
                 recs = pending[i]
-                opened.append((recs, len(recs), run))
+                runs[conn] = [len(data), recs, len(recs), messages.send_head(conn), data]
                 recs.append(None)
                 continue
-            runs.pop(conn, None)
+            run = runs.pop(conn, None)
+            if run is not None:
+                _close_run(run)
             if kind is SendSpooled:
                 pending[i].append(messages.sendfile(conn, action.head, action.ref.name,
                                                     action.ref.size))
             elif kind is Close:
                 pending[i].append(messages.close(conn))
         out.clear()
-        for recs, at, run in opened:
-            run[0] = b""
-            recs[at] = b"".join(run)
+        for run in runs.values():
+            _close_run(run)
+
+    def _pieces(self, recs: list, conn: int, data: bytes) -> None:
+        """More bytes than one record may carry: several SEND records, in order."""
+        view, head, step = memoryview(data), messages.send_head(conn), self.piece
+        for at in range(0, len(data), step):
+            recs.append(head + view[at:at + step])
 
     def _publish(self) -> None:
         for i, recs in enumerate(self.pending):
@@ -234,3 +254,10 @@ class CoordinatorLoop:
     def _on_signals(self) -> None:
         if self.inbox.take():
             self.running = False
+
+
+def _close_run(run: list) -> None:
+    """Join a run of sends (see CoordinatorLoop._route) into its SEND record."""
+    recs, at = run[1], run[2]
+    run[0] = run[1] = run[2] = b""
+    recs[at] = b"".join(run)
