@@ -30,8 +30,12 @@ def on_sendfile(acc, conn_id, head, name, size):
         return
     try:
         fd = acc.spool.take(name)
-    except OSError:
-        conn.closing = True   # the payload is gone: this connection cannot go on
+    except OSError as exc:
+        # The payload is gone: this connection cannot go on (a worker's job
+        # is requeued when it closes), the others are not concerned.
+        log.error("closing connection %d: spool file %s is unusable (%s)",
+                  conn.fd, name, exc.strerror or exc)
+        conn.closing = True
     else:
         conn.queue(head)
         conn.queue_file(fd, size)
@@ -48,8 +52,10 @@ def on_close(acc, conn_id, _rest):
 def _drop(acc, name):
     try:
         os.unlink(os.path.join(acc.spool.dir, name))
-    except OSError:
+    except FileNotFoundError:
         pass
+    except OSError as exc:
+        log.error("cannot remove spool file %s: %s", name, exc.strerror or exc)
 
 
 HANDLERS = {
