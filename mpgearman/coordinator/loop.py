@@ -11,7 +11,8 @@ import select
 
 from ..acceptor.spool import SpoolNames
 from ..ipc import layout, messages
-from ..protocol.packets import split_args
+from ..protocol.encoder import encode
+from ..protocol.packets import T, split_args
 from .core import Close, Core, Send, SendSpooled
 from .figures import Figures, extra_stats
 from .spoolref import SpoolRef
@@ -20,6 +21,9 @@ log = logging.getLogger(__name__)
 
 IDLE_TIMEOUT = 1.0   # safety net only: wake-ups come from the doorbell
 BATCH = 256
+# The answers to a request whose handling failed (before its connection closes).
+INTERNAL_ERROR = encode(T.ERROR, b"SERVER_ERROR", b"Internal server error")
+INTERNAL_ERROR_TEXT = b"ERR SERVER_ERROR Internal+server+error\r\n"
 
 
 class CoordinatorLoop:
@@ -84,9 +88,18 @@ class CoordinatorLoop:
             self._route()
             self._publish()
             if self.figures is not None and self.core.functions.dirty:
-                self.figures.publish(self.core.functions.dirty)
+                self._publish_figures()
             if heartbeat:
                 heartbeat()
+
+    def _publish_figures(self) -> None:
+        """Monitoring figures: a failure there must not stop the serving."""
+        dirty = self.core.functions.dirty
+        try:
+            self.figures.publish(dirty)
+        except Exception:
+            log.exception("publishing the function figures failed; they may be stale")
+            dirty.clear()
 
     def _timeout(self) -> float:
         if any(self.pending):
@@ -104,15 +117,47 @@ class CoordinatorLoop:
                 if not batch:
                     break
                 self.consumed[i] += len(batch)
-                packet, unpack, split = self.core.packet, messages.unpack_packet_head, split_args
-                kind_packet, start = messages.PACKET, messages.PACKET_HEAD_SIZE
-                for rec in batch:
-                    if rec[0] == kind_packet:     # the common case, inline
-                        _, conn, ptype = unpack(rec)
-                        packet(conn, ptype, split(ptype, rec[start:]))
-                    else:
-                        kind, conn, *fields = messages.parse(rec)
-                        self.inbound[kind](i, conn, *fields)
+                at = 0
+                while at < len(batch):
+                    at = self._apply(i, batch, at)
+
+    def _apply(self, i: int, batch: list, at: int) -> int:
+        """Feed batch[at:] to the Core. A record whose handling raises costs
+        only its connection (see _contain); returns where to go on."""
+        packet, unpack, split = self.core.packet, messages.unpack_packet_head, split_args
+        kind_packet, start = messages.PACKET, messages.PACKET_HEAD_SIZE
+        k = at
+        try:
+            for k, rec in enumerate(batch[at:] if at else batch, at):
+                if rec[0] == kind_packet:     # the common case, inline
+                    _, conn, ptype = unpack(rec)
+                    packet(conn, ptype, split(ptype, rec[start:]))
+                else:
+                    kind, conn, *fields = messages.parse(rec)
+                    self.inbound[kind](i, conn, *fields)
+        except Exception:
+            self._contain(i, batch[k])
+            return k + 1
+        return len(batch)
+
+    def _contain(self, i: int, rec: bytes) -> None:
+        """The handling of `rec` raised: log the traceback, answer the
+        request with an error and close its connection (the Core forgets
+        it; jobs it ran are requeued), as a web server answers 500 and
+        serves on. A failure to forget it is logged and the rest goes on."""
+        kind, conn = rec[0], messages.conn_of(rec)
+        log.exception("request of kind %d from connection %#x failed; closing that "
+                      "connection", kind, conn)
+        if kind != messages.CLOSED:
+            reply = INTERNAL_ERROR_TEXT if kind == messages.ADMIN else INTERNAL_ERROR
+            self.core.out.append(Send(conn, reply))
+        self.core.out.append(Close(conn))
+        self.conns[i].discard(conn)
+        try:
+            self.core.disconnect(conn)
+        except Exception:
+            log.exception("forgetting connection %#x failed too; dropped as it is", conn)
+            self.core.conns.pop(conn, None)
 
     # -- inbound records ------------------------------------------------------
 
