@@ -69,7 +69,7 @@ D = Config()
 @click.option("--max-queued-output", type=Size(), default=D.max_queued_output,
               show_default=True,
               help="Bytes waiting for a connection that does not read before it is dropped "
-                   "(spooled payloads do not count).")
+                   "(spooled payloads count; the packet being written does not).")
 @click.option("--metrics-port", type=_range("metrics_port"), default=D.metrics_port,
               show_default="off", help="Serve Prometheus metrics on http://LISTEN:PORT/metrics.")
 @click.pass_context
