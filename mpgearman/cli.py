@@ -70,6 +70,9 @@ D = Config()
               show_default=True,
               help="Bytes waiting for a connection that does not read before it is dropped "
                    "(spooled payloads count; the packet being written does not).")
+@click.option("--max-spool-bytes", type=Size(), default=D.max_spool_bytes, show_default=True,
+              help="Bytes of queued payloads kept in the spool; a submission past it gets "
+                   "an ERROR (0 = no limit).")
 @click.option("--metrics-port", type=_range("metrics_port"), default=D.metrics_port,
               show_default="off", help="Serve Prometheus metrics on http://LISTEN:PORT/metrics.")
 @click.pass_context

@@ -6,6 +6,7 @@ text form in which changed settings reach the coordinator.
 
   coordinator, at once:   log-level job-retries worker-wakeup round-robin
                           exceptions (connections made from then on)
+                          max-spool-bytes
   acceptors, by a roll:   log-level max-payload spool-threshold
                           max-queued-output (a fresh set of acceptors
                           starts with them, then the old set is retired)
@@ -23,7 +24,8 @@ from .config import FIELDS, Config, ConfigError, check, option_name
 
 logger = logging.getLogger(__name__)
 
-COORDINATOR = ("log_level", "job_retries", "worker_wakeup", "round_robin", "exceptions")
+COORDINATOR = ("log_level", "job_retries", "worker_wakeup", "round_robin", "exceptions",
+               "max_spool_bytes")
 ACCEPTOR = ("log_level", "max_payload", "spool_threshold", "max_queued_output")
 LIVE = frozenset(COORDINATOR + ACCEPTOR)
 # Named so that a new setting must be placed (a test checks every field is

@@ -80,6 +80,8 @@ class Core:
         # Extra (key, value) pairs for the `stats` admin command that only
         # the process around the core knows (processes, connections).
         self.extra_stats = lambda: []
+        # Bytes of the spooled payloads of live jobs (--max-spool-bytes).
+        self.spool_bytes = 0
 
     # -- entry points ---------------------------------------------------------
 
@@ -184,6 +186,9 @@ class Core:
                 release_data(self.spool, data)
                 self.error(c, errors.QUEUE_FULL)
                 return
+            if type(data) is SpoolRef and not self._spool_room(data):
+                self.refuse(c, errors.SPOOL_FULL, data)
+                return
             job = Job(self.jobs.new_handle(), fn, unique, data, prio, bg, reducer)
             job.no = self.jobs.count
             if self.board is not None:
@@ -202,6 +207,15 @@ class Core:
                 if fn.sleepers or self.registry.broad:
                     self.registry.wake(fn, self.out)
         self.out.append(Send(c.id, reply(JOB_CREATED, job.handle)))
+
+    def _spool_room(self, ref: SpoolRef) -> bool:
+        """Count a new job's spooled payload against --max-spool-bytes;
+        False (nothing counted) when it does not fit."""
+        limit = self.config.max_spool_bytes
+        if limit and self.spool_bytes + ref.size > limit:
+            return False
+        self.spool_bytes += ref.size
+        return True
 
     # -- workers: sleep and grab ------------------------------------------------
 
@@ -319,6 +333,7 @@ class Core:
             c.attached.pop(job, None)
         data = job.data
         if type(data) is not bytes:
+            self.spool_bytes -= data.size
             self.spool.release(data)
         job.data = None
 

@@ -324,3 +324,35 @@ def test_unshareable_result_fails_that_client_only(h, big, caplog):
     assert got(acts, c2) == [(T.WORK_FAIL, handle)]
     assert got(acts, c1) == [(T.WORK_COMPLETE, handle + b"\0<spool 100000>")]
     assert handle.decode() in caplog.text
+
+
+def test_spool_limit_refuses_a_submission_that_would_pass_it(make):
+    h = make(max_spool_bytes=1000)
+    c, w = h.conn(), h.worker(b"f")
+    first = h.submit(c, b"f", b"", h.spool.new(600), ptype=T.SUBMIT_JOB_BG)
+    acts = h.send(c, T.SUBMIT_JOB_BG, b"f", b"", h.spool.new(500))
+    assert got(acts, c) == [(T.ERROR, b"QUEUE_ERROR\0Spool is full (--max-spool-bytes)")]
+    h.submit(c, b"f", b"", b"small data does not count", ptype=T.SUBMIT_JOB_BG)
+    assert h.core.spool_bytes == 600
+    # Coalescing keeps nothing more; the job ending frees its part.
+    h.send(c, T.SUBMIT_JOB_BG, b"f", b"", h.spool.new(700))
+    h.grab(w)
+    h.send(w, T.WORK_COMPLETE, first, b"")
+    assert h.core.spool_bytes == 0
+    h.submit(c, b"f", b"", h.spool.new(1000), ptype=T.SUBMIT_JOB_BG)
+    assert h.core.spool_bytes == 1000
+    h.grab(w)
+    h.grab(w)
+    for job in list(h.core.jobs.jobs.values()):
+        h.send(w, T.WORK_COMPLETE, job.handle, b"")
+    assert h.core.spool_bytes == 0 and len(h.core.jobs) == 0
+
+
+def test_spool_limit_zero_means_none(make):
+    h = make(max_spool_bytes=0)
+    c, w = h.conn(), h.worker(b"f")
+    handles = [h.submit(c, b"f", b"", h.spool.new((4 << 30) - 1000), ptype=T.SUBMIT_JOB_BG)
+               for _ in range(3)]             # 12 GiB: past the default limit
+    for handle in handles:
+        h.grab(w)
+        h.send(w, T.WORK_COMPLETE, handle, b"")
