@@ -8,8 +8,9 @@ text form in which changed settings reach the coordinator.
                           exceptions (connections made from then on)
                           max-spool-bytes
   acceptors, by a roll:   log-level max-payload spool-threshold
-                          max-queued-output (a fresh set of acceptors
-                          starts with them, then the old set is retired)
+                          max-queued-output max-spool-bytes (a fresh set
+                          of acceptors starts with them, then the old set
+                          is retired)
   supervisor, at once:    log-level
   only after a restart:   everything else (listen, port, acceptors,
                           job-handle-prefix, ring-size, spool-dir,
@@ -26,7 +27,8 @@ logger = logging.getLogger(__name__)
 
 COORDINATOR = ("log_level", "job_retries", "worker_wakeup", "round_robin", "exceptions",
                "max_spool_bytes")
-ACCEPTOR = ("log_level", "max_payload", "spool_threshold", "max_queued_output")
+ACCEPTOR = ("log_level", "max_payload", "spool_threshold", "max_queued_output",
+            "max_spool_bytes")
 LIVE = frozenset(COORDINATOR + ACCEPTOR)
 # Named so that a new setting must be placed (a test checks every field is
 # in LIVE or here); compare() treats any field not in LIVE as this kind.

@@ -27,7 +27,7 @@ class FileOut:
 
 class Connection:
     __slots__ = ("sock", "fd", "id", "decoder", "out", "out_bytes", "writer",
-                 "head", "reading", "closing", "mask", "last", "linger")
+                 "head", "reading", "closing", "mask", "last", "linger", "reserved")
 
     def __init__(self, sock, conn_id: int, max_payload: int, stream_threshold: int):
         self.sock = sock
@@ -40,6 +40,7 @@ class Connection:
         self.out_bytes = 0               # queued bytes, spool files included
         self.writer = None               # SpoolWriter of a body being streamed in
         self.head = None                 # PacketHead of that body
+        self.reserved = 0                # its size, counted as spool in use
         self.reading = True              # False after a protocol error
         self.closing = False             # close once `out` is flushed
         self.mask = 1                    # epoll events registered (EPOLLIN)

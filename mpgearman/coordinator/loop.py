@@ -35,6 +35,8 @@ class CoordinatorLoop:
         self.core = Core(config, self.spool, pid=pid, version=version, board=board)
         # Per-function figures for monitoring, published once per turn.
         self.figures = Figures(counters) if counters is not None else None
+        # The spool held by jobs, for the acceptors' --max-spool-bytes check.
+        self.counters, self.spool_shown = counters, -1
         if counters is not None:
             self.core.extra_stats = lambda: extra_stats(counters)
         self.rings_in = [segment.inbound(i) for i in range(n)]
@@ -85,6 +87,10 @@ class CoordinatorLoop:
                 ring.reader_awake()
             self._drain()
             self.deadline = self.core.tick()
+            if self.counters is not None and self.core.spool_bytes != self.spool_shown:
+                # Before the answers go out: whoever saw a job end sees its room.
+                self.spool_shown = self.core.spool_bytes
+                self.counters.set_spool_held(self.spool_shown)
             self._route()
             self._publish()
             if self.figures is not None and self.core.functions.dirty:
