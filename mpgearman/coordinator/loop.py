@@ -132,9 +132,9 @@ class CoordinatorLoop:
         only its connection (see _contain); returns where to go on."""
         packet, unpack, split = self.core.packet, messages.unpack_packet_head, split_args
         kind_packet, start = messages.PACKET, messages.PACKET_HEAD_SIZE
-        k = at
+        rec = None
         try:
-            for k, rec in enumerate(batch[at:] if at else batch, at):
+            for rec in batch[at:] if at else batch:
                 if rec[0] == kind_packet:     # the common case, inline
                     _, conn, ptype = unpack(rec)
                     packet(conn, ptype, split(ptype, rec[start:]))
@@ -142,7 +142,10 @@ class CoordinatorLoop:
                     kind, conn, *fields = messages.parse(rec)
                     self.inbound[kind](i, conn, *fields)
         except Exception:
-            self._contain(i, batch[k])
+            # Found by identity (each record is its own object), so the
+            # loop above pays nothing for knowing where it was.
+            k = next(j for j in range(at, len(batch)) if batch[j] is rec)
+            self._contain(i, rec)
             return k + 1
         return len(batch)
 

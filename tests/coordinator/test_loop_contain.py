@@ -108,3 +108,23 @@ def test_failing_reload_handler_is_logged(caplog):
     from mpgearman.coordinator.main import contained
     contained("applying the reloaded settings", broken)(["x"])
     assert "applying the reloaded settings failed" in caplog.text
+
+
+def test_twin_records_after_a_failure_are_each_handled(loop, monkeypatch):
+    """Equal records (same bytes) before and after the failing one."""
+    calls = []
+
+    def fails_once(core, c, args):
+        calls.append(args)
+        if len(calls) == 2:
+            raise RuntimeError("second echo")
+        core.send(c, b"echo")
+    monkeypatch.setitem(dispatch.TABLE, int(T.ECHO_REQ), fails_once)
+    turn(loop, messages.connect(A, 10, "127.0.0.1"), messages.connect(B, 11, "127.0.0.1"))
+    echo_b = packet(B, T.ECHO_REQ, b"same")
+    out = turn(loop, packet(B, T.ECHO_REQ, b"same"), packet(A, T.ECHO_REQ, b"x"),
+               echo_b, packet(B, T.ECHO_REQ, b"same"))
+    assert len(calls) == 4
+    assert out == [(SEND, B, b"echo" * 3),        # B's sends share one record
+                   (SEND, A, encode(T.ERROR, b"SERVER_ERROR", b"Internal server error")),
+                   (CLOSE, A, b"")]
