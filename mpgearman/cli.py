@@ -69,7 +69,10 @@ D = Config()
 @click.option("--max-queued-output", type=Size(), default=D.max_queued_output,
               show_default=True,
               help="Bytes waiting for a connection that does not read before it is dropped "
-                   "(spooled payloads do not count).")
+                   "(spooled payloads count; the packet being written does not).")
+@click.option("--max-spool-bytes", type=Size(), default=D.max_spool_bytes, show_default=True,
+              help="Bytes of queued payloads kept in the spool; a submission past it gets "
+                   "an ERROR (0 = no limit).")
 @click.option("--request-timeout", type=_range("request_timeout"), default=D.request_timeout,
               show_default=True,
               help="Seconds a connection may take to finish a request it started (a header, "

@@ -51,6 +51,7 @@ class Config:
     spool_threshold: int = 64 * 1024  # data above this goes through a spool file
     ring_size: int = 4 << 20          # bytes per shared-memory ring
     max_queued_output: int = 256 << 20  # unsent bytes before a non-reading peer is dropped
+    max_spool_bytes: int = 8 * GIB    # queued payloads kept in the spool, 0 = no limit
     metrics_port: int = 0             # Prometheus /metrics port, 0 = off
     metrics_listen: str = "127.0.0.1"  # its address; "" = every address
     request_timeout: int = 60         # s to finish a started request (or send 64K of it), 0 = never
@@ -81,7 +82,7 @@ RANGES = {
     "max_connections": (0, None),
 }
 # Byte counts: written 65536, "64K", "1M", "4G" (powers of 1024).
-SIZES = ("max_payload", "spool_threshold", "ring_size", "max_queued_output")
+SIZES = ("max_payload", "spool_threshold", "ring_size", "max_queued_output", "max_spool_bytes")
 SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
@@ -120,6 +121,7 @@ def check(config: Config, label=lambda field: "--" + option_name(field)) -> Conf
         raise ConfigError(f"{label('ring_size')} must be a power of two >= 64K, not {ring}")
     between("spool_threshold", 1024, ring // 8)
     between("max_queued_output", 1 << 20, 1 << 40)
+    between("max_spool_bytes", 0, None)
     if config.log_level not in LOG_LEVELS:
         raise ConfigError(f"{label('log_level')} must be one of {', '.join(LOG_LEVELS)}, "
                           f"not {config.log_level!r}")

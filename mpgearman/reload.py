@@ -6,10 +6,12 @@ text form in which changed settings reach the coordinator.
 
   coordinator, at once:   log-level job-retries worker-wakeup round-robin
                           exceptions (connections made from then on)
+                          max-spool-bytes
   acceptors, by a roll:   log-level max-payload spool-threshold
                           max-queued-output request-timeout
-                          max-connections (a fresh set of acceptors
-                          starts with them, then the old set is retired)
+                          max-connections max-spool-bytes (a fresh set
+                          of acceptors starts with them, then the old set
+                          is retired)
   supervisor, at once:    log-level
   only after a restart:   everything else (listen, port, acceptors,
                           job-handle-prefix, ring-size, spool-dir,
@@ -25,9 +27,10 @@ from .config import FIELDS, Config, ConfigError, check, option_name
 
 logger = logging.getLogger(__name__)
 
-COORDINATOR = ("log_level", "job_retries", "worker_wakeup", "round_robin", "exceptions")
+COORDINATOR = ("log_level", "job_retries", "worker_wakeup", "round_robin", "exceptions",
+               "max_spool_bytes")
 ACCEPTOR = ("log_level", "max_payload", "spool_threshold", "max_queued_output",
-            "request_timeout", "max_connections")
+            "request_timeout", "max_connections", "max_spool_bytes")
 LIVE = frozenset(COORDINATOR + ACCEPTOR)
 # Named so that a new setting must be placed (a test checks every field is
 # in LIVE or here); compare() treats any field not in LIVE as this kind.

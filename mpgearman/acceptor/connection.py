@@ -12,11 +12,12 @@ from ..protocol.decoder import Decoder
 
 
 class FileOut:
-    """The rest of a spool file still to be sent with sendfile()."""
-    __slots__ = ("fd", "offset", "left")
+    """A packet whose payload is a spool file: what is left of its head
+    bytes, then of the file, to be sent with sendfile()."""
+    __slots__ = ("head", "fd", "offset", "left")
 
-    def __init__(self, fd: int, size: int):
-        self.fd, self.offset, self.left = fd, 0, size
+    def __init__(self, head: bytes, fd: int, size: int):
+        self.head, self.fd, self.offset, self.left = head, fd, 0, size
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -26,7 +27,8 @@ class FileOut:
 
 class Connection:
     __slots__ = ("sock", "fd", "number", "id", "decoder", "out", "out_bytes", "writer",
-                 "head", "reading", "closing", "mask", "last", "linger", "due", "got")
+                 "head", "reading", "closing", "mask", "last", "linger", "due", "got",
+                 "reserved")
 
     def __init__(self, sock, conn_id: int, max_payload: int, stream_threshold: int):
         self.sock = sock
@@ -37,9 +39,10 @@ class Connection:
         # PACKET record carries.
         self.decoder = Decoder(max_payload, stream_threshold, raw=True)
         self.out = collections.deque()   # bytes | FileOut, in order
-        self.out_bytes = 0               # queued bytes (not counting files)
+        self.out_bytes = 0               # queued bytes, spool files included
         self.writer = None               # SpoolWriter of a body being streamed in
         self.head = None                 # PacketHead of that body
+        self.reserved = 0                # its size, counted as spool in use
         self.reading = True              # False after a protocol error
         self.closing = False             # close once `out` is flushed
         self.mask = 1                    # epoll events registered (EPOLLIN)
@@ -53,11 +56,24 @@ class Connection:
             self.out.append(data)
             self.out_bytes += len(data)
 
-    def queue_file(self, fd: int, size: int) -> None:
+    def queue_file(self, head: bytes, fd: int, size: int) -> None:
+        """A packet: `head`, then the `size` bytes of the spool file `fd`."""
         if size:
-            self.out.append(FileOut(fd, size))
+            self.out.append(FileOut(head, fd, size))
+            self.out_bytes += len(head) + size
         else:
             os.close(fd)
+            self.queue(head)
+
+    def backlog(self) -> int:
+        """Bytes waiting behind the item being written: one packet bigger
+        than any limit (a big payload) may go, a pile of them may not."""
+        out = self.out
+        if not out:
+            return 0
+        first = out[0]
+        return self.out_bytes - (len(first.head) + first.left if type(first) is FileOut
+                                 else len(first))
 
     def flush(self) -> bool:
         """Write what the socket takes now. True when everything is out.
@@ -66,11 +82,18 @@ class Connection:
         while out:
             item = out[0]
             if type(item) is FileOut:
+                if item.head:
+                    n = self.sock.send(item.head)
+                    self.out_bytes -= n
+                    item.head = item.head[n:]
+                    if item.head:
+                        return False
                 n = os.sendfile(self.fd, item.fd, item.offset, min(item.left, 1 << 24))
                 if n == 0:
                     raise ConnectionError("spool file shorter than announced")
                 item.offset += n
                 item.left -= n
+                self.out_bytes -= n
                 if item.left:
                     return False
                 item.close()

@@ -15,7 +15,7 @@ import logging
 from ..ipc import messages
 from ..protocol import errors, events
 from ..protocol.encoder import encode
-from ..protocol.errors import ProtocolError
+from ..protocol.errors import SPOOL_FULL, ProtocolError
 from ..protocol.packets import PacketType as T
 
 log = logging.getLogger(__name__)
@@ -35,9 +35,38 @@ def on_packet(acc, conn, ev):
     acc.record(conn, messages.packet(conn.id, ptype, body))
 
 
+SUBMISSIONS = frozenset(map(int, (
+    T.SUBMIT_JOB, T.SUBMIT_JOB_BG, T.SUBMIT_JOB_HIGH, T.SUBMIT_JOB_HIGH_BG, T.SUBMIT_JOB_LOW,
+    T.SUBMIT_JOB_LOW_BG, T.SUBMIT_JOB_SCHED, T.SUBMIT_JOB_EPOCH, T.SUBMIT_REDUCE_JOB,
+    T.SUBMIT_REDUCE_JOB_BACKGROUND)))
+
+
+class Refused:
+    """The body of a submission the full spool cannot take: read and
+    dropped, then answered with an ERROR (the coordinator checks again
+    what does come through)."""
+    @staticmethod
+    def write(data) -> None:
+        pass
+
+    @staticmethod
+    def abort() -> None:
+        pass
+
+
 def on_head(acc, conn, ev):
     conn.head = ev
+    if ev.type in SUBMISSIONS and spool_full(acc, ev.size):
+        conn.writer = Refused
+        return
     conn.writer = acc.spool.writer()
+    acc.reserve(conn, ev.size)
+
+
+def spool_full(acc, size) -> bool:
+    limit = acc.config.max_spool_bytes
+    return bool(limit and acc.figures is not None
+                and acc.figures.spool_in_use() + size > limit)
 
 
 def on_chunk(acc, conn, ev):
@@ -47,6 +76,10 @@ def on_chunk(acc, conn, ev):
 def on_end(acc, conn, ev):
     head, writer = conn.head, conn.writer
     conn.head = conn.writer = None
+    if writer is Refused:
+        acc.record(conn, messages.relay(conn.id, encode(T.ERROR, *SPOOL_FULL), False))
+        return
+    acc.reserve(conn, 0)
     name = writer.finish()
     acc.record(conn, messages.spooled(conn.id, head.type, head.args, name, head.size))
     if acc.figures is not None:
@@ -140,4 +173,5 @@ def refuse(acc, conn, error: bytes) -> None:
     if conn.writer is not None:
         conn.writer.abort()
         conn.writer = None
+        acc.reserve(conn, 0)
     acc.record(conn, messages.relay(conn.id, error, True))

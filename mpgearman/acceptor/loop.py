@@ -78,6 +78,7 @@ class Acceptor:
         self.recv_buf = bytearray(inbound.RECV_SIZE)   # every socket read lands here
         self.recv_view = memoryview(self.recv_buf)
         self.serial = 0
+        self.writing = 0         # bytes of the bodies being spooled now
         self.running = True
         self.lingering = set()       # connections closed on our side, draining input
         self.accept_paused = 0.0     # out of descriptors: monotonic time to accept again
@@ -198,6 +199,14 @@ class Acceptor:
         self.pending.append(rec)
         self.sent += 1
         conn.last = self.sent
+
+    def reserve(self, conn, size: int) -> None:
+        """`conn` is writing a body of `size` bytes to the spool (0: no
+        more); shown to every process for --max-spool-bytes."""
+        self.writing += size - conn.reserved
+        conn.reserved = size
+        if self.figures is not None:
+            self.figures.writing(self.writing)
 
     def local_status(self, conn, arg) -> bool:
         """Answer GET_STATUS from the status board if that keeps replies in
@@ -363,6 +372,8 @@ class Acceptor:
         if conn.out_bytes + conn.decoder.buffered > RELEASE_ABOVE:
             self.release = True
         conn.discard()
+        if conn.reserved:
+            self.reserve(conn, 0)
         conn.sock.close()
         self.record(conn, messages.closed(conn.id))
         if self.figures is not None:

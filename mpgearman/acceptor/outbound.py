@@ -17,10 +17,18 @@ def on_send(acc, conn_id, data):
         conn.queue(data)
         acc.touched.add(conn)
         if conn.out_bytes > acc.config.max_queued_output:
-            # A peer that stopped reading must not make us hold unbounded memory.
-            log.warning("dropping connection %d: %d bytes queued and it is not reading",
-                        conn.fd, conn.out_bytes)
-            acc.close_conn(conn)
+            _check_backlog(acc, conn)
+
+
+def _check_backlog(acc, conn):
+    """A peer that stopped reading must not make us hold unbounded memory
+    or spool: what waits behind the packet being written counts, spooled
+    payloads included."""
+    backlog = conn.backlog()
+    if backlog > acc.config.max_queued_output:
+        log.warning("dropping connection %d: %d bytes queued and it is not reading",
+                    conn.fd, backlog)
+        acc.close_conn(conn)
 
 
 def on_sendfile(acc, conn_id, head, name, size):
@@ -30,12 +38,17 @@ def on_sendfile(acc, conn_id, head, name, size):
         return
     try:
         fd = acc.spool.take(name)
-    except OSError:
-        conn.closing = True   # the payload is gone: this connection cannot go on
+    except OSError as exc:
+        # The payload is gone: this connection cannot go on (a worker's job
+        # is requeued when it closes), the others are not concerned.
+        log.error("closing connection %d: spool file %s is unusable (%s)",
+                  conn.fd, name, exc.strerror or exc)
+        conn.closing = True
     else:
-        conn.queue(head)
-        conn.queue_file(fd, size)
+        conn.queue_file(head, fd, size)
     acc.touched.add(conn)
+    if conn.out_bytes > acc.config.max_queued_output:
+        _check_backlog(acc, conn)
 
 
 def on_close(acc, conn_id, _rest):
@@ -48,8 +61,10 @@ def on_close(acc, conn_id, _rest):
 def _drop(acc, name):
     try:
         os.unlink(os.path.join(acc.spool.dir, name))
-    except OSError:
+    except FileNotFoundError:
         pass
+    except OSError as exc:
+        log.error("cannot remove spool file %s: %s", name, exc.strerror or exc)
 
 
 HANDLERS = {

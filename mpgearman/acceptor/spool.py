@@ -13,7 +13,10 @@ The spool lives on disk (a cache directory), never in RAM-backed /dev/shm.
 """
 import fcntl
 import itertools
+import logging
 import os
+
+log = logging.getLogger(__name__)
 
 
 class SpoolWriter:
@@ -61,10 +64,14 @@ class Spool:
         return SpoolWriter(self.dir, f"{self.tag}.{next(self._serial)}")
 
     def take(self, name: str) -> int:
-        """Open NAME for sending and drop the name; returns the fd."""
+        """Open NAME for sending and drop the name; returns the fd. Raises
+        OSError when the file cannot be opened (the name is gone then, or
+        left for clean() at the next start)."""
         path = os.path.join(self.dir, name)
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        os.unlink(path)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        finally:
+            _unlink(path)
         return fd
 
 
@@ -82,10 +89,18 @@ class SpoolNames:
         return type(ref)(name, ref.size)
 
     def release(self, ref) -> None:
-        try:
-            os.unlink(os.path.join(self.dir, ref.name))
-        except FileNotFoundError:
-            pass
+        _unlink(os.path.join(self.dir, ref.name))
+
+
+def _unlink(path: str) -> None:
+    """Drop a spool name; one already gone is fine, any other failure is
+    logged (the file stays until the next start cleans the spool)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.error("cannot remove spool file %s: %s", path, exc.strerror or exc)
 
 
 def clean(directory: str, only_parts_of: str | None = None) -> None:

@@ -4,7 +4,8 @@ Owns: what each gearmand 1.1.20 text command does and answers (PROTOCOL.md
 4.2), using the word rules and reply spellings of protocol/admin.py.
 Must not: change jobs except through Core operations (cancel, free via
 purge), or walk anything but the table a command lists; a listing is built
-as one bytes object in one pass.
+in one pass as a list of pieces of about CHUNK bytes (one Send each), so a
+listing of any size is never held whole as one object.
 
 A handler takes (core, words) and returns the reply, or None when gearmand
 would treat the line as an unknown command. `shutdown` is deliberately
@@ -15,6 +16,7 @@ from .actions import Send
 from .cnum import atoi
 
 _END = text.END
+CHUNK = 64 * 1024     # bytes per piece of a listing
 
 
 def run_admin(core, c, line: bytes, crlf: bool) -> None:
@@ -28,36 +30,60 @@ def run_admin(core, c, line: bytes, crlf: bool) -> None:
     reply = handler(core, words) if handler is not None else None
     if reply is None:
         reply = text.unknown_command(words[0])
-    core.out.append(Send(c.id, reply))
+    if type(reply) is list:
+        core.out.extend([Send(c.id, piece) for piece in reply])
+    else:
+        core.out.append(Send(c.id, reply))
+
+
+def listing(parts) -> list:
+    """The bytes of `parts` then the end line, joined into pieces of about
+    CHUNK bytes (a part is never cut)."""
+    pieces, run, size = [], [], 0
+    for part in parts:
+        run.append(part)
+        size += len(part)
+        if size >= CHUNK:
+            pieces.append(b"".join(run))
+            run, size = [], 0
+    run.append(_END)
+    pieces.append(b"".join(run))
+    return pieces
 
 
 def status(core, words):
-    return b"".join([b"%s\t%d\t%d\t%d\n" % (fn.name, fn.total, fn.running, fn.workers)
-                     for fn in core.functions.by_name.values()]) + _END
+    return listing(b"%s\t%d\t%d\t%d\n" % (fn.name, fn.total, fn.running, fn.workers)
+                   for fn in core.functions.by_name.values())
 
 
 def priority_status(core, words):
-    return b"".join([b"%s\t%d\t%d\t%d\t%d\n" % (fn.name, *fn.queued_by_priority(), fn.workers)
-                     for fn in core.functions.by_name.values()]) + _END
+    return listing(b"%s\t%d\t%d\t%d\t%d\n" % (fn.name, *fn.queued_by_priority(), fn.workers)
+                   for fn in core.functions.by_name.values())
 
 
 def workers(core, words):
-    lines = []
+    return listing(_worker_parts(core))
+
+
+def _worker_parts(core):
+    """A line per connection, its names as separate parts: one worker's
+    line can be megabytes long."""
     for c in core.conns.values():
-        names = c.registrations() if c.funcs else ()
-        lines.append(b"%d %s %s :%s\n" % (c.fd, c.peer, c.client_id,
-                                          b"".join([b" " + n for n in names])))
-    return b"".join(lines) + _END
+        yield b"%d %s %s :" % (c.fd, c.peer, c.client_id)
+        if c.funcs:
+            for name in c.registrations():
+                yield b" " + name
+        yield b"\n"
 
 
 def show(core, words):
     if len(words) < 2:
         return None
     if len(words) == 2 and words[1].lower() == b"jobs":
-        return b"".join([b"%s\t%d\t%d\t%d\n" % (job.handle, job.retries, job.ignore, job.bg)
-                         for job in core.jobs.jobs.values()]) + _END
+        return listing(b"%s\t%d\t%d\t%d\n" % (job.handle, job.retries, job.ignore, job.bg)
+                       for job in core.jobs.jobs.values())
     if len(words) == 3 and words[1].lower() == b"unique" and words[2].lower() == b"jobs":
-        return b"".join([job.unique + b"\n" for job in core.jobs.jobs.values()]) + _END
+        return listing(job.unique + b"\n" for job in core.jobs.jobs.values())
     return text.ERR_UNKNOWN_SHOW
 
 
@@ -112,8 +138,7 @@ def maxqueue(core, words):
 def stats(core, words):
     """Ours, not gearmand's (gearmand answers it as an unknown command, which
     is how `mpgearman stat` tells the two apart): "key value" lines, then "."."""
-    return b"".join([b"%s %s\n" % (str(k).encode(), str(v).encode())
-                     for k, v in core.stats()]) + _END
+    return listing(b"%s %s\n" % (str(k).encode(), str(v).encode()) for k, v in core.stats())
 
 
 def getpid(core, words):

@@ -25,6 +25,7 @@ running; 64-byte uniques are stored whole; a cancelled job is no longer a
 coalescing target and its clients are detached after their WORK_FAIL; a
 new submission attached to an abandoned job revives it.
 """
+import logging
 import os
 import time
 
@@ -41,6 +42,8 @@ from .spoolref import SpoolOps, SpoolRef, release_args, release_data
 from .workers import NOOP, Conn, Deadlines, Registry, timeout_seconds
 
 __all__ = ["Core", "Send", "SendSpooled", "Close", "SpoolRef", "SpoolOps"]
+
+log = logging.getLogger(__name__)
 
 NO_JOB = encode(T.NO_JOB)
 # Plain ints for the per-job paths: on Python 3.11 reading an IntEnum member
@@ -77,6 +80,8 @@ class Core:
         # Extra (key, value) pairs for the `stats` admin command that only
         # the process around the core knows (processes, connections).
         self.extra_stats = lambda: []
+        # Bytes of the spooled payloads of live jobs (--max-spool-bytes).
+        self.spool_bytes = 0
 
     # -- entry points ---------------------------------------------------------
 
@@ -181,6 +186,9 @@ class Core:
                 release_data(self.spool, data)
                 self.error(c, errors.QUEUE_FULL)
                 return
+            if type(data) is SpoolRef and not self._spool_room(data):
+                self.refuse(c, errors.SPOOL_FULL, data)
+                return
             job = Job(self.jobs.new_handle(), fn, unique, data, prio, bg, reducer)
             job.no = self.jobs.count
             if self.board is not None:
@@ -199,6 +207,15 @@ class Core:
                 if fn.sleepers or self.registry.broad:
                     self.registry.wake(fn, self.out)
         self.out.append(Send(c.id, reply(JOB_CREATED, job.handle)))
+
+    def _spool_room(self, ref: SpoolRef) -> bool:
+        """Count a new job's spooled payload against --max-spool-bytes;
+        False (nothing counted) when it does not fit."""
+        limit = self.config.max_spool_bytes
+        if limit and self.spool_bytes + ref.size > limit:
+            return False
+        self.spool_bytes += ref.size
+        return True
 
     # -- workers: sleep and grab ------------------------------------------------
 
@@ -226,8 +243,12 @@ class Core:
                 self.out.append(Send(c.id, NO_JOB))
                 return
             job = take(fn, self._free)
-            if job is not None:
+            if job is None:
+                continue
+            action = self._assignment(c.id, job, kind)
+            if action is not None:
                 break
+            self.payload_lost(job)       # and the worker gets the next job
         job.worker = c
         if job.held:
             self.board.show(job.no, True, job.num, job.den)
@@ -239,7 +260,7 @@ class Core:
             self.deadlines.arm(job, self.clock() + timeout_seconds(timeout))
         if self.round_robin:
             self.registry.rotate(c, fn)
-        self.out.append(self._assignment(c.id, job, kind))
+        self.out.append(action)
 
     def _assignment(self, conn: int, job: Job, kind: int):
         name = job.fn.name
@@ -252,7 +273,27 @@ class Core:
         data = job.data
         if type(data) is bytes:
             return Send(conn, reply(ptype, b"\0".join((*args, data))))
-        return SendSpooled(conn, encode_head(ptype, args, data.size), self.spool.share(data))
+        ref = self.share(job, data)
+        return None if ref is None else SendSpooled(conn, encode_head(ptype, args, data.size), ref)
+
+    def share(self, job: Job, ref: SpoolRef) -> SpoolRef | None:
+        """Another name for a spooled payload or result of `job`; None when
+        the spool cannot make one (the file is gone, no room for the name):
+        logged, and the caller fails what needed it."""
+        try:
+            return self.spool.share(ref)
+        except OSError as exc:
+            log.error("job %s: spool file %s is unusable (%s)",
+                      job.handle.decode("ascii", "replace"), ref.name,
+                      exc.strerror or exc)
+            return None
+
+    def payload_lost(self, job: Job) -> None:
+        """A queued job whose payload cannot be read any more fails on its
+        own: WORK_FAIL to its clients, and it is freed."""
+        job.fn.failed += 1
+        self.fail_clients(job)
+        self._free(job)
 
     def _promote_due(self) -> None:
         epochs = self.functions.epochs
@@ -292,6 +333,7 @@ class Core:
             c.attached.pop(job, None)
         data = job.data
         if type(data) is not bytes:
+            self.spool_bytes -= data.size
             self.spool.release(data)
         job.data = None
 

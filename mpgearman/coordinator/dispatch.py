@@ -158,7 +158,11 @@ def forward(core, job, ptype, handle, data):
             out.append(Send(c.id, fail))
             continue
         takers -= 1
-        out.append(SendSpooled(c.id, head, data if takers == 0 else core.spool.share(data)))
+        ref = data if takers == 0 else core.share(job, data)
+        if ref is None:           # no copy for this client: it alone fails
+            out.append(Send(c.id, fail or encode(T.WORK_FAIL, job.handle)))
+            continue
+        out.append(SendSpooled(c.id, head, ref))
 
 
 def _data_forwarder(ptype):

@@ -10,8 +10,9 @@ import logging
 import select
 
 from ..acceptor.spool import SpoolNames
-from ..ipc import messages
-from ..protocol.packets import split_args
+from ..ipc import layout, messages
+from ..protocol.encoder import encode
+from ..protocol.packets import T, split_args
 from .core import Close, Core, Send, SendSpooled
 from .figures import Figures, extra_stats
 from .spoolref import SpoolRef
@@ -20,6 +21,9 @@ log = logging.getLogger(__name__)
 
 IDLE_TIMEOUT = 1.0   # safety net only: wake-ups come from the doorbell
 BATCH = 256
+# The answers to a request whose handling failed (before its connection closes).
+INTERNAL_ERROR = encode(T.ERROR, b"SERVER_ERROR", b"Internal server error")
+INTERNAL_ERROR_TEXT = b"ERR SERVER_ERROR Internal+server+error\r\n"
 
 
 class CoordinatorLoop:
@@ -31,6 +35,8 @@ class CoordinatorLoop:
         self.core = Core(config, self.spool, pid=pid, version=version, board=board)
         # Per-function figures for monitoring, published once per turn.
         self.figures = Figures(counters) if counters is not None else None
+        # The spool held by jobs, for the acceptors' --max-spool-bytes check.
+        self.counters, self.spool_shown = counters, -1
         if counters is not None:
             self.core.extra_stats = lambda: extra_stats(counters)
         self.rings_in = [segment.inbound(i) for i in range(n)]
@@ -49,6 +55,10 @@ class CoordinatorLoop:
         # A merged SEND record stays within what one packet may take, so it
         # always fits the ring (the config keeps spool_threshold <= ring/8).
         self.merge_limit = config.spool_threshold
+        # Bigger sends are cut into records of this size (half what one
+        # record may carry, so the record head always fits too).
+        self.piece = max(layout.max_payload(self.rings_out[0].capacity) // 2, self.merge_limit) \
+            if n else self.merge_limit
         self.running = True
         self.deadline = None
         self.ep = select.epoll()
@@ -77,12 +87,25 @@ class CoordinatorLoop:
                 ring.reader_awake()
             self._drain()
             self.deadline = self.core.tick()
+            if self.counters is not None and self.core.spool_bytes != self.spool_shown:
+                # Before the answers go out: whoever saw a job end sees its room.
+                self.spool_shown = self.core.spool_bytes
+                self.counters.set_spool_held(self.spool_shown)
             self._route()
             self._publish()
             if self.figures is not None and self.core.functions.dirty:
-                self.figures.publish(self.core.functions.dirty)
+                self._publish_figures()
             if heartbeat:
                 heartbeat()
+
+    def _publish_figures(self) -> None:
+        """Monitoring figures: a failure there must not stop the serving."""
+        dirty = self.core.functions.dirty
+        try:
+            self.figures.publish(dirty)
+        except Exception:
+            log.exception("publishing the function figures failed; they may be stale")
+            dirty.clear()
 
     def _timeout(self) -> float:
         if any(self.pending):
@@ -100,15 +123,50 @@ class CoordinatorLoop:
                 if not batch:
                     break
                 self.consumed[i] += len(batch)
-                packet, unpack, split = self.core.packet, messages.unpack_packet_head, split_args
-                kind_packet, start = messages.PACKET, messages.PACKET_HEAD_SIZE
-                for rec in batch:
-                    if rec[0] == kind_packet:     # the common case, inline
-                        _, conn, ptype = unpack(rec)
-                        packet(conn, ptype, split(ptype, rec[start:]))
-                    else:
-                        kind, conn, *fields = messages.parse(rec)
-                        self.inbound[kind](i, conn, *fields)
+                at = 0
+                while at < len(batch):
+                    at = self._apply(i, batch, at)
+
+    def _apply(self, i: int, batch: list, at: int) -> int:
+        """Feed batch[at:] to the Core. A record whose handling raises costs
+        only its connection (see _contain); returns where to go on."""
+        packet, unpack, split = self.core.packet, messages.unpack_packet_head, split_args
+        kind_packet, start = messages.PACKET, messages.PACKET_HEAD_SIZE
+        rec = None
+        try:
+            for rec in batch[at:] if at else batch:
+                if rec[0] == kind_packet:     # the common case, inline
+                    _, conn, ptype = unpack(rec)
+                    packet(conn, ptype, split(ptype, rec[start:]))
+                else:
+                    kind, conn, *fields = messages.parse(rec)
+                    self.inbound[kind](i, conn, *fields)
+        except Exception:
+            # Found by identity (each record is its own object), so the
+            # loop above pays nothing for knowing where it was.
+            k = next(j for j in range(at, len(batch)) if batch[j] is rec)
+            self._contain(i, rec)
+            return k + 1
+        return len(batch)
+
+    def _contain(self, i: int, rec: bytes) -> None:
+        """The handling of `rec` raised: log the traceback, answer the
+        request with an error and close its connection (the Core forgets
+        it; jobs it ran are requeued), as a web server answers 500 and
+        serves on. A failure to forget it is logged and the rest goes on."""
+        kind, conn = rec[0], messages.conn_of(rec)
+        log.exception("request of kind %d from connection %#x failed; closing that "
+                      "connection", kind, conn)
+        if kind != messages.CLOSED:
+            reply = INTERNAL_ERROR_TEXT if kind == messages.ADMIN else INTERNAL_ERROR
+            self.core.out.append(Send(conn, reply))
+        self.core.out.append(Close(conn))
+        self.conns[i].discard(conn)
+        try:
+            self.core.disconnect(conn)
+        except Exception:
+            log.exception("forgetting connection %#x failed too; dropped as it is", conn)
+            self.core.conns.pop(conn, None)
 
     # -- inbound records ------------------------------------------------------
 
@@ -141,9 +199,13 @@ class CoordinatorLoop:
         gens, pending, limit = self.gens, self.pending, self.merge_limit
         # Sends to one connection become one SEND record (fewer records to
         # push, pop and apply) as long as nothing else for it comes between,
-        # so its bytes keep their order. A run is [size, head, data...].
-        runs, opened = {}, []
-        for action in out:
+        # so its bytes keep their order. A run is [size, head, data...],
+        # joined into its record as soon as it is complete, and each action
+        # is dropped from `out` once its bytes are in a record: a big reply
+        # (an admin listing) is held whole only once, as records.
+        runs = {}
+        for k, action in enumerate(out):
+            out[k] = None
             conn = action[0]
             i = conn >> 56
             if (conn >> messages.SERIAL_BITS) & 0xFFFF != gens[i]:   # a dead acceptor's
@@ -158,21 +220,33 @@ class CoordinatorLoop:
                     run[0] += len(data)
                     run.append(data)
                     continue
-                runs[conn] = run = [len(data), messages.send_head(conn), data]
+                if run is not None:
+                    _close_run(run)
+                if len(data) > self.piece:
+                    runs.pop(conn, None)
+                    self._pieces(pending[i], conn, data)
+                    continue
                 recs = pending[i]
-                opened.append((recs, len(recs), run))
+                runs[conn] = [len(data), recs, len(recs), messages.send_head(conn), data]
                 recs.append(None)
                 continue
-            runs.pop(conn, None)
+            run = runs.pop(conn, None)
+            if run is not None:
+                _close_run(run)
             if kind is SendSpooled:
                 pending[i].append(messages.sendfile(conn, action.head, action.ref.name,
                                                     action.ref.size))
             elif kind is Close:
                 pending[i].append(messages.close(conn))
         out.clear()
-        for recs, at, run in opened:
-            run[0] = b""
-            recs[at] = b"".join(run)
+        for run in runs.values():
+            _close_run(run)
+
+    def _pieces(self, recs: list, conn: int, data: bytes) -> None:
+        """More bytes than one record may carry: several SEND records, in order."""
+        view, head, step = memoryview(data), messages.send_head(conn), self.piece
+        for at in range(0, len(data), step):
+            recs.append(head + view[at:at + step])
 
     def _publish(self) -> None:
         for i, recs in enumerate(self.pending):
@@ -234,3 +308,10 @@ class CoordinatorLoop:
     def _on_signals(self) -> None:
         if self.inbox.take():
             self.running = False
+
+
+def _close_run(run: list) -> None:
+    """Join a run of sends (see CoordinatorLoop._route) into its SEND record."""
+    recs, at = run[1], run[2]
+    run[0] = run[1] = run[2] = b""
+    recs[at] = b"".join(run)

@@ -31,7 +31,8 @@ def run(config, segment, board, my_bell, acceptor_bells, control, counters=None)
     loop = CoordinatorLoop(config, segment, board, my_bell, acceptor_bells, control, inbox,
                            pid=os.getppid(), version=__version__.encode(),
                            counters=counters)
-    control.on("configure", lambda words: configure(loop.core, reloading.decode(words)))
+    control.on("configure", contained(
+        "applying the reloaded settings", lambda words: configure(loop.core, reloading.decode(words))))
     control.on("attach", lambda words: loop.attach(int(words[0])))
     control.send("ready")
     try:
@@ -40,6 +41,16 @@ def run(config, segment, board, my_bell, acceptor_bells, control, counters=None)
         logging.getLogger(__name__).exception("coordinator failed")
         return 1
     return 0
+
+
+def contained(what: str, handler):
+    """`handler`, with a failure logged instead of stopping the coordinator."""
+    def run_contained(words):
+        try:
+            handler(words)
+        except Exception:
+            logger.exception("%s failed; the server goes on as it was", what)
+    return run_contained
 
 
 def counts(core) -> tuple:

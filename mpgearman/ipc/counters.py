@@ -103,7 +103,7 @@ class Counters:
         """A process (re)starts: its line says its pid; an acceptor's
         figures start again from zero (a restarted acceptor is a new one)."""
         if line >= L.CTR_FIRST_ACCEPTOR:
-            for off in (L.CTR_A_OFF, L.CTR_B_OFF, L.CTR_C_OFF):
+            for off in (L.CTR_A_OFF, L.CTR_B_OFF, L.CTR_C_OFF, L.CTR_D_OFF):
                 self._set(line, off, 0)
         self._set(line, L.CTR_PID_OFF, pid)
 
@@ -129,6 +129,17 @@ class Counters:
                  self._get(line, L.CTR_C_OFF))
                 for i, line in enumerate(range(L.CTR_FIRST_ACCEPTOR, self.lines))
                 if self._get(line, L.CTR_PID_OFF)]
+
+    # -- the spool as a whole (--max-spool-bytes) ------------------------------
+
+    def set_spool_held(self, size: int) -> None:
+        """Coordinator: bytes of the spooled payloads of its live jobs."""
+        self._set(L.CTR_COORDINATOR, L.CTR_C_OFF, size)
+
+    def spool_in_use(self) -> int:
+        """What the jobs hold plus what the acceptors are writing now."""
+        return self._get(L.CTR_COORDINATOR, L.CTR_C_OFF) + sum(
+            self._get(line, L.CTR_D_OFF) for line in range(L.CTR_FIRST_ACCEPTOR, self.lines))
 
     # -- function slots (the coordinator writes, anyone reads) ----------------
 
@@ -180,14 +191,21 @@ class Counters:
 
 class AcceptorFigures:
     """One acceptor's writer of its own line."""
-    __slots__ = ("q", "accepted_at", "open_at", "spooled_at", "spooled")
+    __slots__ = ("q", "accepted_at", "open_at", "spooled_at", "spooled", "writing_at",
+                 "spool_in_use")
 
     def __init__(self, counters: Counters, line: int):
         self.q = counters.q
         self.accepted_at = counters._at(line, L.CTR_A_OFF)
         self.open_at = counters._at(line, L.CTR_B_OFF)
         self.spooled_at = counters._at(line, L.CTR_C_OFF)
+        self.writing_at = counters._at(line, L.CTR_D_OFF)
         self.spooled = 0
+        self.spool_in_use = counters.spool_in_use
+
+    def writing(self, size: int) -> None:
+        """Bytes of the bodies this acceptor is writing to the spool now."""
+        self.q[self.writing_at] = size
 
     def connections(self, accepted: int, open_now: int) -> None:
         self.q[self.accepted_at] = accepted

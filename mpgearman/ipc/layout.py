@@ -72,6 +72,7 @@ CTR_PID_OFF = 0
 CTR_A_OFF = 8
 CTR_B_OFF = 16
 CTR_C_OFF = 24
+CTR_D_OFF = 32
 CTR_SLOT_SIZE = 256
 CTR_SLOT_FIELDS = 11                # name length + 5 counters + 5 gauges
 CTR_SLOT_NAME_OFF = 128

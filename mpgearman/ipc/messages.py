@@ -98,6 +98,11 @@ unpack_packet_head = _PACKET.unpack_from
 PACKET_HEAD_SIZE = _PACKET.size
 
 
+def conn_of(rec: bytes) -> int:
+    """The connection of any record (every kind starts kind u8, conn u64)."""
+    return _CONN.unpack_from(rec)[1]
+
+
 def unpack_send(rec: bytes) -> tuple:
     """(conn, data) of a SEND record."""
     return _CONN.unpack_from(rec)[1], rec[_CONN.size:]

@@ -174,11 +174,15 @@
  *   | slot[1] ... slot[F-1]            |  coordinator only
  *   +----------------------------------+
  *
- * process line: u64 pid, then three u64 figures A B C:
- *   acceptor:    A connections accepted, B connections open, C bytes spooled
+ * process line: u64 pid, then u64 figures A B C D:
+ *   acceptor:    A connections accepted, B connections open, C bytes spooled,
+ *                D bytes of the bodies being written to the spool now
  *   coordinator: A function slots in use (stored after the slot's name, so
  *                a reader that sees the count sees the name), B functions
- *                counted in the overflow bucket
+ *                counted in the overflow bucket, C bytes of the spooled
+ *                payloads of live jobs
+ * C of the coordinator plus D of the acceptors is what --max-spool-bytes
+ * bounds (the one use of these figures beyond monitoring).
  *
  * function slot (MPG_CTR_SLOT_SIZE bytes):
  *   +--------+-----------+-----------+--------+-----------+----------+
@@ -207,6 +211,7 @@
 #define MPG_CTR_A_OFF 8
 #define MPG_CTR_B_OFF 16
 #define MPG_CTR_C_OFF 24
+#define MPG_CTR_D_OFF 32
 #define MPG_CTR_SLOT_SIZE 256
 #define MPG_CTR_SLOT_FIELDS 11
 #define MPG_CTR_SLOT_NAME_OFF 128

@@ -14,6 +14,7 @@ INVALID_MAGIC = (b"INVALID_MAGIC", b"Request magic expected")
 INVALID_COMMAND = (b"INVALID_COMMAND", b"Command not expected")
 UNIQUE_TOO_LARGE = (b"ARGUMENT_TOO_LARGE", b"Unique value too large")
 QUEUE_FULL = (b"QUEUE_ERROR", b"Job queue is full")
+SPOOL_FULL = (b"QUEUE_ERROR", b"Spool is full (--max-spool-bytes)")    # ours
 UNKNOWN_OPTION = (b"UNKNOWN_OPTION", b"Server does not recognize given option")
 NOT_FOUND_DATA = (b"JOB_NOT_FOUND", b"Job does not exist on server")
 NOT_FOUND_RESULT = (b"JOB_NOT_FOUND", b"Job given in work result not found")

@@ -274,3 +274,85 @@ def test_random_scenario_releases_everything(make, seed):
         scenario.step()
     scenario.drain()
     assert scenario.h.spool.live == set()
+
+
+class BrokenShare:
+    """A spool whose extra names cannot be made: the file is gone (ENOENT)
+    or the file system has no room for a new entry (ENOSPC)."""
+
+    def __init__(self, spool, errno_):
+        self.spool, self.errno = spool, errno_
+
+    def __call__(self, ref):
+        raise OSError(self.errno, "cannot link", ref.name)
+
+
+@pytest.mark.parametrize("errno_", [2, 28])
+def test_unreadable_payload_fails_that_job_only(h, big, caplog, errno_):
+    c, c2, w = h.conn(), h.conn(), h.worker(b"f")
+    lost = h.submit(c, b"f", b"u1", big(100_000))
+    kept = h.submit(c2, b"f", b"u2", b"small")
+    h.spool.share = BrokenShare(h.spool, errno_)
+    acts = h.send(w, T.GRAB_JOB)
+    # The job whose file is gone fails; the worker gets the next one.
+    assert got(acts, c) == [(T.WORK_FAIL, lost)]
+    assert got(acts, w) == [(T.JOB_ASSIGN, kept + b"\0f\0small")]
+    assert lost.decode() in caplog.text and "in.1" in caplog.text
+    assert got(h.send(w, T.GRAB_JOB), w) == [(T.NO_JOB, b"")]
+    h.send(w, T.WORK_COMPLETE, kept, b"")
+    fn = h.core.functions.by_name[b"f"]
+    assert (fn.failed, fn.total, fn.running) == (1, 0, 0)
+    check_invariants(h.core)
+
+
+def test_unreadable_background_payload_is_dropped(h, big, caplog):
+    c, w = h.conn(), h.worker(b"f")
+    h.send(c, T.SUBMIT_JOB_BG, b"f", b"", big(100_000))
+    h.spool.share = BrokenShare(h.spool, 2)
+    assert got(h.send(w, T.GRAB_JOB), w) == [(T.NO_JOB, b"")]
+    assert len(h.core.jobs) == 0 and "H:vm:1" in caplog.text
+
+
+def test_unshareable_result_fails_that_client_only(h, big, caplog):
+    c1, c2, w = h.conn(), h.conn(), h.worker(b"f")
+    handle = h.submit(c1, b"f", b"u")
+    h.submit(c2, b"f", b"u")                  # coalesced: two clients
+    h.grab(w)
+    h.spool.share = BrokenShare(h.spool, 28)
+    acts = h.send(w, T.WORK_COMPLETE, handle, big(100_000))
+    # The newest client takes the shared copy (which fails), the oldest the original.
+    assert got(acts, c2) == [(T.WORK_FAIL, handle)]
+    assert got(acts, c1) == [(T.WORK_COMPLETE, handle + b"\0<spool 100000>")]
+    assert handle.decode() in caplog.text
+
+
+def test_spool_limit_refuses_a_submission_that_would_pass_it(make):
+    h = make(max_spool_bytes=1000)
+    c, w = h.conn(), h.worker(b"f")
+    first = h.submit(c, b"f", b"", h.spool.new(600), ptype=T.SUBMIT_JOB_BG)
+    acts = h.send(c, T.SUBMIT_JOB_BG, b"f", b"", h.spool.new(500))
+    assert got(acts, c) == [(T.ERROR, b"QUEUE_ERROR\0Spool is full (--max-spool-bytes)")]
+    h.submit(c, b"f", b"", b"small data does not count", ptype=T.SUBMIT_JOB_BG)
+    assert h.core.spool_bytes == 600
+    # Coalescing keeps nothing more; the job ending frees its part.
+    h.send(c, T.SUBMIT_JOB_BG, b"f", b"", h.spool.new(700))
+    h.grab(w)
+    h.send(w, T.WORK_COMPLETE, first, b"")
+    assert h.core.spool_bytes == 0
+    h.submit(c, b"f", b"", h.spool.new(1000), ptype=T.SUBMIT_JOB_BG)
+    assert h.core.spool_bytes == 1000
+    h.grab(w)
+    h.grab(w)
+    for job in list(h.core.jobs.jobs.values()):
+        h.send(w, T.WORK_COMPLETE, job.handle, b"")
+    assert h.core.spool_bytes == 0 and len(h.core.jobs) == 0
+
+
+def test_spool_limit_zero_means_none(make):
+    h = make(max_spool_bytes=0)
+    c, w = h.conn(), h.worker(b"f")
+    handles = [h.submit(c, b"f", b"", h.spool.new((4 << 30) - 1000), ptype=T.SUBMIT_JOB_BG)
+               for _ in range(3)]             # 12 GiB: past the default limit
+    for handle in handles:
+        h.grab(w)
+        h.send(w, T.WORK_COMPLETE, handle, b"")

@@ -58,3 +58,38 @@ def test_a_peer_that_does_not_read_is_dropped(server_factory, fname):
         assert w.call(T.ECHO_REQ, b"ok").payload == b"ok"
         w.send_packet(T.WORK_COMPLETE, handle, b"")
         w.assert_silent()
+
+
+def test_spooled_results_count_for_a_peer_that_does_not_read(server_factory, fname):
+    srv = server_factory("mpgearman", "--max-queued-output", "1M")
+    f = fname.encode()
+    with srv.connect(timeout=30) as w, srv.connect() as lazy:
+        lazy.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        w.send_packet(T.CAN_DO, f)
+        handle = lazy.submit(T.SUBMIT_JOB, f, b"", b"x")
+        w.send_packet(T.GRAB_JOB)
+        w.expect(T.JOB_ASSIGN)
+        for _ in range(200):                     # 20 MB of spooled results, never read
+            w.send_packet(T.WORK_DATA, handle, b"d" * 100_000)
+        w.send_packet(T.ECHO_REQ, b"sync")
+        w.expect(T.ECHO_RES, b"sync", timeout=30)
+        err = srv.workdir / "mpgearman.err"
+        wait_for(lambda: "not reading" in err.read_text(), 5,
+                 message="the non-reading client to be dropped")
+        wait_for(lambda: srv.admin("workers").count(b"\n") == 3, 5,
+                 message="the dropped connection to leave `workers`")
+        assert w.call(T.ECHO_REQ, b"ok").payload == b"ok"
+        w.send_packet(T.WORK_COMPLETE, handle, b"")
+
+
+def test_one_big_spooled_payload_to_a_slow_reader_is_not_dropped(server_factory, fname):
+    srv = server_factory("mpgearman", "--max-queued-output", "1M")
+    f, data = fname.encode(), bytes(range(256)) * (4 << 12)      # 4 MiB, one packet
+    with srv.connect(timeout=30) as c, srv.connect(timeout=30) as w:
+        handle = c.submit(T.SUBMIT_JOB_BG, f, b"", data)
+        w.send_packet(T.CAN_DO, f)
+        w.send_packet(T.GRAB_JOB)
+        w.send_packet(T.ECHO_REQ, b"behind it")   # queued behind the big one: counts
+        p = w.read_packet(timeout=30)
+        assert (p.type, p.payload == handle + b"\0" + f + b"\0" + data) == (T.JOB_ASSIGN, True)
+        w.expect(T.ECHO_RES, b"behind it")

@@ -85,3 +85,14 @@ def test_check_refuses_other_memory():
 def test_too_few_slots():
     with pytest.raises(ValueError):
         Counters.create(acceptors=1, slots=1)
+
+
+def test_spool_in_use_is_the_jobs_plus_the_bodies_being_written(counters):
+    a0, a1 = counters.acceptor_writer(0), counters.acceptor_writer(1)
+    assert counters.spool_in_use() == 0
+    counters.set_spool_held(1000)
+    a0.writing(300)
+    a1.writing(20)
+    assert counters.spool_in_use() == 1320 and a1.spool_in_use() == 1320
+    counters.start_process(L.CTR_FIRST_ACCEPTOR + 0, 0)     # acceptor 0 is gone
+    assert counters.spool_in_use() == 1020
