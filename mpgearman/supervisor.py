@@ -109,10 +109,12 @@ class Supervisor:
 
     def _fork(self, role, index, body):
         mine, theirs = Control.pair()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:   # child
             code = 1
             try:
+                process.die_with_parent(parent)
                 process.reset_signals()
                 self._close_in_child(mine)
                 code = body(theirs)
