@@ -82,11 +82,8 @@ class Supervisor:
         else:
             self.placeholders, self.port = listeners.reserve(self.config.listen,
                                                              self.config.port)
-        self.config = cfg = self.config.replace(
-            spool_dir=os.path.join(self.config.spool_dir, f"port-{self.port}"))
-        os.makedirs(cfg.spool_dir, mode=0o700, exist_ok=True)
-        self._lock = spool.lock(cfg.spool_dir, self.port)
-        spool.clean(cfg.spool_dir)
+        spool_dir, self._lock = spool.prepare(self.config.spool_dir, self.port)
+        self.config = cfg = self.config.replace(spool_dir=spool_dir)
         self.segment = Segment.create(self.slots, cfg.ring_size)
         self.board = StatusBoard.create(self.slots, BOARD_SLOTS)
         self.counters = Counters.create(self.slots, FUNCTION_SLOTS)
