@@ -15,7 +15,6 @@ new one is ready (slots.py). Queued jobs live in the coordinator, which a
 roll does not touch.
 Signal handlers only record; this loop acts on what they recorded.
 """
-import errno
 import logging
 import os
 import resource
@@ -409,9 +408,6 @@ def serve(config, reload=None) -> int:
     try:
         sup.start()
     except (OSError, StartupError, systemd.ActivationError) as exc:
-        if getattr(exc, "errno", None) == errno.EADDRINUSE:
-            exc = (f"{exc.strerror}: port {config.port} is taken by another program "
-                   f"(another job server such as gearmand?); choose one with --port")
         logger.critical("cannot start: %s", exc)
         if sup.children:
             sup.shutdown()
