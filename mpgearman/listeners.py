@@ -7,7 +7,10 @@ SO_REUSEPORT would also let a second server (another mpgearman of the same
 user) join the group and silently take half of the new connections, so the
 supervisor binds its socket without it: that bind fails, as any server's
 does, when another socket listens on the port. Only then does the socket
-take SO_REUSEPORT, for our acceptors to join.
+take SO_REUSEPORT, for our acceptors to join. That bind cannot see a second
+server that is still starting (bound, not listening yet), so the
+supervisor also holds an abstract unix socket named after each address:
+of two servers starting together on one address, one gets the name.
 
 Under socket activation the supervisor inherits listening sockets from
 systemd instead (systemd.py adopts them); every acceptor then accepts
@@ -73,6 +76,17 @@ def _socket(family, host, port, first=False):
     return s
 
 
+def _claim(family, host, port):
+    """The abstract unix socket that says a server holds (host, port)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.bind(f"\0mpgearman {family.name} {host} {port}")
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
 def _bind_or_skip(family, host, port, listen, first=False):
     """Bind one address; None when it is the implicit IPv6 address of a
     machine without IPv6 (IPv4 is enough then)."""
@@ -86,10 +100,10 @@ def _bind_or_skip(family, host, port, listen, first=False):
 
 
 def reserve(listen: str, port: int):
-    """Bind (not listen) every address; returns (sockets, port). With port 0
-    the first address picks a free port and the others take the same one
-    (retried if another program holds it on the second address). PortInUse
-    when another program listens on the port."""
+    """Bind (not listen) every address, and claim it; returns (sockets to
+    hold, port). With port 0 the first address picks a free port and the
+    others take the same one (retried if another program holds it on the
+    second address). PortInUse when another server holds the port."""
     for _ in range(20):
         held, chosen, host = [], port, None
         try:
@@ -98,6 +112,7 @@ def reserve(listen: str, port: int):
                 if s is not None:
                     held.append(s)
                     chosen = chosen or s.getsockname()[1]
+                    held.append(_claim(family, host, chosen))
             return held, chosen
         except OSError as exc:
             for s in held:
