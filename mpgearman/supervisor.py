@@ -20,6 +20,7 @@ import os
 import resource
 import select
 import signal
+import sys
 import time
 import traceback
 
@@ -193,8 +194,11 @@ class Supervisor:
             where = [listeners.describe(s) for s in self.inherited]
         else:
             where = [f"{self.config.listen or '*'}:{self.port}"]
-        for address in where:
-            print(f"mpgearman listening on {address}", flush=True)
+        try:
+            for address in where:
+                print(f"mpgearman listening on {address}", flush=True)
+        except OSError:     # a terminal that hung up: the log line says it
+            sys.stdout = open(os.devnull, "w")      # (nothing left to flush at exit)
         logger.info("serving on %s with %d acceptors", ", ".join(where), self.n)
         self.serving = True
         self.health.ready(self.acceptors.up())

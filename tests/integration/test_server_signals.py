@@ -88,3 +88,102 @@ def test_the_server_runs_as_pid_1_of_a_pid_namespace(spawn, tmp_path, fname):
     err = proc.err_path.read_text()
     assert "exited" not in err and "cannot start" not in err, err
     kill_tree(proc, 1)
+
+
+def _on_a_terminal(argv, ignore_hangup=False, err_path=None):
+    """Start argv as the foreground of a new terminal (a pty); returns (pid,
+    the terminal's master fd). `ignore_hangup`: as `nohup` does, until the
+    server sets its own handler. `err_path`: stderr to that file instead."""
+    import pty
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
+    pid, master = pty.fork()
+    if pid == 0:    # pragma: no cover - the child becomes the server at once
+        if ignore_hangup:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        if err_path is not None:
+            os.dup2(os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 2)
+        os.write(1, b"+")
+        os.execve(argv[0], argv, env)
+    assert os.read(master, 1) == b"+"       # the terminal is the child's now
+    return pid, master
+
+
+def _stop_and_reap(pid):
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.05)
+    pytest.fail("the server did not stop on SIGTERM")
+
+
+def _kill_tree_of(pid):
+    try:
+        for p in psutil.Process(pid).children(recursive=True):
+            p.kill()
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (psutil.Error, ProcessLookupError, ChildProcessError):
+        pass
+
+
+def _serve_argv(tmp_path, port=0):
+    return [sys.executable, "-m", "mpgearman", "serve", "--listen", "127.0.0.1",
+            "--port", str(port), "--acceptors", "2", "--spool-dir", str(tmp_path / "spool")]
+
+
+def test_a_closing_terminal_neither_kills_nor_stops_the_server(tmp_path, fname):
+    """`mpgearman serve` in the foreground of a terminal that goes away:
+    the kernel sends SIGHUP to the session leader (the supervisor; a shell
+    in between passes it to the whole group, as tested above), and writes
+    to the terminal fail from then on."""
+    import select
+    pid, master = _on_a_terminal(_serve_argv(tmp_path))
+    try:
+        out, deadline = b"", time.monotonic() + MPGEARMAN_READY_TIMEOUT
+        while not (match := READY_RE.search(out.decode("utf-8", "replace"))) \
+                or not out.endswith(b"\n"):
+            assert time.monotonic() < deadline, out
+            if select.select([master], [], [], 0.1)[0]:
+                out += os.read(master, 4096).replace(b"\r", b"")
+        supervisor = psutil.Process(pid)
+        pids = {pid} | {p.pid for p in supervisor.children()}
+        os.close(master)
+        master = -1
+        gone, _ = psutil.wait_procs([psutil.Process(p) for p in pids], timeout=1.0)
+        assert not gone, [(p.pid, p.returncode) for p in gone]
+        srv = MpgearmanServer(match.group(1), int(match.group(2)), None, tmp_path)
+        _run_one_job(srv, fname)
+        assert {pid} | {p.pid for p in supervisor.children()} == pids
+        assert _stop_and_reap(pid) == 0
+        pid = 0
+    finally:
+        if master >= 0:
+            os.close(master)
+        if pid:
+            _kill_tree_of(pid)
+
+
+def test_a_terminal_gone_before_the_ready_line_is_no_reason_to_stop(tmp_path, fname):
+    """The ready line goes to a terminal that hung up already (EIO)."""
+    from conftest import free_port
+    port = free_port()
+    err = tmp_path / "server.err"
+    pid, master = _on_a_terminal(_serve_argv(tmp_path, port), ignore_hangup=True,
+                                 err_path=err)
+    os.close(master)
+    try:
+        def serving():      # logged after the ready line
+            done, status = os.waitpid(pid, os.WNOHANG)
+            assert not done, f"the server exited ({os.waitstatus_to_exitcode(status)}):\n" \
+                             f"{err.read_text()}"
+            return "INFO serving on" in err.read_text()
+        wait_for(serving, MPGEARMAN_READY_TIMEOUT, 0.05, "the server to serve")
+        _run_one_job(MpgearmanServer("127.0.0.1", port, None, tmp_path), fname)
+        assert _stop_and_reap(pid) == 0
+        pid = 0
+    finally:
+        if pid:
+            _kill_tree_of(pid)
