@@ -223,7 +223,6 @@ def run(config, segment, counters, sock) -> int:
     """Body of the `mpg-metrics` process. SIGTERM ends it where it stands:
     it holds nothing that needs cleaning up."""
     process.set_name("mpg-metrics")
-    process.die_with_parent()
     log.setup(config.log_level, "metrics")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     segment.check()

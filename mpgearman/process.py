@@ -1,6 +1,7 @@
 """What every process of the server does to behave: a name that `ps` and
 psutil show (supervisor, coordinator, acceptor-N), death with its parent,
-and signal handlers that only record what arrived and wake the loop.
+a child's signal dispositions, and signal handlers that only record what
+arrived and wake the loop.
 """
 import ctypes
 import ctypes.util
@@ -23,11 +24,15 @@ def set_name(name: str) -> None:
         _libc.prctl(_PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
 
 
-def die_with_parent() -> None:
-    """Get SIGTERM if the supervisor disappears, so no child is orphaned."""
+def die_with_parent(parent: int) -> None:
+    """In a child forked by `parent` (the supervisor's pid): get SIGTERM if
+    the supervisor disappears, so no child is orphaned. When it is gone
+    already, before the request took effect, the child's parent is no longer
+    `parent`. (Never compare with 1: the supervisor itself is pid 1 as a
+    container's entrypoint.)"""
     if _libc is not None:
         _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() == 1:
+        if os.getppid() != parent:
             os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -66,10 +71,14 @@ class SignalInbox:
 
 
 def reset_signals() -> None:
-    """In a freshly forked child: forget the parent's handlers."""
+    """In a freshly forked child: forget the parent's handlers, and ignore
+    SIGHUP. A reload is the supervisor's business alone, and a hangup that
+    reaches the whole process group (a closing terminal, `kill -HUP -PGID`)
+    or a child by mistake must not kill it."""
     signal.set_wakeup_fd(-1)
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP):
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
         signal.signal(s, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
 def release_freed_memory() -> None:

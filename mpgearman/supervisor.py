@@ -15,12 +15,12 @@ new one is ready (slots.py). Queued jobs live in the coordinator, which a
 roll does not touch.
 Signal handlers only record; this loop acts on what they recorded.
 """
-import errno
 import logging
 import os
 import resource
 import select
 import signal
+import sys
 import time
 import traceback
 
@@ -82,11 +82,8 @@ class Supervisor:
         else:
             self.placeholders, self.port = listeners.reserve(self.config.listen,
                                                              self.config.port)
-        self.config = cfg = self.config.replace(
-            spool_dir=os.path.join(self.config.spool_dir, f"port-{self.port}"))
-        os.makedirs(cfg.spool_dir, mode=0o700, exist_ok=True)
-        self._lock = spool.lock(cfg.spool_dir, self.port)
-        spool.clean(cfg.spool_dir)
+        spool_dir, self._lock = spool.prepare(self.config.spool_dir, self.port)
+        self.config = cfg = self.config.replace(spool_dir=spool_dir)
         self.segment = Segment.create(self.slots, cfg.ring_size)
         self.board = StatusBoard.create(self.slots, BOARD_SLOTS)
         self.counters = Counters.create(self.slots, FUNCTION_SLOTS)
@@ -109,10 +106,12 @@ class Supervisor:
 
     def _fork(self, role, index, body):
         mine, theirs = Control.pair()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:   # child
             code = 1
             try:
+                process.die_with_parent(parent)
                 process.reset_signals()
                 self._close_in_child(mine)
                 code = body(theirs)
@@ -195,8 +194,11 @@ class Supervisor:
             where = [listeners.describe(s) for s in self.inherited]
         else:
             where = [f"{self.config.listen or '*'}:{self.port}"]
-        for address in where:
-            print(f"mpgearman listening on {address}", flush=True)
+        try:
+            for address in where:
+                print(f"mpgearman listening on {address}", flush=True)
+        except OSError:     # a terminal that hung up: the log line says it
+            sys.stdout = open(os.devnull, "w")      # (nothing left to flush at exit)
         logger.info("serving on %s with %d acceptors", ", ".join(where), self.n)
         self.serving = True
         self.health.ready(self.acceptors.up())
@@ -410,9 +412,6 @@ def serve(config, reload=None) -> int:
     try:
         sup.start()
     except (OSError, StartupError, systemd.ActivationError) as exc:
-        if getattr(exc, "errno", None) == errno.EADDRINUSE:
-            exc = (f"{exc.strerror}: port {config.port} is taken by another program "
-                   f"(another job server such as gearmand?); choose one with --port")
         logger.critical("cannot start: %s", exc)
         if sup.children:
             sup.shutdown()

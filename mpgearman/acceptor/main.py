@@ -22,7 +22,6 @@ def run(index, gen, config, port, segment, board, my_bell, coord_bell, control,
     """`inherited`: listening sockets from socket activation, shared by
     every acceptor; without them the acceptor binds its own."""
     process.set_name(f"mpg-acceptor-{index}")
-    process.die_with_parent()
     log.setup(config.log_level, f"acceptor-{index}")
     segment.check()
     board.check()

@@ -11,10 +11,13 @@ keeps the bytes alive until sendfile() has finished.
 
 The spool lives on disk (a cache directory), never in RAM-backed /dev/shm.
 """
+import errno
 import fcntl
 import itertools
 import logging
 import os
+import re
+import stat
 
 log = logging.getLogger(__name__)
 
@@ -105,13 +108,16 @@ def _unlink(path: str) -> None:
 
 def clean(directory: str, only_parts_of: str | None = None) -> None:
     """Remove spool files: all of them (start-up, shutdown), or the partial
-    files of one dead acceptor (tag prefix)."""
+    files of one dead acceptor (tag prefix). Only regular files named as the
+    server names them (SERVER_NAMES) go: never anything else found there,
+    and never what a symbolic link points to."""
     try:
-        names = os.listdir(directory)
+        entries = list(os.scandir(directory))
     except FileNotFoundError:
         return
-    for name in names:
-        if name == "lock":
+    for entry in entries:
+        name = entry.name
+        if not SERVER_NAMES.fullmatch(name) or not entry.is_file(follow_symlinks=False):
             continue
         if only_parts_of is not None and not (name.startswith(only_parts_of + ".")
                                               and name.endswith(".part")):
@@ -123,13 +129,85 @@ def clean(directory: str, only_parts_of: str | None = None) -> None:
 
 
 def lock(directory: str, port: int) -> int:
-    """Hold an exclusive lock on the spool directory: a second server on the
-    same port would otherwise join the SO_REUSEPORT group and silently take
-    half of the connections."""
-    fd = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    """Hold an exclusive lock on the spool directory, so that two servers
+    never share (and clean) one. The lock file is opened without following
+    a symbolic link, and must be a regular file of ours."""
+    path = os.path.join(directory, "lock")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeSpoolDir(f"{path} is a symbolic link; remove it") from None
+        raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_nlink != 1:
+        os.close(fd)
+        raise UnsafeSpoolDir(f"{path} is not a regular file of this server's user "
+                             f"(uid {os.geteuid()}) with one name; remove it")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         raise OSError(f"another mpgearman already serves port {port} ({directory} is locked)")
     return fd
+
+
+# -- the directory ------------------------------------------------------------------
+#
+# --spool-dir may be shared (mode 1777, like /tmp); the port-N directory in it
+# is the server's own: created without following a link, owned by the
+# server's user and writable by nobody else, or the server refuses to start.
+# Whatever else is found in it is left alone (clean() removes only the names
+# the server gives its files).
+
+# Spool.writer names a<index>.<pid>.<n>[.part], SpoolNames.share c.<n>.
+SERVER_NAMES = re.compile(r"a\d+\.\d+\.\d+(\.part)?|c\.\d+")
+
+
+class UnsafeSpoolDir(OSError):
+    """The spool directory is not safely the server's: it does not start."""
+
+
+def prepare(base: str, port: int) -> tuple[str, int]:
+    """Make BASE/port-PORT the server's own spool directory, lock it and
+    remove what an earlier run left; returns (its path, the lock's fd)."""
+    os.makedirs(base, mode=0o700, exist_ok=True)
+    _check_base(base)
+    path = os.path.join(base, f"port-{port}")
+    try:
+        os.mkdir(path, 0o700)       # never follows a link in the last component
+    except FileExistsError:
+        pass
+    _check_own_dir(path)
+    fd = lock(path, port)
+    clean(path)
+    return path, fd
+
+
+def _check_base(base: str) -> None:
+    """Nobody else may rename or replace entries of BASE: it belongs to us
+    (or root), and is writable by others only with the sticky bit."""
+    st = os.stat(base)
+    euid = os.geteuid()
+    if st.st_uid not in (euid, 0):
+        raise UnsafeSpoolDir(f"spool directory {base} belongs to uid {st.st_uid}, not to "
+                             f"this server's user (uid {euid}) or root")
+    if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+        raise UnsafeSpoolDir(f"spool directory {base} is writable by other users without "
+                             f"the sticky bit (mode {stat.S_IMODE(st.st_mode):o}); "
+                             f"chmod o-w,g-w or chmod +t it")
+
+
+def _check_own_dir(path: str) -> None:
+    """PATH is a directory (not a link to one) of ours that only we may write."""
+    st = os.lstat(path)
+    euid = os.geteuid()
+    if not stat.S_ISDIR(st.st_mode):
+        problem = "is not a directory (a symbolic link or a file)"
+    elif st.st_uid != euid:
+        problem = f"belongs to uid {st.st_uid}, not to this server's user (uid {euid})"
+    elif st.st_mode & 0o022:
+        problem = f"is writable by other users (mode {stat.S_IMODE(st.st_mode):o})"
+    else:
+        return
+    raise UnsafeSpoolDir(f"spool directory {path} {problem}; remove it")

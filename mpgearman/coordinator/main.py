@@ -19,7 +19,6 @@ logger = logging.getLogger(__name__)
 
 def run(config, segment, board, my_bell, acceptor_bells, control, counters=None) -> int:
     process.set_name("mpg-coordinator")
-    process.die_with_parent()
     log.setup(config.log_level, "coordinator")
     segment.check()
     board.check()

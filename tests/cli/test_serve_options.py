@@ -59,6 +59,5 @@ def test_a_port_in_use_is_a_clear_start_up_error(tmp_path):
                                "--port", str(port), "--spool-dir", str(tmp_path)],
                               capture_output=True, text=True, timeout=30)
     assert proc.returncode == 1
-    assert "cannot start" in proc.stderr and "Address already in use" in proc.stderr
-    assert f"port {port} is taken by another program" in proc.stderr
+    assert f"cannot start: port {port} is already in use on 127.0.0.1" in proc.stderr
     assert "Traceback" not in proc.stderr

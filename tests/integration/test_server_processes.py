@@ -114,17 +114,24 @@ def test_sigterm_stops_everything_cleanly(server_factory, fname):
     assert [n for n in os.listdir(spool) if n != "lock"] == []
 
 
-def test_second_server_on_the_same_port_is_refused(mpgearman_server, tmp_path):
+@pytest.mark.parametrize("spool_dir", ["same", "another"])
+def test_second_server_on_the_same_port_is_refused(mpgearman_server, tmp_path, spool_dir):
     import subprocess
     import sys
+    from conftest import REPO_ROOT
     srv = mpgearman_server
-    spool = srv.workdir / "spool"
+    # Another --spool-dir escapes the spool lock: the port itself must refuse.
+    spool = srv.workdir / "spool" if spool_dir == "same" else tmp_path / "another-spool"
     proc = subprocess.run([sys.executable, "-m", "mpgearman", "serve", "--listen", srv.host,
                            "--port", str(srv.port), "--spool-dir", str(spool)],
                           capture_output=True, text=True, timeout=30,
-                          env={**os.environ, "PYTHONPATH": os.getcwd()})
-    assert proc.returncode != 0
-    assert "already serves port" in proc.stderr
+                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert proc.returncode == 1, proc.stderr
+    assert f"cannot start: port {srv.port} is already in use" in proc.stderr
+    # the first server still takes every connection
+    for _ in range(8):
+        with srv.connect() as c:
+            assert c.call(T.ECHO_REQ, b"up").payload == b"up"
 
 
 def test_many_clients_many_workers_across_acceptors(server_factory, fname):
