@@ -34,6 +34,7 @@ class Function:
         # queue after their worker was lost; published by coordinator/figures.py.
         "submitted", "completed", "failed", "exceptions", "requeued",
         "slot",           # its counters slot, None until first published
+        "shown",          # figures it last added to the overflow bucket, None = zeros
     )
 
     def __init__(self, name: bytes):
@@ -45,7 +46,7 @@ class Function:
         self.by_data = {}
         self.sleepers = OrderedDict()
         self.submitted = self.completed = self.failed = self.exceptions = self.requeued = 0
-        self.slot = None
+        self.slot = self.shown = None
 
     def __repr__(self):
         return f"<Function {self.name!r}>"
