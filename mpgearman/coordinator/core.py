@@ -143,6 +143,15 @@ class Core:
         self.out.append(Close(c.id))
         self.disconnect(c.id)
 
+    def counts(self) -> tuple:
+        """(connections, queued jobs, workers) for the supervisor's heartbeat:
+        what connections hold, never a walk over the functions. Queued jobs
+        (abandoned and future epoch ones included) are the jobs not running."""
+        conns = self.conns.values()
+        running = sum(len(c.running) for c in conns)
+        workers = sum(1 for c in conns if c.funcs)
+        return len(self.conns), len(self.jobs) - running, workers
+
     def stats(self) -> list:
         """(key, value) pairs of the `stats` admin command (our extension)."""
         fns = self.functions.by_name.values()
