@@ -130,8 +130,12 @@ def run(kind: str, args, workdir: Path) -> None:
         grown = rss_of_coordinator(srv) - before
         res = measure(srv.port, args.rounds)
         keep.sock.close()
+        time.sleep(1.0)          # the server sees the close
+        left = rss_of_coordinator(srv) - before
+        n = max(args.functions, 1)
         print(f"{kind:9}  {args.functions} functions registered in {took:.1f} s, "
-              f"+{grown / 2**20:.1f} MiB ({grown / max(args.functions, 1):.0f} B each)")
+              f"+{grown / 2**20:.1f} MiB ({grown / n:.0f} B each); after the "
+              f"connection closed +{left / 2**20:.1f} MiB ({left / n:.0f} B each)")
         print(f"{'':9}  ECHO round trip: {percentiles(res['echo'])}")
         print(f"{'':9}  job of a later function: {percentiles(res['job'])}")
 

@@ -289,6 +289,8 @@ class Core:
             self.board.release(job.no, job.held)
         fn = job.fn
         fn.total -= 1
+        if not fn.total and not fn.workers:
+            fn.release()        # its last job: nothing left for it to hold
         self.dirty[fn] = None
         worker = job.worker
         if worker is not None:

@@ -22,7 +22,9 @@ smaller, so neither many functions nor many busy functions cost a full scan.
 Waking: a Function's `sleepers` lists connections that slept (PRE_SLEEP with
 nothing to do) while registered for it. Entries are not removed when the
 connection wakes through another function, grabs, leaves or unregisters;
-they are checked when popped. A connection is added at most once per
+they are checked when popped; a connection that unregisters or leaves is
+taken off the lists of its functions (and a function with no jobs and no
+workers lets go of its list). A connection is added at most once per
 function, so the lists stay bounded by the registrations. A connection with
 more than BROAD functions would make every PRE_SLEEP cost that many list
 insertions; it goes on one `broad` list instead, which every wake-up checks
@@ -99,21 +101,24 @@ class Registry:
         c.order = None
         if c.sleeping and not c.noop_sent:
             # gearmand's wake walk would find this sleeper on the new function too
-            _touch(fn.sleepers, c)
+            fn.add_sleeper(c)
 
     def remove(self, c: Conn, fn) -> None:
         regs = c.funcs.pop(fn, None)
         if regs is not None:
-            fn.workers -= len(regs)
+            _unregister(fn, c, len(regs))
             self.dirty[fn] = None
             c.order = None
 
     def reset(self, c: Conn) -> None:
+        """Every registration of c goes (RESET_ABILITIES, or c is gone)."""
+        dirty = self.dirty
         for fn, regs in c.funcs.items():
-            fn.workers -= len(regs)
-            self.dirty[fn] = None
+            _unregister(fn, c, len(regs))
+            dirty[fn] = None
         c.funcs = {}
         c.order = None
+        self.broad.pop(c, None)
 
     def rotate(self, c: Conn, fn) -> None:
         """Round-robin: the registration that served goes to the end."""
@@ -159,7 +164,7 @@ class Registry:
             _touch(self.broad, c)
             return
         for fn in c.funcs:
-            _touch(fn.sleepers, c)
+            fn.add_sleeper(c)
 
     def wake(self, fn, out: list) -> None:
         """A job was queued for fn: NOOP the sleepers registered for it that
@@ -190,6 +195,16 @@ class Registry:
                 sent += 1
                 if sent == limit:
                     return
+
+
+def _unregister(fn, c: Conn, count: int) -> None:
+    """c's `count` registrations for fn are gone: so is its sleeper entry,
+    and all the function held for workers once it has no jobs either."""
+    fn.workers -= count
+    if not fn.workers and not fn.total:
+        fn.release()
+    elif fn.sleepers:
+        fn.sleepers.pop(c, None)
 
 
 def _touch(sleepers, c: Conn) -> None:
