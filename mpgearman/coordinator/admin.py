@@ -7,7 +7,10 @@ purge), or walk anything but the table a command lists; a listing is built
 as one bytes object in one pass.
 
 A handler takes (core, words) and returns the reply, or None when gearmand
-would treat the line as an unknown command. `shutdown` is deliberately
+would treat the line as an unknown command. Names and ids in replies go
+through text.shown() and names in commands through text.named(), so an odd
+byte in one of them (a newline, say) cannot break a listing or make a
+function impossible to name. `shutdown` is deliberately
 absent: 1.1.20 no longer has it.
 """
 from ..protocol import admin as text
@@ -32,21 +35,25 @@ def run_admin(core, c, line: bytes, crlf: bool) -> None:
 
 
 def status(core, words):
-    return b"".join([b"%s\t%d\t%d\t%d\n" % (fn.name, fn.total, fn.running, fn.workers)
+    shown = text.shown
+    return b"".join([b"%s\t%d\t%d\t%d\n" % (shown(fn.name), fn.total, fn.running, fn.workers)
                      for fn in core.functions.by_name.values()]) + _END
 
 
 def priority_status(core, words):
-    return b"".join([b"%s\t%d\t%d\t%d\t%d\n" % (fn.name, *fn.queued_by_priority(), fn.workers)
+    shown = text.shown
+    return b"".join([b"%s\t%d\t%d\t%d\t%d\n" % (shown(fn.name), *fn.queued_by_priority(),
+                                                fn.workers)
                      for fn in core.functions.by_name.values()]) + _END
 
 
 def workers(core, words):
+    shown = text.shown
     lines = []
     for c in core.conns.values():
         names = c.registrations() if c.funcs else ()
-        lines.append(b"%d %s %s :%s\n" % (c.fd, c.peer, c.client_id,
-                                          b"".join([b" " + n for n in names])))
+        lines.append(b"%d %s %s :%s\n" % (c.fd, c.peer, shown(c.client_id),
+                                          b"".join([b" " + shown(n) for n in names])))
     return b"".join(lines) + _END
 
 
@@ -57,7 +64,8 @@ def show(core, words):
         return b"".join([b"%s\t%d\t%d\t%d\n" % (job.handle, job.retries, job.ignore, job.bg)
                          for job in core.jobs.jobs.values()]) + _END
     if len(words) == 3 and words[1].lower() == b"unique" and words[2].lower() == b"jobs":
-        return b"".join([job.unique + b"\n" for job in core.jobs.jobs.values()]) + _END
+        shown = text.shown
+        return b"".join([shown(job.unique) + b"\n" for job in core.jobs.jobs.values()]) + _END
     return text.ERR_UNKNOWN_SHOW
 
 
@@ -72,18 +80,15 @@ def cancel(core, words):
 def create(core, words):
     if len(words) != 3 or words[1].lower() != b"function" or not words[2]:
         return text.invalid_arguments(words[0])
-    core.functions.get(words[2])
+    core.functions.get(text.named(words[2]))
     return text.OK
 
 
 def drop(core, words):
     if len(words) != 3 or words[1].lower() != b"function":
         return text.invalid_arguments(words[0])
-    wanted = words[2].lower()
-    for fn in core.functions.by_name.values():
-        if fn.name.lower() == wanted:
-            break
-    else:
+    fn = _find(core, text.named(words[2]))
+    if fn is None:
         return text.ERR_NO_FUNCTION
     if fn.workers or fn.running:
         return text.ERR_FUNCTION_BUSY
@@ -95,6 +100,19 @@ def drop(core, words):
     return text.OK
 
 
+def _find(core, name: bytes):
+    """The function `name` names, ignoring case as gearmand (the exact
+    spelling is looked up first, the walk only when that misses)."""
+    fn = core.functions.by_name.get(name)
+    if fn is not None:
+        return fn
+    wanted = name.lower()
+    for fn in core.functions.by_name.values():
+        if fn.name.lower() == wanted:
+            return fn
+    return None
+
+
 def maxqueue(core, words):
     if len(words) == 1:
         return text.invalid_arguments(words[0])
@@ -103,7 +121,7 @@ def maxqueue(core, words):
         limits = (limits or [0]) * 3          # one number (or none) for all
     else:
         limits = (limits + [0])[:3]           # two numbers: low goes back to 0
-    fn = core.functions.by_name.get(words[1])
+    fn = core.functions.by_name.get(text.named(words[1]))
     if fn is not None:
         fn.maxq = limits
     return text.OK
