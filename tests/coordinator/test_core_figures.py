@@ -221,3 +221,20 @@ def test_heartbeat_counts_do_not_walk_the_functions():
     assert counts(h.core) == (2, 4, 2)
     h.core.functions.by_name = NoWalk(h.core.functions.by_name)
     assert counts(h.core) == (2, 4, 2)
+
+
+def test_a_bucket_function_dropped_and_created_again_never_takes_back(caplog):
+    pub = Published(slots=2)            # the bucket and one function
+    h = pub.h
+    c = h.conn()
+    h.submit(c, b"own", ptype=T.SUBMIT_JOB_BG)
+    h.submit(c, b"b", ptype=T.SUBMIT_JOB_BG)
+    w = h.worker(b"b")
+    h.send(w, T.WORK_COMPLETE, h.grab_handle(w), b"")
+    assert pub.consistent()["__other__"] == fields(submitted=1, completed=1, workers=1)
+    h.core.disconnect(w)
+    assert h.admin(c, b"drop function b") == b"OK\r\n"
+    assert pub.consistent()["__other__"] == fields(submitted=1, completed=1)
+    h.submit(c, b"b", ptype=T.SUBMIT_JOB_BG)
+    assert pub.consistent()["__other__"] == fields(submitted=2, completed=1, queued_normal=1)
+    pub.counters.close()
