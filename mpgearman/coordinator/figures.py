@@ -19,7 +19,8 @@ The bucket is a running sum: each of its functions remembers the figures it
 last added (Function.shown, None for all zeros) and a change adds only the
 difference, so publishing costs the functions that changed, never the
 number of functions in the bucket. A bucket function dropped and created
-again starts from zero; what it added before stays in the sums.
+again starts from zero; what it added before stays in the sums (and it is
+counted once more in the number of functions placed in the bucket).
 """
 import logging
 
