@@ -238,3 +238,28 @@ def test_a_bucket_function_dropped_and_created_again_never_takes_back(caplog):
     h.submit(c, b"b", ptype=T.SUBMIT_JOB_BG)
     assert pub.consistent()["__other__"] == fields(submitted=2, completed=1, queued_normal=1)
     pub.counters.close()
+
+
+def test_packets_after_a_flood_of_functions_walk_none_of_them():
+    """Every request type a busy server sees, after one connection
+    registered thousands of functions: none walks the function table, and
+    the flood connection's own grabs do not sort its registrations."""
+    h = Harness()
+    flood = h.conn()
+    for i in range(3000):
+        h.send(flood, T.CAN_DO, b"many-%d" % i)
+    h.core.functions.by_name = NoWalk(h.core.functions.by_name)
+    c, w = h.conn(), h.worker(b"late", sleep=True)
+    assert h.send(flood, T.PRE_SLEEP) == []
+    h.send(c, T.ECHO_REQ, b"ping")
+    h.submit(c, b"late", ptype=T.SUBMIT_JOB_BG)
+    h.submit(c, b"many-5", ptype=T.SUBMIT_JOB_BG)
+    h.send(w, T.WORK_COMPLETE, h.grab_handle(w), b"")
+    h.send(flood, T.WORK_COMPLETE, h.grab_handle(flood), b"")
+    assert h.grab_handle(flood) is None
+    assert h.core.conns[flood].order is None
+    h.send(c, T.GET_STATUS, b"H:vm:1")
+    h.send(w, T.CANT_DO, b"late")
+    h.tick()
+    h.core.disconnect(w)
+    assert h.core.counts() == (2, 0, 1)
