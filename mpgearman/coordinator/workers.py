@@ -21,14 +21,14 @@ smaller, so neither many functions nor many busy functions cost a full scan.
 
 Waking: a Function's `sleepers` lists connections that slept (PRE_SLEEP with
 nothing to do) while registered for it. Entries are not removed when the
-connection wakes through another function, grabs, leaves or unregisters;
-they are checked when popped; a connection that unregisters or leaves is
-taken off the lists of its functions (and a function with no jobs and no
-workers lets go of its list). A connection is added at most once per
-function, so the lists stay bounded by the registrations. A connection with
-more than BROAD functions would make every PRE_SLEEP cost that many list
-insertions; it goes on one `broad` list instead, which every wake-up checks
-(such workers are few).
+connection wakes through another function or grabs; they are checked when
+popped. A connection that unregisters or leaves is taken off the lists of
+those functions (and a function left with no jobs and no workers lets go of
+its list), so a closed connection is held by none. A connection is added
+at most once per function, so the lists stay bounded by the registrations.
+A connection with more than BROAD functions would make every PRE_SLEEP cost
+that many list insertions; it goes on one `broad` list instead, which every
+wake-up checks (such workers are few).
 """
 import heapq
 from collections import OrderedDict

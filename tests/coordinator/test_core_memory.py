@@ -96,3 +96,21 @@ def test_abandoned_jobs_leave_nothing_behind_once_reaped():
     c2 = h.conn()
     assert h.admin(c2, b"drop function f") == b"ERR there are still queued jobs\r\n"
     check_invariants(h.core)
+
+
+def test_a_closed_connection_is_on_no_sleeper_list():
+    h = Harness()
+    stays = h.worker(b"f", b"g", sleep=True)
+    gone = h.worker(b"f", b"g", sleep=True)
+    broad = h.worker(*[b"b%d" % i for i in range(40)], b"f", sleep=True)
+    h.submit(h.conn(), b"g", ptype=T.SUBMIT_JOB_BG)       # g keeps a job
+    gone_conn, broad_conn = h.core.conns[gone], h.core.conns[broad]
+    h.core.disconnect(gone)
+    h.core.disconnect(broad)
+    for name in (b"f", b"g"):
+        fn = h.core.functions.by_name[name]
+        assert gone_conn not in fn.sleepers and fn.workers == 1
+    assert broad_conn not in h.core.registry.broad
+    h.send(stays, T.CANT_DO, b"f")
+    assert idle(h.core.functions.by_name[b"f"])
+    check_invariants(h.core)
