@@ -243,9 +243,9 @@ class Core:
         fn.running += 1
         self.dirty[fn] = None
         c.running[job] = None
-        timeout = c.funcs[fn][-1][1]
-        if timeout > 0:
-            self.deadlines.arm(job, self.clock() + timeout_seconds(timeout))
+        regs = c.funcs[fn]
+        if type(regs) is not int and regs[-1][1] > 0:     # a CAN_DO_TIMEOUT serves
+            self.deadlines.arm(job, self.clock() + timeout_seconds(regs[-1][1]))
         if self.round_robin:
             self.registry.rotate(c, fn)
         self.out.append(self._assignment(c.id, job, kind))

@@ -9,6 +9,7 @@ from corekit import T, Harness, check_invariants
 
 N = 3000
 IDLE_BYTES = 400        # per idle function: name, table entry, slim record
+REGISTERED_BYTES = 120  # more per registration: its key and the connection's table entry
 
 
 def traced(fn) -> int:
@@ -50,6 +51,27 @@ def test_functions_a_closed_connection_registered_cost_almost_nothing():
     assert len(fns) == N and all(idle(fn) and fn.workers == 0 for fn in fns)
     assert not h.core.registry.broad
     assert grown < IDLE_BYTES * N, f"{grown / N:.0f} bytes per idle function"
+    check_invariants(h.core)
+
+
+def test_a_plain_registration_costs_a_key():
+    """CAN_DO without a timeout, once: the connection's table maps the
+    function to its key alone (lists of (key, timeout) are for duplicates
+    and CAN_DO_TIMEOUT)."""
+    h = Harness()
+    w = h.conn()
+    for i in range(N):                      # the functions exist already
+        h.send(w, T.CAN_DO, b"function-%08d" % i)
+    h.send(w, T.RESET_ABILITIES)
+    h.core.functions.dirty.clear()
+
+    def register():
+        for i in range(N):
+            h.send(w, T.CAN_DO, b"function-%08d" % i)
+        h.core.functions.dirty.clear()
+
+    grown, _ = traced(register)
+    assert grown < REGISTERED_BYTES * N, f"{grown / N:.0f} bytes per registration"
     check_invariants(h.core)
 
 
