@@ -43,8 +43,8 @@ def packet(ptype: int, *args: bytes) -> bytes:
 
 
 class Conn:
-    def __init__(self, port: int):
-        self.sock = socket.create_connection((HOST, port), timeout=60)
+    def __init__(self, port: int, timeout: float = 60):
+        self.sock = socket.create_connection((HOST, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
 
@@ -72,8 +72,9 @@ class Conn:
 
 def flood(port: int, functions: int) -> Conn:
     """One connection registers `functions` functions; returns once the
-    server has read them all (its ECHO answer comes after them)."""
-    conn = Conn(port)
+    server has read them all (its ECHO answer comes after them; gearmand
+    takes minutes for a million)."""
+    conn = Conn(port, timeout=1800)
     batch = []
     for i in range(functions):
         batch.append(packet(CAN_DO, b"flood-%08d" % i))
