@@ -18,7 +18,9 @@ its counters, so they never go backwards.
 The bucket is a running sum: each of its functions remembers the figures it
 last added (Function.shown, None for all zeros) and a change adds only the
 difference, so publishing costs the functions that changed, never the
-number of functions in the bucket. A bucket function dropped and created
+number of functions in the bucket. The figures of functions that never had
+a job (workers only: all those a worker registered hold the same) share
+one tuple, so remembering them costs little. A bucket function dropped and created
 again starts from zero; what it added before stays in the sums (and it is
 counted once more in the number of functions placed in the bucket).
 """
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 OVERFLOW = L.CTR_OVERFLOW_SLOT
 COUNTERS = ("submitted", "completed", "failed", "exceptions", "requeued")
 ZERO = (0,) * 10
+SHARED_MAX = 1024        # distinct figures of job-less functions kept for sharing
 
 
 def values(fn) -> tuple:
@@ -47,6 +50,7 @@ class Figures:
         self.by_name = {}
         self.bucket = [0] * 10   # the overflow bucket's running sums
         self.overflowed = 0      # functions placed in the bucket
+        self.shared = {}         # figures of job-less functions -> one shared tuple
         self.warned = False
 
     def publish(self, dirty: dict) -> None:
@@ -75,7 +79,15 @@ class Figures:
         sums = self.bucket
         for i in range(10):
             sums[i] += now[i] - was[i]
-        fn.shown = now if now != ZERO else None
+        if now == ZERO:
+            fn.shown = None
+        elif now[0]:            # it had jobs: figures of its own
+            fn.shown = now
+        else:
+            shared = self.shared.get(now)
+            if shared is None and len(self.shared) < SHARED_MAX:
+                shared = self.shared[now] = now
+            fn.shown = shared or now
         return True
 
     def _place(self, fn) -> int:
