@@ -110,7 +110,7 @@ def test_check_unknown_function_counts_as_empty():
 def test_lines_that_do_not_parse_are_reported_and_the_rest_is_read():
     """A server that prints names raw (gearmand) breaks a line at a newline
     in a name: stat reads every line it can and lists the others."""
-    from mpgearman.stat.probe import parse_prioritystatus, parse_status
+    from mpgearman.stat.probe import parse_prioritystatus, parse_status, parse_workers
     status = [b"good\t4\t1\t2", b"broken", b"name\t0\t0\t1", b"x\ty\tz\tw", b"\xff\t0\t0\t0"]
     functions, bad = parse_status(status)
     assert functions == {
@@ -123,6 +123,10 @@ def test_lines_that_do_not_parse_are_reported_and_the_rest_is_read():
     assert bad == [{"command": "prioritystatus", "line": "broken"},
                    {"command": "prioritystatus", "line": "name\t0\t0"}]
     assert functions["good"]["queued_by_priority"] == {"high": 1, "normal": 2, "low": 0}
+
+    assert parse_workers([b"12 127.0.0.1 - : good name", b"broken", b"13 ::1 my id :",
+                          b"14 10.0.0.1 - : a b"]) == (
+        2, [{"command": "workers", "line": "broken"}])
 
     raw = sample(1.0, 0, "0", functions, stats=False)
     raw["unreadable"] = [{"command": "status", "line": "broken"}] * 2

@@ -9,14 +9,15 @@ Works with gearmand and mpgearman alike: `status`, `prioritystatus`,
 uptime, job counters and per-process figures, and gearmand's "unknown
 command" answer to it is how the two are told apart.
 
-A line of `status` or `prioritystatus` that does not parse is kept in the
-sample's "unreadable" list and the rest is read: gearmand prints function
-names raw, so one name with a newline cuts its line in two (mpgearman
-escapes such bytes, README "Compatibility").
+A line of `status`, `prioritystatus` or `workers` that does not parse is
+kept in the sample's "unreadable" list and the rest is read: gearmand
+prints function names raw, so one name with a newline cuts its line in two
+(mpgearman escapes such bytes, README "Compatibility").
 
 Must not: print, decide exit codes or thresholds (render.py and the
 command do).
 """
+import re
 import socket
 import time
 
@@ -160,10 +161,19 @@ def _functions(admin: Admin) -> tuple:
     return functions, bad
 
 
-def _worker_connections(admin: Admin) -> int:
-    """Connections that registered at least one function."""
-    lines = _listing(admin.command("workers"), "workers", admin.where)
-    return sum(1 for line in lines if not line.endswith(b" :"))
+_WORKERS_LINE = re.compile(rb"\d+ \S+ .* :")
+
+
+def parse_workers(lines: list) -> tuple:
+    """(connections that registered at least one function, [unreadable])
+    from the lines of `workers` ("FD PEER CLIENT_ID : FUNCTION ...")."""
+    count, bad = 0, []
+    for line in lines:
+        if _WORKERS_LINE.match(line) is None:
+            bad.append(_unreadable("workers", line))
+        elif not line.endswith(b" :"):
+            count += 1
+    return count, bad
 
 
 def _stats(admin: Admin) -> dict | None:
@@ -181,8 +191,10 @@ def sample(admin: Admin) -> dict:
     try:
         version = admin.command("version")
         functions, unreadable = _functions(admin)
-        return {"at": time.monotonic(), "functions": functions, "unreadable": unreadable,
-                "worker_connections": _worker_connections(admin), "stats": _stats(admin),
+        workers, bad = parse_workers(_listing(admin.command("workers"), "workers",
+                                              admin.where))
+        return {"at": time.monotonic(), "functions": functions, "unreadable": unreadable + bad,
+                "worker_connections": workers, "stats": _stats(admin),
                 "version": _name(version[3:]) if version.startswith(b"OK ") else None}
     except ValueError as exc:     # a line that does not parse: not a Gearman server?
         raise ProbeError(f"{admin.where} gave an answer that is not the admin "
