@@ -53,10 +53,16 @@ def shown(raw: bytes) -> bytes:
 
 def named(word: bytes) -> bytes:
     """The name an admin word spells: each \\xNN is the byte NN; a backslash
-    that starts no such escape is taken as it is."""
+    that starts no such escape, or \\x00 (no name holds a NUL), is taken as
+    it is."""
     if b"\\" not in word:
         return word
-    return _ESCAPE.sub(lambda m: bytes((int(m[1], 16),)), word)
+    return _ESCAPE.sub(_unescape, word)
+
+
+def _unescape(m) -> bytes:
+    value = int(m[1], 16)
+    return bytes((value,)) if value else m[0]
 
 
 def split_words(line: bytes) -> list[bytes]:

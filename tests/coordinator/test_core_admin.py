@@ -236,3 +236,5 @@ def test_admin_commands_take_the_escaped_spelling_of_a_name(h):
     assert h.admin(a, b"create function a\\b\\x4") == b"OK\r\n"
     assert h.admin(a, b"status") == b"a\\x5cb\\x5cx4\t0\t0\t0\n.\n"
     assert h.admin(a, b"drop function a\\b\\x4") == b"OK\r\n"
+    assert h.admin(a, b"create function nul\\x00") == b"OK\r\n"
+    assert list(h.core.functions.by_name) == [b"nul\\x00"]
