@@ -119,3 +119,40 @@ def test_check_unknown_function_counts_as_empty():
     assert state == render.WARNING
     assert line == ("MPGEARMAN WARNING - function missing: 0 jobs queued, 0 workers "
                     "(workers < 1) | queued=0;;;0 workers=0;1:;;0")
+
+
+def test_lines_that_do_not_parse_are_reported_and_the_rest_is_read():
+    """A server that prints names raw (gearmand) breaks a line at a newline
+    in a name: stat reads every line it can and lists the others."""
+    from mpgearman.stat.probe import parse_prioritystatus, parse_status, parse_workers
+    status = [b"good\t4\t1\t2", b"broken", b"name\t0\t0\t1", b"x\ty\tz\tw", b"\xff\t0\t0\t0"]
+    functions, bad = parse_status(status)
+    assert functions == {
+        "good": {"queued": 3, "queued_by_priority": None, "running": 1, "workers": 2},
+        "name": {"queued": 0, "queued_by_priority": None, "running": 0, "workers": 1},
+        "\\xff": {"queued": 0, "queued_by_priority": None, "running": 0, "workers": 0}}
+    assert bad == [{"command": "status", "line": "broken"},
+                   {"command": "status", "line": "x\ty\tz\tw"}]
+    bad = parse_prioritystatus([b"good\t1\t2\t0\t2", b"broken", b"name\t0\t0"], functions)
+    assert bad == [{"command": "prioritystatus", "line": "broken"},
+                   {"command": "prioritystatus", "line": "name\t0\t0"}]
+    assert functions["good"]["queued_by_priority"] == {"high": 1, "normal": 2, "low": 0}
+
+    assert parse_workers([b"12 127.0.0.1 - : good name", b"broken", b"13 ::1 my id :",
+                          b"14 10.0.0.1 - : a b"]) == (
+        2, [{"command": "workers", "line": "broken"}])
+
+    raw = sample(1.0, 0, "0", functions, stats=False)
+    raw["unreadable"] = [{"command": "status", "line": "broken"}] * 2
+    doc = document("h:1", raw)
+    assert doc["unreadable"] == raw["unreadable"]
+    assert doc["totals"]["functions"] == 3 and doc["totals"]["queued"] == 3
+    text = render.as_text(doc)
+    assert "warning: 2 lines of the server's answers could not be read" in text
+    assert "status: 'broken'" in text
+    state, line = render.check(doc, "good", 2, None, None, None)
+    assert state == render.WARNING
+    assert line.startswith("MPGEARMAN WARNING - function good: 3 jobs queued, 2 workers "
+                           "(queued > 2), 2 unreadable lines |")
+    assert render.check(document("h:1", sample(1.0, 0, "0")), None, None, None, None, None)[1] \
+        .startswith("MPGEARMAN OK - 3 jobs queued, 2 workers |")

@@ -8,7 +8,10 @@ in one pass as a list of pieces of about CHUNK bytes (one Send each), so a
 listing of any size is never held whole as one object.
 
 A handler takes (core, words) and returns the reply, or None when gearmand
-would treat the line as an unknown command. `shutdown` is deliberately
+would treat the line as an unknown command. Names and ids in replies go
+through text.shown() and names in commands through text.named(), so an odd
+byte in one of them (a newline, say) cannot break a listing or make a
+function impossible to name. `shutdown` is deliberately
 absent: 1.1.20 no longer has it.
 """
 from ..protocol import admin as text
@@ -52,12 +55,15 @@ def listing(parts) -> list:
 
 
 def status(core, words):
-    return listing(b"%s\t%d\t%d\t%d\n" % (fn.name, fn.total, fn.running, fn.workers)
+    shown = text.shown
+    return listing(b"%s\t%d\t%d\t%d\n" % (shown(fn.name), fn.total, fn.running, fn.workers)
                    for fn in core.functions.by_name.values())
 
 
 def priority_status(core, words):
-    return listing(b"%s\t%d\t%d\t%d\t%d\n" % (fn.name, *fn.queued_by_priority(), fn.workers)
+    shown = text.shown
+    return listing(b"%s\t%d\t%d\t%d\t%d\n" % (shown(fn.name), *fn.queued_by_priority(),
+                                              fn.workers)
                    for fn in core.functions.by_name.values())
 
 
@@ -68,11 +74,12 @@ def workers(core, words):
 def _worker_parts(core):
     """A line per connection, its names as separate parts: one worker's
     line can be megabytes long."""
+    shown = text.shown
     for c in core.conns.values():
-        yield b"%d %s %s :" % (c.fd, c.peer, c.client_id)
+        yield b"%d %s %s :" % (c.fd, c.peer, shown(c.client_id))
         if c.funcs:
             for name in c.registrations():
-                yield b" " + name
+                yield b" " + shown(name)
         yield b"\n"
 
 
@@ -83,7 +90,8 @@ def show(core, words):
         return listing(b"%s\t%d\t%d\t%d\n" % (job.handle, job.retries, job.ignore, job.bg)
                        for job in core.jobs.jobs.values())
     if len(words) == 3 and words[1].lower() == b"unique" and words[2].lower() == b"jobs":
-        return listing(job.unique + b"\n" for job in core.jobs.jobs.values())
+        shown = text.shown
+        return listing(shown(job.unique) + b"\n" for job in core.jobs.jobs.values())
     return text.ERR_UNKNOWN_SHOW
 
 
@@ -98,18 +106,15 @@ def cancel(core, words):
 def create(core, words):
     if len(words) != 3 or words[1].lower() != b"function" or not words[2]:
         return text.invalid_arguments(words[0])
-    core.functions.get(words[2])
+    core.functions.get(text.named(words[2]))
     return text.OK
 
 
 def drop(core, words):
     if len(words) != 3 or words[1].lower() != b"function":
         return text.invalid_arguments(words[0])
-    wanted = words[2].lower()
-    for fn in core.functions.by_name.values():
-        if fn.name.lower() == wanted:
-            break
-    else:
+    fn = _find(core, text.named(words[2]))
+    if fn is None:
         return text.ERR_NO_FUNCTION
     if fn.workers or fn.running:
         return text.ERR_FUNCTION_BUSY
@@ -121,6 +126,19 @@ def drop(core, words):
     return text.OK
 
 
+def _find(core, name: bytes):
+    """The function `name` names, ignoring case as gearmand (the exact
+    spelling is looked up first, the walk only when that misses)."""
+    fn = core.functions.by_name.get(name)
+    if fn is not None:
+        return fn
+    wanted = name.lower()
+    for fn in core.functions.by_name.values():
+        if fn.name.lower() == wanted:
+            return fn
+    return None
+
+
 def maxqueue(core, words):
     if len(words) == 1:
         return text.invalid_arguments(words[0])
@@ -129,7 +147,7 @@ def maxqueue(core, words):
         limits = (limits or [0]) * 3          # one number (or none) for all
     else:
         limits = (limits + [0])[:3]           # two numbers: low goes back to 0
-    fn = core.functions.by_name.get(words[1])
+    fn = core.functions.by_name.get(text.named(words[1]))
     if fn is not None:
         fn.maxq = limits
     return text.OK

@@ -148,6 +148,15 @@ class Core:
         self.out.append(Close(c.id))
         self.disconnect(c.id)
 
+    def counts(self) -> tuple:
+        """(connections, queued jobs, workers) for the supervisor's heartbeat:
+        what connections hold, never a walk over the functions. Queued jobs
+        (abandoned and future epoch ones included) are the jobs not running."""
+        conns = self.conns.values()
+        running = sum(len(c.running) for c in conns)
+        workers = sum(1 for c in conns if c.funcs)
+        return len(self.conns), len(self.jobs) - running, workers
+
     def stats(self) -> list:
         """(key, value) pairs of the `stats` admin command (our extension)."""
         fns = self.functions.by_name.values()
@@ -255,9 +264,9 @@ class Core:
         fn.running += 1
         self.dirty[fn] = None
         c.running[job] = None
-        timeout = c.funcs[fn][-1][1]
-        if timeout > 0:
-            self.deadlines.arm(job, self.clock() + timeout_seconds(timeout))
+        regs = c.funcs[fn]
+        if type(regs) is not int and regs[-1][1] > 0:     # a CAN_DO_TIMEOUT serves
+            self.deadlines.arm(job, self.clock() + timeout_seconds(regs[-1][1]))
         if self.round_robin:
             self.registry.rotate(c, fn)
         self.out.append(action)
@@ -321,6 +330,8 @@ class Core:
             self.board.release(job.no, job.held)
         fn = job.fn
         fn.total -= 1
+        if not fn.total and not fn.workers:
+            fn.release()        # its last job: nothing left for it to hold
         self.dirty[fn] = None
         worker = job.worker
         if worker is not None:

@@ -14,6 +14,15 @@ full, or whose name is too long for a slot, is counted in the overflow
 bucket "__other__" (slot 0) with every other such function, and a warning
 is logged once. A function dropped and created again keeps its slot and
 its counters, so they never go backwards.
+
+The bucket is a running sum: each of its functions remembers the figures it
+last added (Function.shown, None for all zeros) and a change adds only the
+difference, so publishing costs the functions that changed, never the
+number of functions in the bucket. The figures of functions that never had
+a job (workers only: all those a worker registered hold the same) share
+one tuple, so remembering them costs little. A bucket function dropped and created
+again starts from zero; what it added before stays in the sums (and it is
+counted once more in the number of functions placed in the bucket).
 """
 import logging
 
@@ -23,6 +32,8 @@ from ..ipc import layout as L
 log = logging.getLogger(__name__)
 OVERFLOW = L.CTR_OVERFLOW_SLOT
 COUNTERS = ("submitted", "completed", "failed", "exceptions", "requeued")
+ZERO = (0,) * 10
+SHARED_MAX = 1024        # distinct figures of job-less functions kept for sharing
 
 
 def values(fn) -> tuple:
@@ -35,8 +46,11 @@ def values(fn) -> tuple:
 class Figures:
     def __init__(self, counters):
         self.counters = counters
-        self.by_name = {}        # name -> the Function that last had its slot
-        self.overflowed = {}     # name -> Function counted in the overflow bucket
+        # name -> the Function that last had its slot (at most one per slot)
+        self.by_name = {}
+        self.bucket = [0] * 10   # the overflow bucket's running sums
+        self.overflowed = 0      # functions placed in the bucket
+        self.shared = {}         # figures of job-less functions -> one shared tuple
         self.warned = False
 
     def publish(self, dirty: dict) -> None:
@@ -47,24 +61,41 @@ class Figures:
             slot = fn.slot
             if slot is None:
                 slot = self._place(fn)
-            if slot == OVERFLOW:
-                bucket = True
-            else:
+            if slot != OVERFLOW:
                 write(slot, values(fn))
+            elif self._add_to_bucket(fn):
+                bucket = True
         dirty.clear()
         if bucket:
-            sums = [0] * 10
-            for fn in self.overflowed.values():
-                for i, v in enumerate(values(fn)):
-                    sums[i] += v
-            write(OVERFLOW, sums)
+            write(OVERFLOW, self.bucket)
+
+    def _add_to_bucket(self, fn) -> bool:
+        """Add what changed in fn's figures since it was last added; False
+        when nothing did."""
+        now = values(fn)
+        was = fn.shown or ZERO
+        if now == was:
+            return False
+        sums = self.bucket
+        for i in range(10):
+            sums[i] += now[i] - was[i]
+        if now == ZERO:
+            fn.shown = None
+        elif now[0]:            # it had jobs: figures of its own
+            fn.shown = now
+        else:
+            shared = self.shared.get(now)
+            if shared is None and len(self.shared) < SHARED_MAX:
+                shared = self.shared[now] = now
+            fn.shown = shared or now
+        return True
 
     def _place(self, fn) -> int:
         """First publication of a Function object: its slot, taking over the
         counters of an earlier Function of the same name (dropped, created
         again) so that they keep growing."""
         name = fn.name
-        old = self.by_name.get(name) or self.overflowed.get(name)
+        old = self.by_name.get(name)
         if old is not None and old is not fn:
             for field in COUNTERS:
                 setattr(fn, field, getattr(fn, field) + getattr(old, field))
@@ -72,8 +103,8 @@ class Figures:
         else:
             fn.slot = self.counters.claim_slot(name)
         if fn.slot == OVERFLOW:
-            self.overflowed[name] = fn
-            self.counters.set_overflowed(len(self.overflowed))
+            self.overflowed += 1
+            self.counters.set_overflowed(self.overflowed)
             if not self.warned:
                 self.warned = True
                 log.warning("function %r is counted in the %r bucket of the metrics: the "

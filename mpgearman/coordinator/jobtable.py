@@ -80,10 +80,10 @@ class JobTable:
         if not unique:
             return None
         if unique == b"-":
-            if type(data) is bytes and data:
+            if type(data) is bytes and data and fn.by_data:
                 return fn.by_data.get(data)
             return None
-        return fn.by_unique.get(unique)
+        return fn.by_unique.get(unique) if fn.by_unique else None
 
     def add(self, job: Job) -> None:
         self.jobs[job.handle] = job
@@ -92,13 +92,18 @@ class JobTable:
             self._index(job, unique)
 
     def _index(self, job: Job, unique: bytes) -> None:
+        fn = job.fn
         if unique == b"-":
             data = job.data
             if type(data) is bytes and data:
-                job.fn.by_data[data] = job
+                if fn.by_data is None:
+                    fn.by_data = {}
+                fn.by_data[data] = job
                 job.indexed = BY_DATA
             return
-        job.fn.by_unique[unique] = job
+        if fn.by_unique is None:
+            fn.by_unique = {}
+        fn.by_unique[unique] = job
         job.indexed = BY_UNIQUE
         job.same_unique = self.by_unique.get(unique)
         self.by_unique[unique] = job

@@ -54,9 +54,7 @@ def contained(what: str, handler):
 
 def counts(core) -> tuple:
     """(connections, queued jobs, workers) for the supervisor's STATUS."""
-    queued = sum(fn.queued + fn.waiting for fn in core.functions.by_name.values())
-    workers = sum(1 for c in core.conns.values() if c.funcs)
-    return len(core.conns), queued, workers
+    return core.counts()
 
 
 def configure(core, settings: dict) -> None:

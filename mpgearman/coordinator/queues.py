@@ -8,6 +8,11 @@ Must not: pick which function a worker serves (workers.py), send anything,
 or free jobs itself: ignored jobs met at a queue head are handed to the
 `reap` callback the Core passes in.
 
+Memory: a Function with no jobs and no workers keeps only its name, counts
+and limits (gearmand lists every name ever used in `status`, so the record
+stays): its queues, coalescing indexes and sleeper list are made on first
+use and let go by release() when its last job or worker leaves.
+
 Future epoch jobs are kept out of the priority queues until they are due, so
 they can never hide runnable jobs of the same or a lower priority (gearmand
 bug, PROTOCOL.md 3.14) and PRE_SLEEP never answers NOOP for them.
@@ -16,36 +21,36 @@ import heapq
 from collections import OrderedDict, deque
 
 HIGH, NORMAL, LOW = 0, 1, 2
+NO_LIMITS = (0, 0, 0)
 
 
 class Function:
     __slots__ = (
-        "name", "queues",
+        "name",
+        "queues",         # (high, normal, low) deques, None while it has no jobs
         "queued",         # jobs in the three queues (incl. ignored ones)
         "total",          # queued + running + waiting epoch jobs (status "total")
         "running",
         "workers",        # registrations, duplicates counted
-        "maxq",           # [high, normal, low], 0 = unlimited
+        "maxq",           # (high, normal, low) limits, 0 = unlimited
         "waiting",        # future epoch jobs (normal priority)
-        "by_unique", "by_data",
-        "sleepers",       # Conn -> None: may need a NOOP (validated lazily)
+        "by_unique", "by_data",     # coalescing indexes, None while empty
+        "sleepers",       # Conn -> None: may need a NOOP (validated lazily), or None
         # For monitoring: jobs ever created, ended by WORK_COMPLETE, by
         # WORK_FAIL (or out of retries), by WORK_EXCEPTION, and put back in a
         # queue after their worker was lost; published by coordinator/figures.py.
         "submitted", "completed", "failed", "exceptions", "requeued",
         "slot",           # its counters slot, None until first published
+        "shown",          # figures it last added to the overflow bucket, None = zeros
     )
 
     def __init__(self, name: bytes):
         self.name = name
-        self.queues = (deque(), deque(), deque())
+        self.queues = self.by_unique = self.by_data = self.sleepers = None
         self.queued = self.total = self.running = self.workers = self.waiting = 0
-        self.maxq = [0, 0, 0]
-        self.by_unique = {}
-        self.by_data = {}
-        self.sleepers = OrderedDict()
+        self.maxq = NO_LIMITS
         self.submitted = self.completed = self.failed = self.exceptions = self.requeued = 0
-        self.slot = None
+        self.slot = self.shown = None
 
     def __repr__(self):
         return f"<Function {self.name!r}>"
@@ -57,8 +62,26 @@ class Function:
         return limit > 0 and self.total >= limit
 
     def queued_by_priority(self) -> tuple[int, int, int]:
+        if self.queues is None:
+            return 0, self.waiting, 0
         high, normal, low = self.queues
         return len(high), len(normal) + self.waiting, len(low)
+
+    def release(self) -> None:
+        """Its last job or worker left: let go of what only they needed.
+        Callers check first that neither is left (total == workers == 0);
+        sleeper entries are then all stale (no connection is registered)."""
+        self.queues = self.by_unique = self.by_data = self.sleepers = None
+
+    def add_sleeper(self, c) -> None:
+        """c at the back of the sleeper list."""
+        sleepers = self.sleepers
+        if sleepers is None:
+            self.sleepers = OrderedDict(((c, None),))
+        elif c in sleepers:
+            sleepers.move_to_end(c)
+        else:
+            sleepers[c] = None
 
 
 class FunctionTable:
@@ -85,7 +108,10 @@ class FunctionTable:
     def push(self, job) -> None:
         """Append to the tail of the job's priority queue."""
         fn = job.fn
-        fn.queues[job.prio].append(job)
+        queues = fn.queues
+        if queues is None:
+            queues = fn.queues = (deque(), deque(), deque())
+        queues[job.prio].append(job)
         if not fn.queued:
             self.ready.add(fn)
         fn.queued += 1
@@ -93,7 +119,7 @@ class FunctionTable:
     def take(self, fn: Function, reap):
         """Pop the first job, highest priority first, freeing ignored ones on
         the way (through `reap`). None when only ignored jobs were left."""
-        for q in fn.queues:
+        for q in fn.queues or ():
             while q:
                 job = q.popleft()
                 fn.queued -= 1
@@ -107,7 +133,7 @@ class FunctionTable:
 
     def peek(self, fn: Function, reap):
         """Like take() but leaves the runnable job where it is."""
-        for q in fn.queues:
+        for q in fn.queues or ():
             while q:
                 job = q[0]
                 if not job.ignore:
@@ -143,9 +169,10 @@ class FunctionTable:
     def purge(self, fn: Function, reap) -> bool:
         """Free the queued jobs of `fn` if all are ignored; False (nothing
         done) if any is live or waits for its epoch."""
-        if fn.waiting or any(not job.ignore for q in fn.queues for job in q):
+        queues = fn.queues or ()
+        if fn.waiting or any(not job.ignore for q in queues for job in q):
             return False
-        for q in fn.queues:
+        for q in queues:
             while q:
                 fn.queued -= 1
                 reap(q.popleft())

@@ -12,7 +12,9 @@ end. Here every registration carries a key: CAN_DO takes a key above all
 others, a round-robin move one below all others, so "newest first" is
 "highest key first" and a move costs O(1). Conn.funcs maps Function ->
 [(key, timeout_ms), ...] in ascending key order (duplicates kept, the last
-entry is the one that serves).
+entry is the one that serves), or, for the common single CAN_DO without a
+timeout, to its key alone (an int: a worker's registrations cost a key
+each, not a list and a tuple).
 
 Which function a grab serves: the first one in that order with queued jobs.
 A worker with few functions walks its (cached) order; one with many walks
@@ -21,12 +23,14 @@ smaller, so neither many functions nor many busy functions cost a full scan.
 
 Waking: a Function's `sleepers` lists connections that slept (PRE_SLEEP with
 nothing to do) while registered for it. Entries are not removed when the
-connection wakes through another function, grabs, leaves or unregisters;
-they are checked when popped. A connection is added at most once per
-function, so the lists stay bounded by the registrations. A connection with
-more than BROAD functions would make every PRE_SLEEP cost that many list
-insertions; it goes on one `broad` list instead, which every wake-up checks
-(such workers are few).
+connection wakes through another function or grabs; they are checked when
+popped. A connection that unregisters or leaves is taken off the lists of
+those functions (and a function left with no jobs and no workers lets go of
+its list), so a closed connection is held by none. A connection is added
+at most once per function, so the lists stay bounded by the registrations.
+A connection with more than BROAD functions would make every PRE_SLEEP cost
+that many list insertions; it goes on one `broad` list instead, which every
+wake-up checks (such workers are few).
 """
 import heapq
 from collections import OrderedDict
@@ -68,7 +72,7 @@ class Conn:
 
     def registrations(self) -> list:
         """Function names, newest registration first (for `workers`)."""
-        regs = [(key, fn.name) for fn, keys in self.funcs.items() for key, _ in keys]
+        regs = [(key, fn.name) for fn, keys in self.funcs.items() for key, _ in pairs(keys)]
         regs.sort(reverse=True)
         return [name for _, name in regs]
 
@@ -89,37 +93,46 @@ class Registry:
 
     def add(self, c: Conn, fn, timeout_ms: int) -> None:
         self._top += 1
+        key = self._top
         regs = c.funcs.get(fn)
         if regs is None:
-            c.funcs[fn] = [(self._top, timeout_ms)]
+            c.funcs[fn] = [(key, timeout_ms)] if timeout_ms else key
+        elif type(regs) is int:
+            c.funcs[fn] = [(regs, 0), (key, timeout_ms)]
         else:
-            regs.append((self._top, timeout_ms))
+            regs.append((key, timeout_ms))
         fn.workers += 1
         self.dirty[fn] = None
         c.order = None
         if c.sleeping and not c.noop_sent:
             # gearmand's wake walk would find this sleeper on the new function too
-            _touch(fn.sleepers, c)
+            fn.add_sleeper(c)
 
     def remove(self, c: Conn, fn) -> None:
         regs = c.funcs.pop(fn, None)
         if regs is not None:
-            fn.workers -= len(regs)
+            _unregister(fn, c, 1 if type(regs) is int else len(regs))
             self.dirty[fn] = None
             c.order = None
 
     def reset(self, c: Conn) -> None:
+        """Every registration of c goes (RESET_ABILITIES, or c is gone)."""
+        dirty = self.dirty
         for fn, regs in c.funcs.items():
-            fn.workers -= len(regs)
-            self.dirty[fn] = None
+            _unregister(fn, c, 1 if type(regs) is int else len(regs))
+            dirty[fn] = None
         c.funcs = {}
         c.order = None
+        self.broad.pop(c, None)
 
     def rotate(self, c: Conn, fn) -> None:
         """Round-robin: the registration that served goes to the end."""
         regs = c.funcs[fn]
         self._bottom -= 1
-        regs.insert(0, (self._bottom, regs.pop()[1]))
+        if type(regs) is int:
+            c.funcs[fn] = self._bottom
+        else:
+            regs.insert(0, (self._bottom, regs.pop()[1]))
         c.order = None
 
     @staticmethod
@@ -135,7 +148,7 @@ class Registry:
         order = c.order
         if order is None:
             funcs = c.funcs
-            order = c.order = sorted(funcs, key=lambda f: funcs[f][-1][0], reverse=True)
+            order = c.order = sorted(funcs, key=lambda f: key_of(funcs[f]), reverse=True)
         for fn in order:
             if fn.queued:
                 return fn
@@ -147,8 +160,10 @@ class Registry:
         best, best_key = None, None
         for fn in ready:
             regs = funcs.get(fn)
-            if regs is not None and (best_key is None or regs[-1][0] > best_key):
-                best, best_key = fn, regs[-1][0]
+            if regs is not None:
+                key = regs if type(regs) is int else regs[-1][0]
+                if best_key is None or key > best_key:
+                    best, best_key = fn, key
         return best
 
     def sleep(self, c: Conn) -> None:
@@ -159,7 +174,7 @@ class Registry:
             _touch(self.broad, c)
             return
         for fn in c.funcs:
-            _touch(fn.sleepers, c)
+            fn.add_sleeper(c)
 
     def wake(self, fn, out: list) -> None:
         """A job was queued for fn: NOOP the sleepers registered for it that
@@ -190,6 +205,26 @@ class Registry:
                 sent += 1
                 if sent == limit:
                     return
+
+
+def pairs(regs) -> list:
+    """[(key, timeout_ms), ...] of one Conn.funcs value."""
+    return [(regs, 0)] if type(regs) is int else regs
+
+
+def key_of(regs) -> int:
+    """The key of the registration that serves (the last one)."""
+    return regs if type(regs) is int else regs[-1][0]
+
+
+def _unregister(fn, c: Conn, count: int) -> None:
+    """c's `count` registrations for fn are gone: so is its sleeper entry,
+    and all the function held for workers once it has no jobs either."""
+    fn.workers -= count
+    if not fn.workers and not fn.total:
+        fn.release()
+    elif fn.sleepers:
+        fn.sleepers.pop(c, None)
 
 
 def _touch(sleepers, c: Conn) -> None:

@@ -7,7 +7,16 @@ of gearmand 1.1.20's replies (PROTOCOL.md section 4) so it lives in one place.
 Reply shapes: listings end with ".\\n" and use "\\n" line ends; "OK\\r\\n"
 acknowledges a change; "OK <value>\\n" answers a query; every ERR line ends
 with "\\r\\n".
+
+Names in replies (ours, not gearmand's, which prints them raw): a function
+name, unique id or client id is any byte string without NUL, so shown()
+writes its control bytes (0x00-0x1f), DEL and the backslash as \\xNN and
+every listing keeps one entry per line; named() reads that spelling back
+where a command takes a name. Any other byte, spaces included, is shown as
+it is, so ordinary names look exactly as in gearmand.
 """
+import re
+
 MAX_WORDS = 5          # a 6th word makes gearmand drop the connection
 
 OK = b"OK\r\n"
@@ -29,6 +38,31 @@ _VERBOSE = {
     "error": b"ERROR", "err": b"ERROR", "warning": b"WARNING", "warn": b"WARNING",
     "notice": b"NOTICE", "info": b"INFO", "debug": b"DEBUG",
 }
+
+_ODD_BYTES = bytes(range(0x20)) + b"\x7f\\"
+_ODD = re.compile(rb"[\x00-\x1f\x7f\\]")
+_ESCAPE = re.compile(rb"\\x([0-9A-Fa-f]{2})")
+
+
+def shown(raw: bytes) -> bytes:
+    """A name as a reply shows it: control bytes, DEL and "\\" as \\xNN."""
+    if len(raw.translate(None, _ODD_BYTES)) == len(raw):     # (faster than a search)
+        return raw
+    return _ODD.sub(lambda m: b"\\x%02x" % m[0][0], raw)
+
+
+def named(word: bytes) -> bytes:
+    """The name an admin word spells: each \\xNN is the byte NN; a backslash
+    that starts no such escape, or \\x00 (no name holds a NUL), is taken as
+    it is."""
+    if b"\\" not in word:
+        return word
+    return _ESCAPE.sub(_unescape, word)
+
+
+def _unescape(m) -> bytes:
+    value = int(m[1], 16)
+    return bytes((value,)) if value else m[0]
 
 
 def split_words(line: bytes) -> list[bytes]:

@@ -9,9 +9,15 @@ Works with gearmand and mpgearman alike: `status`, `prioritystatus`,
 uptime, job counters and per-process figures, and gearmand's "unknown
 command" answer to it is how the two are told apart.
 
+A line of `status`, `prioritystatus` or `workers` that does not parse is
+kept in the sample's "unreadable" list and the rest is read: gearmand
+prints function names raw, so one name with a newline cuts its line in two
+(mpgearman escapes such bytes, README "Compatibility").
+
 Must not: print, decide exit codes or thresholds (render.py and the
 command do).
 """
+import re
 import socket
 import time
 
@@ -108,28 +114,66 @@ def _listing(reply, command: str, where: str) -> list:
     return reply
 
 
-def _functions(admin: Admin) -> dict:
-    functions = {}
-    for line in _listing(admin.command("status"), "status", admin.where):
-        name, total, running, workers = line.rsplit(b"\t", 3)
-        total, running = int(total), int(running)
+def _unreadable(command: str, line: bytes) -> dict:
+    return {"command": command, "line": _name(line)}
+
+
+def parse_status(lines: list) -> tuple:
+    """({name: figures}, [unreadable]) from the lines of `status`. A line
+    that does not parse (gearmand prints a name with a newline raw, which
+    cuts its line in two) is listed, never fatal."""
+    functions, bad = {}, []
+    for line in lines:
+        try:
+            name, total, running, workers = line.rsplit(b"\t", 3)
+            total, running, workers = int(total), int(running), int(workers)
+        except ValueError:
+            bad.append(_unreadable("status", line))
+            continue
         functions[_name(name)] = {"queued": max(total - running, 0),
                                   "queued_by_priority": None,
-                                  "running": running, "workers": int(workers)}
+                                  "running": running, "workers": workers}
+    return functions, bad
+
+
+def parse_prioritystatus(lines: list, functions: dict) -> list:
+    """Fill in queued_by_priority from the lines of `prioritystatus`;
+    returns the lines that do not parse."""
+    bad = []
+    for line in lines:
+        try:
+            name, high, normal, low, _ = line.rsplit(b"\t", 4)
+            by_prio = dict(zip(PRIORITIES, map(int, (high, normal, low))))
+        except ValueError:
+            bad.append(_unreadable("prioritystatus", line))
+            continue
+        fn = functions.get(_name(name))
+        if fn is not None:
+            fn["queued_by_priority"] = by_prio
+    return bad
+
+
+def _functions(admin: Admin) -> tuple:
+    functions, bad = parse_status(_listing(admin.command("status"), "status", admin.where))
     reply = admin.command("prioritystatus")
     if isinstance(reply, list):
-        for line in reply:
-            name, high, normal, low, _ = line.rsplit(b"\t", 4)
-            fn = functions.get(_name(name))
-            if fn is not None:
-                fn["queued_by_priority"] = dict(zip(PRIORITIES, map(int, (high, normal, low))))
-    return functions
+        bad += parse_prioritystatus(reply, functions)
+    return functions, bad
 
 
-def _worker_connections(admin: Admin) -> int:
-    """Connections that registered at least one function."""
-    lines = _listing(admin.command("workers"), "workers", admin.where)
-    return sum(1 for line in lines if not line.endswith(b" :"))
+_WORKERS_LINE = re.compile(rb"\d+ \S+ .* :")
+
+
+def parse_workers(lines: list) -> tuple:
+    """(connections that registered at least one function, [unreadable])
+    from the lines of `workers` ("FD PEER CLIENT_ID : FUNCTION ...")."""
+    count, bad = 0, []
+    for line in lines:
+        if _WORKERS_LINE.match(line) is None:
+            bad.append(_unreadable("workers", line))
+        elif not line.endswith(b" :"):
+            count += 1
+    return count, bad
 
 
 def _stats(admin: Admin) -> dict | None:
@@ -146,8 +190,11 @@ def sample(admin: Admin) -> dict:
     """One look at the server: raw figures and the time they were taken."""
     try:
         version = admin.command("version")
-        return {"at": time.monotonic(), "functions": _functions(admin),
-                "worker_connections": _worker_connections(admin), "stats": _stats(admin),
+        functions, unreadable = _functions(admin)
+        workers, bad = parse_workers(_listing(admin.command("workers"), "workers",
+                                              admin.where))
+        return {"at": time.monotonic(), "functions": functions, "unreadable": unreadable + bad,
+                "worker_connections": workers, "stats": _stats(admin),
                 "version": _name(version[3:]) if version.startswith(b"OK ") else None}
     except ValueError as exc:     # a line that does not parse: not a Gearman server?
         raise ProbeError(f"{admin.where} gave an answer that is not the admin "

@@ -87,8 +87,19 @@ def _process_table(doc: dict) -> list:
     return lines
 
 
+def _unreadable(doc: dict) -> list:
+    """One warning line for listing lines that did not parse, a few quoted."""
+    bad = doc.get("unreadable") or []
+    if not bad:
+        return []
+    quoted = ", ".join(f"{b['command']}: {b['line']!r}" for b in bad[:3])
+    more = f", and {len(bad) - 3} more" if len(bad) > 3 else ""
+    return ["", f"warning: {len(bad)} line{'s' if len(bad) != 1 else ''} of the server's "
+                f"answers could not be read ({quoted}{more})"]
+
+
 def as_text(doc: dict) -> str:
-    lines = _header(doc) + [""] + _function_table(doc)
+    lines = _header(doc) + [""] + _function_table(doc) + _unreadable(doc)
     if doc["processes"]:
         lines += [""] + _process_table(doc)
     return "\n".join(lines)
@@ -124,6 +135,9 @@ def check(doc: dict, function: str | None, warn_queued, crit_queued,
     summary = f"{what}{queued} jobs queued, {workers} workers"
     if reasons:
         summary += " (" + ", ".join(reasons) + ")"
+    bad = len(doc.get("unreadable") or ())
+    if bad:     # judged on what could be read; said, not alarmed on
+        summary += f", {bad} unreadable line{'s' if bad != 1 else ''}"
     perf = (f"queued={queued};{_limit(warn_queued)};{_limit(crit_queued)};0 "
             f"workers={workers};{_limit(warn_workers, below=True)};"
             f"{_limit(crit_workers, below=True)};0")

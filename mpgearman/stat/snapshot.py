@@ -72,7 +72,9 @@ def document(where: str, cur: dict, prev: dict | None = None) -> dict:
     doc = {"server": where, "kind": "mpgearman" if mp else "gearmand",
            "version": cur["version"],
            "functions": dict(sorted(cur["functions"].items())),
-           "totals": _totals(cur["functions"], cur["worker_connections"])}
+           "totals": _totals(cur["functions"], cur["worker_connections"]),
+           # lines of the server's listings that did not parse: {command, line}
+           "unreadable": list(cur.get("unreadable", ()))}
     if mp:
         doc.update(_mpgearman_part(cur, prev))
     else:

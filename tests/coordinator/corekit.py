@@ -6,6 +6,7 @@ No processes, sockets or files. Every SendSpooled the core emits is consumed
 from mpgearman.config import Config
 from mpgearman.coordinator.core import Close, Core, Send, SendSpooled
 from mpgearman.coordinator.spoolref import SpoolRef
+from mpgearman.coordinator.workers import pairs
 from mpgearman.protocol.packets import HEADER, HEADER_SIZE, RES, T
 
 T0 = 1_700_000_000.0
@@ -163,10 +164,11 @@ def check_invariants(core) -> None:
         assert fn.total == len(mine), fn
         assert fn.running == sum(1 for j in mine if j.worker is not None), fn
         assert fn.waiting == sum(1 for j in mine if j.when), fn
-        assert fn.queued == sum(len(q) for q in fn.queues), fn
+        assert fn.queued == sum(len(q) for q in fn.queues or ()), fn
         assert (fn in core.functions.ready) == (fn.queued > 0), fn
-        assert fn.workers == sum(len(c.funcs.get(fn, ())) for c in core.conns.values()), fn
-        for q in fn.queues:
+        assert fn.workers == sum(len(pairs(c.funcs[fn])) for c in core.conns.values()
+                                 if fn in c.funcs), fn
+        for q in fn.queues or ():
             for j in q:
                 assert id(j) not in queued_ids and j.fn is fn
                 queued_ids[id(j)] = j
@@ -193,4 +195,4 @@ def check_no_lost_wakeup(core) -> None:
     for c in core.conns.values():
         if c.sleeping and not c.noop_sent:
             for fn in c.funcs:
-                assert all(j.ignore for q in fn.queues for j in q), (c, fn)
+                assert all(j.ignore for q in fn.queues or () for j in q), (c, fn)

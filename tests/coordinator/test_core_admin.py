@@ -198,3 +198,43 @@ def test_large_listing_is_one_reply(h):
     assert reply.count(b"\n") == 5001 and reply.endswith(b"H:vm:5000\t0\t0\t1\n.\n")
     assert h.admin(a, b"show unique jobs").count(b"\n") == 5001
     assert h.admin(a, b"status").count(b"\t100\t") == 50
+
+
+ODD = b"line\nbreak\ttab\r\x01\x7f\\x41"
+ODD_SHOWN = b"line\\x0abreak\\x09tab\\x0d\\x01\\x7f\\x5cx41"
+
+
+def test_odd_bytes_in_names_and_ids_are_shown_escaped(h):
+    """Control bytes, DEL and the backslash show as \\xNN, so every listing
+    keeps one entry per line; other bytes (spaces, UTF-8) show as they are."""
+    a = h.conn()
+    w = h.worker(ODD, b"caf\xc3\xa9 au lait")
+    h.send(w, T.SET_CLIENT_ID, b"id\nwith newline")
+    h.submit(a, ODD, unique=b"u\nv\\")
+    assert h.admin(a, b"status") == (ODD_SHOWN + b"\t1\t0\t1\n"
+                                     + b"caf\xc3\xa9 au lait\t0\t0\t1\n.\n")
+    assert h.admin(a, b"prioritystatus").startswith(ODD_SHOWN + b"\t0\t1\t0\t1\n")
+    workers = h.admin(a, b"workers").split(b"\n")
+    assert workers[1] == (b"%d 127.0.0.1 id\\x0awith newline : caf\xc3\xa9 au lait "
+                          % h.core.conns[w].fd + ODD_SHOWN)
+    assert h.admin(a, b"show unique jobs") == b"u\\x0av\\x5c\n.\n"
+
+
+def test_admin_commands_take_the_escaped_spelling_of_a_name(h):
+    a = h.conn()
+    w = h.worker(ODD)
+    assert h.admin(a, b"create function new\\x0aname") == b"OK\r\n"
+    assert b"new\nname" in h.core.functions.by_name
+    assert h.admin(a, b"maxqueue " + ODD_SHOWN + b" 3") == b"OK\r\n"
+    assert h.core.functions.by_name[ODD].maxq == [3, 3, 3]
+    h.core.disconnect(w)
+    assert h.admin(a, b"drop function " + ODD_SHOWN.upper().replace(b"\\X", b"\\x")) \
+        == b"OK\r\n"
+    assert h.admin(a, b"drop function new\\x0aname") == b"OK\r\n"
+    assert h.admin(a, b"status") == b".\n"
+    # a backslash that starts no \xNN escape is taken as it is
+    assert h.admin(a, b"create function a\\b\\x4") == b"OK\r\n"
+    assert h.admin(a, b"status") == b"a\\x5cb\\x5cx4\t0\t0\t0\n.\n"
+    assert h.admin(a, b"drop function a\\b\\x4") == b"OK\r\n"
+    assert h.admin(a, b"create function nul\\x00") == b"OK\r\n"
+    assert list(h.core.functions.by_name) == [b"nul\\x00"]

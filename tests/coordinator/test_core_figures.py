@@ -166,3 +166,104 @@ def test_overflow_name_is_never_a_slot_of_its_own(p):
     h.submit(h.conn(), OVERFLOW_NAME, ptype=T.SUBMIT_JOB_BG)
     shown = p.consistent()
     assert list(shown) == ["__other__"] and shown["__other__"]["submitted"] == 1
+
+
+def test_publishing_costs_what_changed_not_what_is_in_the_bucket(monkeypatch):
+    """After one connection registers thousands of functions beyond the
+    table, a change to one of them reads that function alone: the bucket
+    keeps running sums instead of adding up every function it holds."""
+    from mpgearman.coordinator import figures
+    pub = Published(slots=3)
+    h = pub.h
+    flood = h.conn()
+    for i in range(5000):
+        h.send(flood, T.CAN_DO, b"many-%d" % i)
+    assert pub.consistent()["__other__"]["workers"] == 4998
+    calls = []
+    real = figures.values
+    monkeypatch.setattr(figures, "values", lambda fn: calls.append(fn) or real(fn))
+    c, w = h.conn(), h.worker(b"late")
+    h.submit(c, b"late", ptype=T.SUBMIT_JOB_BG)
+    h.send(w, T.WORK_COMPLETE, h.grab_handle(w), b"")
+    h.submit(c, b"many-7", ptype=T.SUBMIT_JOB_BG)
+    shown = pub.publish()
+    assert len(calls) == 2
+    assert shown["__other__"] == fields(submitted=2, completed=1, queued_normal=1,
+                                        workers=4999)
+    # what the flood's functions remember of their figures is one shared tuple
+    remembered = {id(fn.shown) for fn in h.core.functions.by_name.values()
+                  if fn.name.startswith(b"many-") and fn.name != b"many-7"}
+    assert len(remembered) == 2             # two functions have their own slots
+    h.core.disconnect(flood)
+    shown = pub.publish()
+    assert shown["__other__"] == fields(submitted=2, completed=1, queued_normal=1, workers=1)
+    pub.counters.close()
+
+
+class NoWalk(dict):
+    def values(self):
+        raise AssertionError("walked every function")
+
+    __iter__ = items = values
+
+
+def test_heartbeat_counts_do_not_walk_the_functions():
+    """The supervisor hears (connections, queued jobs, workers) twice a
+    second; with many functions that must not cost a walk over them."""
+    h = Harness()
+    flood, c = h.conn(), h.conn()
+    for i in range(100):
+        h.send(flood, T.CAN_DO, b"many-%d" % i)
+    w = h.worker(b"f")
+    for _ in range(3):
+        h.submit(c, b"f", ptype=T.SUBMIT_JOB_BG)
+    h.send(c, T.SUBMIT_JOB_EPOCH, b"later", b"", b"%d" % (h.clock() + 60), b"x")
+    h.submit(c, b"gone", ptype=T.SUBMIT_JOB)
+    h.grab_handle(w)
+    h.core.disconnect(c)              # its foreground job is abandoned, still queued
+    from mpgearman.coordinator.main import counts
+    assert counts(h.core) == (2, 4, 2)
+    h.core.functions.by_name = NoWalk(h.core.functions.by_name)
+    assert counts(h.core) == (2, 4, 2)
+
+
+def test_a_bucket_function_dropped_and_created_again_never_takes_back(caplog):
+    pub = Published(slots=2)            # the bucket and one function
+    h = pub.h
+    c = h.conn()
+    h.submit(c, b"own", ptype=T.SUBMIT_JOB_BG)
+    h.submit(c, b"b", ptype=T.SUBMIT_JOB_BG)
+    w = h.worker(b"b")
+    h.send(w, T.WORK_COMPLETE, h.grab_handle(w), b"")
+    assert pub.consistent()["__other__"] == fields(submitted=1, completed=1, workers=1)
+    h.core.disconnect(w)
+    assert h.admin(c, b"drop function b") == b"OK\r\n"
+    assert pub.consistent()["__other__"] == fields(submitted=1, completed=1)
+    h.submit(c, b"b", ptype=T.SUBMIT_JOB_BG)
+    assert pub.consistent()["__other__"] == fields(submitted=2, completed=1, queued_normal=1)
+    pub.counters.close()
+
+
+def test_packets_after_a_flood_of_functions_walk_none_of_them():
+    """Every request type a busy server sees, after one connection
+    registered thousands of functions: none walks the function table, and
+    the flood connection's own grabs do not sort its registrations."""
+    h = Harness()
+    flood = h.conn()
+    for i in range(3000):
+        h.send(flood, T.CAN_DO, b"many-%d" % i)
+    h.core.functions.by_name = NoWalk(h.core.functions.by_name)
+    c, w = h.conn(), h.worker(b"late", sleep=True)
+    assert h.send(flood, T.PRE_SLEEP) == []
+    h.send(c, T.ECHO_REQ, b"ping")
+    h.submit(c, b"late", ptype=T.SUBMIT_JOB_BG)
+    h.submit(c, b"many-5", ptype=T.SUBMIT_JOB_BG)
+    h.send(w, T.WORK_COMPLETE, h.grab_handle(w), b"")
+    h.send(flood, T.WORK_COMPLETE, h.grab_handle(flood), b"")
+    assert h.grab_handle(flood) is None
+    assert h.core.conns[flood].order is None
+    h.send(c, T.GET_STATUS, b"H:vm:1")
+    h.send(w, T.CANT_DO, b"late")
+    h.tick()
+    h.core.disconnect(w)
+    assert h.core.counts() == (2, 0, 1)

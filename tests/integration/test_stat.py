@@ -168,3 +168,32 @@ def test_a_server_that_never_answers_is_bounded_by_timeout():
         assert (run.returncode, run.stdout) == (
             3, f"MPGEARMAN UNKNOWN - {address} did not answer within 0.5 s\n")
         assert time.monotonic() - started < 10
+
+
+def test_a_name_with_a_newline_breaks_no_listing(server, fname):
+    """gearmand prints names raw, so a newline in one cuts its `status`
+    line in two: stat reads the rest and reports the broken line. mpgearman
+    shows the name as ...\\x0a... and `drop function` takes that spelling."""
+    odd = fname.encode() + b"\nbroken"
+    with server.connect() as worker, server.connect() as client:
+        worker.send_packet(T.CAN_DO, odd)
+        for i in range(3):
+            client.submit(T.SUBMIT_JOB_BG, fname.encode() + b"ok", b"", b"%d" % i)
+        wait_for(lambda: b"broken" in server.admin("status"), 10, 0.05, "the odd function")
+        run = stat(server.address, "--json", "--interval", "0")
+        check = stat(server.address, "--function", fname + "ok", "--warn-queued", "2")
+    assert run.returncode == 0, run.stderr
+    doc = orjson.loads(run.stdout)
+    assert doc["functions"][fname + "ok"]["queued"] == 3
+    assert check.returncode == 1, check.stdout + check.stderr
+    assert check.stdout.startswith(f"MPGEARMAN WARNING - function {fname}ok: 3 jobs queued")
+    if server.kind == "gearmand":
+        assert {"command": "status", "line": fname} in doc["unreadable"]
+        assert "unreadable line" in check.stdout
+        return
+    assert doc["unreadable"] == [] and "unreadable" not in check.stdout
+    shown = fname + "\\x0abroken"
+    assert doc["functions"][shown]["workers"] == 1
+    wait_for(lambda: server.status()[shown][2] == 0, 10, 0.05, "the worker to leave")
+    assert server.admin(f"drop function {shown}\r\n") == b"OK\r\n"
+    assert shown not in server.status()
