@@ -167,7 +167,7 @@ def connect_timeout_option(f):
               default="normal", show_default=True)
 @click.option("-u", "--unique", help="Unique id: submissions sharing one coalesce.")
 @click.option("--when", type=When(),
-              help="Run at this time (Unix time or ISO date-time); implies --background.")
+              help="Run at this time (Unix time or ISO date-time); needs --background.")
 @click.option("-t", "--timeout", type=click.FloatRange(0, min_open=True),
               help="Seconds to wait for the result (per job with --batch).")
 @click.option("--batch", type=click.Path(allow_dash=True, dir_okay=False),
@@ -195,7 +195,9 @@ def submit(function, data, path, background, priority, unique, when, timeout, ba
             raise click.UsageError("--unique would make every line of --batch one job")
     elif data is not None and path is not None:
         raise click.UsageError("give DATA or --file, not both")
-    options = dict(priority=priority, background=background or when is not None)
+    if when is not None and not background:
+        raise click.UsageError("--when schedules a background job: add --background")
+    options = dict(priority=priority, background=background)
     if when is not None:
         options["when"] = when
     with reporting():
@@ -229,20 +231,52 @@ def submit_one(client, function, payload, options, timeout):
     if options["background"]:
         click.echo(job.handle)
         return
-    out = sys.stdout.buffer
-    result_to(job, out, function, timeout, started)
+    out = Tail(sys.stdout.buffer)
+    result_to(job, out, function, timeout, started, show_event)
+    if out.last not in (b"", b"\n") and sys.stdout.isatty():
+        out.write(b"\n")      # the shell prompt starts on a line of its own
     out.flush()
 
 
-def result_to(job, out, function: str, timeout: float | None, started: float) -> None:
+class Tail:
+    """A binary stream that remembers the last byte written to it."""
+
+    def __init__(self, out):
+        self.out, self.last = out, b""
+
+    def write(self, data) -> int:
+        if len(data):
+            self.last = bytes(data[-1:])
+        return self.out.write(data)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def show_event(event, prefix: str = "") -> None:
+    """WORK_STATUS and WORK_WARNING of a job, one line each on stderr."""
+    from . import WorkStatus
+    if isinstance(event, WorkStatus):
+        num, den = event.numerator, event.denominator
+        percent = f" ({100 * num / den:.0f}%)" if den else ""
+        click.echo(f"mpgearman: {prefix}status {num}/{den}{percent}", err=True)
+    else:
+        text = event.data.decode("utf-8", "replace")
+        click.echo(f"mpgearman: {prefix}warning: {one_line(text)}", err=True)
+
+
+def result_to(job, out, function: str, timeout: float | None, started: float,
+              on_event=None) -> None:
     """Stream the job's data chunks and result to `out`, giving up `timeout`
-    seconds after `started` (its submission)."""
+    seconds after `started` (its submission); on_event gets the job's
+    status and warnings."""
     from . import Timeout
     if timeout is None:
-        job.result_to(out)
+        job.result_to(out, on_event=on_event)
         return
     try:
-        job.result_to(out, timeout=max(0.0, timeout - (time.monotonic() - started)))
+        job.result_to(out, timeout=max(0.0, timeout - (time.monotonic() - started)),
+                      on_event=on_event)
     except Timeout:
         # Say the limit the user gave, not the remainder that ran out.
         raise Timeout(f"job {job.handle} ({function}): no result within {timeout:g} s") \

@@ -19,7 +19,7 @@ import time
 import click
 
 from .commands import (EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_UNREACHABLE,
-                       describe, exit_code, result_to)
+                       describe, exit_code, result_to, show_event)
 
 # When several kinds of failure happen, the exit status names the gravest.
 SEVERITY = {EXIT_OK: 0, EXIT_FAILED: 1, EXIT_TIMEOUT: 2, EXIT_UNREACHABLE: 3}
@@ -110,7 +110,8 @@ class Batch:
             self.progress.step(ok=True)
             return
         try:
-            result_to(job, self.out, self.function, self.timeout, started)
+            result_to(job, self.out, self.function, self.timeout, started,
+                      lambda event: self._event(number, event))
         except Exception as exc:
             if not self._is_library_error(exc):
                 raise
@@ -120,6 +121,11 @@ class Batch:
         self.out.write(b"\n")
         self._flush_if_interactive()
         self.progress.step(ok=True)
+
+    def _event(self, number: int, event) -> None:
+        if self.progress.bar is not None:
+            click.echo("", err=True)        # leave the bar's line
+        show_event(event, f"line {number}: ")
 
     def _fail(self, number: int, exc, written: bool = False) -> None:
         if not written:
@@ -144,7 +150,7 @@ class Progress:
 
     def __init__(self, total: int | None, interval: float):
         self.total, self.interval = total, interval
-        self.done = self.failed = 0
+        self.succeeded = self.failed = 0
         self.started = self.last = time.monotonic()
         self.bar = None
         if sys.stderr.isatty():
@@ -156,7 +162,7 @@ class Progress:
 
     def step(self, ok: bool) -> None:
         if ok:
-            self.done += 1
+            self.succeeded += 1
         else:
             self.failed += 1
         if self.bar is not None:
@@ -166,7 +172,7 @@ class Progress:
         if now - self.last >= self.interval:
             self.last = now
             of = f" of {self.total}" if self.total is not None else ""
-            click.echo(f"mpgearman: progress: {self.done + self.failed}{of}, "
+            click.echo(f"mpgearman: progress: {self.succeeded + self.failed}{of}, "
                        f"{self.failed} failed, {self._rate(now):.1f} jobs/s", err=True)
 
     def note(self, message: str, error: bool = False) -> None:
@@ -180,10 +186,10 @@ class Progress:
             self.bar.__exit__(None, None, None)
             self.bar = None
         now = time.monotonic()
-        click.echo(f"mpgearman: done {self.done}, failed {self.failed}, "
+        click.echo(f"mpgearman: succeeded {self.succeeded}, failed {self.failed}, "
                    f"elapsed {now - self.started:.2f} s, {self._rate(now):.1f} jobs/s",
                    err=True)
 
     def _rate(self, now: float) -> float:
         elapsed = max(now - self.started, 1e-9)
-        return (self.done + self.failed) / elapsed
+        return (self.succeeded + self.failed) / elapsed

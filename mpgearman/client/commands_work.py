@@ -85,7 +85,7 @@ def run_command(command: list[str], job):
         with tempfile.TemporaryFile() as err:
             proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=out, stderr=err)
             feed(proc, job)
-            status = proc.wait()
+            status = wait(proc, command[0], job)
             if status != 0:
                 last = last_line(err)
                 if last:
@@ -101,6 +101,20 @@ def run_command(command: list[str], job):
     finally:
         if out is not None:
             out.close()
+
+
+def wait(proc: subprocess.Popen, name: str, job) -> int:
+    """The command's exit status. At the job's timeout (--timeout) the server
+    takes the job back, so the command is killed rather than left to run
+    on for nothing."""
+    try:
+        return proc.wait(job.time_left())
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        job.stopped = True
+        from .. import WorkFailed
+        raise WorkFailed(f"{name} was killed at the {job.timeout:g} s timeout") from None
 
 
 def feed(proc: subprocess.Popen, job) -> None:

@@ -11,6 +11,7 @@ import io
 import os
 import stat
 import tempfile
+from collections.abc import Mapping, Set
 
 from .errors import GearmanError
 
@@ -85,6 +86,12 @@ def make_payload(data, spool_dir: str | None = None) -> Payload:
         return _path_payload(data)
     if hasattr(data, "read"):
         return _file_payload(data, spool_dir)
+    if isinstance(data, (Mapping, Set)):
+        # Iterating would send the keys run together (b"userid" for
+        # {"user": 1, "id": 2}): never what was meant.
+        raise TypeError(f"job data must be bytes, str, a path, a binary file or an "
+                        f"iterable of bytes, not {type(data).__name__} (send an object "
+                        f"as JSON with json=...)")
     try:
         iterator = iter(data)
     except TypeError:

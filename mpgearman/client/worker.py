@@ -19,12 +19,14 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from . import sockio
 from .errors import GearmanError
-from .registry import FunctionRegistry
-from .workerjob import WorkerJob, deliver, outcome_of_exception, outcome_of_return
+from .registry import FunctionRegistry, Servers
+from .workerjob import (WorkerJob, deliver, outcome_of_exception, outcome_of_return,
+                        overrun)
 from .workersession import WorkerSession
 
 log = logging.getLogger("mpgearman.client")
@@ -40,19 +42,41 @@ class _Conn:
 
 
 class Worker(FunctionRegistry):
-    """Blocking Gearman worker. See the module docstring."""
+    """Blocking Gearman worker. See the module docstring. As a context
+    manager, leaving the block stops it and releases its sockets."""
 
-    def __init__(self, servers="127.0.0.1:4730", *, concurrency=1, client_id=None,
-                 spool_threshold=64 << 20, connect_timeout=5.0, spool_dir=None):
+    def __init__(self, servers: Servers = "127.0.0.1:4730", *, concurrency: int = 1,
+                 client_id: str | None = None, spool_threshold: int = 64 << 20,
+                 connect_timeout: float = 5.0, spool_dir: str | None = None) -> None:
         super().__init__(servers, concurrency=concurrency, client_id=client_id,
                          spool_threshold=spool_threshold, connect_timeout=connect_timeout,
                          spool_dir=spool_dir)
-        self._outbox = deque()
+        self._outbox: deque[Callable[[], None]] = deque()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
+        self._serving = False
+        self._closed = False
 
     # -- control ------------------------------------------------------------
+
+    def __enter__(self) -> "Worker":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """stop(); the worker's sockets are released once run() has
+        returned (at once if it is not running). It cannot run again."""
+        self._closed = True
+        self.stop()
+        if not self._serving:
+            self._release()
+
+    def _release(self) -> None:
+        self._wake_r.close()
+        self._wake_w.close()
 
     def stop(self) -> None:
         """Stop grabbing, finish the jobs in hand, then run() returns.
@@ -66,6 +90,9 @@ class Worker(FunctionRegistry):
         returns at once."""
         if not self.functions:
             raise GearmanError("no function registered")
+        if self._closed:
+            raise GearmanError("the worker is closed")
+        self._serving = True
         self._conns = {a: _Conn(a) for a in self.pool.addresses}
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
@@ -81,6 +108,9 @@ class Worker(FunctionRegistry):
             for conn in self._conns.values():
                 self._close(conn)
             self._selector.close()
+            self._serving = False
+            if self._closed:
+                self._release()
             self._stopping = False          # a later run() serves again
 
     def _install_signals(self):
@@ -254,7 +284,7 @@ class Worker(FunctionRegistry):
     def _start(self, session: WorkerSession, assignment) -> None:
         def post(callback):
             self._post(lambda: callback(session) if self._alive(session) else None)
-        job = WorkerJob(assignment, post)
+        job = WorkerJob(assignment, post, self.timeout_of(assignment.function))
         self._running += 1
         self._executor.submit(self._execute, job, session)
 
@@ -270,13 +300,15 @@ class Worker(FunctionRegistry):
                 raise GearmanError(f"no function {job.function!r} on this worker")
             outcome = outcome_of_return(fn(job))
         except Exception as exc:        # noqa: BLE001 - reported to the client
-            outcome = outcome_of_exception(exc)
+            outcome = outcome_of_exception(exc, job)
         finally:
             job.release()
         self._post(lambda: self._finished(session, job, outcome))
 
     def _finished(self, session, job: WorkerJob, outcome) -> None:
         self._running -= 1
+        if overrun(job, outcome):
+            return
         if self._alive(session):
             deliver(session, job.raw_handle, outcome)
         elif outcome[0] == "complete":
