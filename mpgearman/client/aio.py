@@ -92,7 +92,11 @@ class AsyncJob(JobView):
         if state.handle is None or state.server is None:
             raise GearmanError(f"job ({state.function}) was never created: nothing to cancel")
         limit = timeout if timeout is not None else self._client.connect_timeout
-        cancelled = await cancel_job_async(state.server, state.handle, limit)
+        state.cancelling = True
+        try:
+            cancelled = await cancel_job_async(state.server, state.handle, limit)
+        finally:
+            state.cancelling = False
         if cancelled:
             state.on_cancelled()
         return cancelled

@@ -88,6 +88,7 @@ class JobState:
         self._parts: list[bytes] = []
         self._kept = 0             # bytes of a WORK_WARNING kept for its reason
         self.fail_reason: str | None = None    # from a "WorkFailed: " warning
+        self.cancelling = False    # `cancel job` sent: its WORK_FAIL may come first
 
     # -- fed by the session ------------------------------------------------
 
@@ -141,7 +142,8 @@ class JobState:
         self.on_body_end()
 
     def on_fail(self) -> None:
-        self._finish(error=self.failed(self.fail_reason or BARE_FAIL))
+        reason = self.fail_reason or ("cancelled" if self.cancelling else BARE_FAIL)
+        self._finish(error=self.failed(reason))
         self._changed()
 
     def failed(self, reason: str) -> JobFailed:

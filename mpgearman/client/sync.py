@@ -86,7 +86,11 @@ class Job(JobView):
         if state.handle is None or state.server is None:
             raise GearmanError(f"job ({state.function}) was never created: nothing to cancel")
         limit = timeout if timeout is not None else self._client.connect_timeout
-        cancelled = cancel_job(state.server, state.handle, limit)
+        state.cancelling = True
+        try:
+            cancelled = cancel_job(state.server, state.handle, limit)
+        finally:
+            state.cancelling = False
         if cancelled:
             state.on_cancelled()
         return cancelled

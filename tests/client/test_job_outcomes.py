@@ -94,6 +94,15 @@ def test_cancelled_job_fails_with_reason_cancelled():
     assert info.value.reason == "cancelled"
 
 
+def test_the_fail_of_a_cancel_in_flight_says_cancelled():
+    job = new_job("fn")
+    job.cancelling = True      # the server's WORK_FAIL may beat its reply "OK"
+    created(job, (T.WORK_FAIL,))
+    with pytest.raises(JobFailed) as info:
+        job.outcome()
+    assert info.value.reason == "cancelled"
+
+
 def assignment(data=b"", function="fn"):
     a = Assignment(b"H:7", function.encode(), b"")
     a.data, a.size = data, len(data)
