@@ -14,7 +14,7 @@ _CLIENT_NAMES = ("Client", "AsyncClient", "Worker", "AsyncWorker", "WorkFailed",
 __all__ = list(_CLIENT_NAMES)
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> object:
     if name in _CLIENT_NAMES:
         from . import client
         return getattr(client, name)

@@ -23,7 +23,7 @@ from .jobs import Event, JobState, JobStatus, JobView
 from .servers import ServerPool, format_address, split_address
 from .session import Session
 from .submit import NO_JSON, WhenType, new_job
-from .sync import Data, PathOrFile, Servers
+from .sync import Data, MakeRequest, PathOrFile, Servers
 
 
 async def _wait(event: asyncio.Event, cond: Callable[[], bool], timeout: float | None,
@@ -212,7 +212,8 @@ class AsyncClient:
     # -- requests --------------------------------------------------------------
 
     async def status(self, handle: str, server: str | None = None) -> JobStatus:
-        last, error = None, None
+        last: JobStatus | None = None
+        error: GearmanError | None = None
         for address in self._servers_for(server):
             try:
                 last = await self._request(address, lambda s: s.status(handle))
@@ -222,17 +223,19 @@ class AsyncClient:
             if last.known:
                 return last
         if last is None:
-            raise error
+            raise error or ServerUnavailable(self.pool.describe_failure())
         return last
 
     async def status_unique(self, unique: str) -> JobStatus:
-        return await self._on_first(self.pool.candidates(unique),
+        status: JobStatus = await self._on_first(self.pool.candidates(unique),
                                     lambda s: s.status_unique(unique))
+        return status
 
     async def echo(self, data: bytes = b"ping", server: str | None = None) -> bytes:
         if isinstance(data, str):
             data = data.encode()
-        return await self._on_first(self._servers_for(server), lambda s: s.echo(data))
+        echoed: bytes = await self._on_first(self._servers_for(server), lambda s: s.echo(data))
+        return echoed
 
     async def close(self) -> None:
         if self._closed:
@@ -252,7 +255,7 @@ class AsyncClient:
 
     # -- internals -------------------------------------------------------------
 
-    def _servers_for(self, server):
+    def _servers_for(self, server: str | None) -> list[str]:
         if server is None:
             return self.pool.candidates()
         address = format_address(*split_address(server))
@@ -260,8 +263,8 @@ class AsyncClient:
             raise GearmanError(f"{server} is not one of the configured servers")
         return [address]
 
-    async def _on_first(self, addresses, make):
-        error = None
+    async def _on_first(self, addresses: list[str], make: MakeRequest) -> Any:
+        error: GearmanError | None = None
         for address in addresses:
             try:
                 return await self._request(address, make)
@@ -269,7 +272,7 @@ class AsyncClient:
                 error = exc
         raise error or ServerUnavailable(self.pool.describe_failure(addresses))
 
-    async def _request(self, address, make, again=True):
+    async def _request(self, address: str, make: MakeRequest, again: bool = True) -> Any:
         """One request/reply on `address`; sent once more on a fresh
         connection if an idle one turns out to be dead."""
         reused = address in self._conns
@@ -288,7 +291,7 @@ class AsyncClient:
             raise req.error
         return req.value
 
-    async def _connection(self, address) -> AsyncConnection | None:
+    async def _connection(self, address: str) -> AsyncConnection | None:
         """The open connection to `address`, or None if it cannot connect
         (the server is then marked down)."""
         if self._closed:
@@ -305,7 +308,7 @@ class AsyncClient:
             if pending.done():
                 self._connecting.pop(address, None)
 
-    async def _open(self, address) -> AsyncConnection | None:
+    async def _open(self, address: str) -> AsyncConnection | None:
         state = self.pool.states[address]
         try:
             reader, writer = await open_stream(state.host, state.port, self.connect_timeout)

@@ -233,16 +233,35 @@ class JobView:
     """What every job object shows of its JobState: the parts of the API
     the blocking Job and the asyncio AsyncJob share."""
 
-    def __init__(self, client, state: JobState):
+    def __init__(self, client: Any, state: JobState):
         self._client = client
         self._state = state
 
-    handle = property(lambda self: self._state.handle)
-    unique = property(lambda self: self._state.unique)
-    server = property(lambda self: self._state.server)
-    function = property(lambda self: self._state.function)
-    background = property(lambda self: self._state.background)
-    done = property(lambda self: self._state.done)
+    @property
+    def handle(self) -> str | None:
+        """The job handle (None until JOB_CREATED)."""
+        return self._state.handle
 
-    def __repr__(self):
+    @property
+    def unique(self) -> str | None:
+        return self._state.unique
+
+    @property
+    def server(self) -> str | None:
+        """The "host:port" of the server that created the job."""
+        return self._state.server
+
+    @property
+    def function(self) -> str:
+        return self._state.function
+
+    @property
+    def background(self) -> bool:
+        return self._state.background
+
+    @property
+    def done(self) -> bool:
+        return self._state.done
+
+    def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.function} handle={self.handle} server={self.server}>"

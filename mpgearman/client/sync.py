@@ -18,14 +18,16 @@ from .cancel import cancel_job
 from .errors import GearmanError, ServerUnavailable, Timeout
 from .failover import lost_connection
 from .jobs import Event, JobState, JobStatus, JobView
-from .selectloop import SelectLoop
+from .selectloop import Connection, SelectLoop
 from .servers import ServerPool, format_address, split_address
+from .session import Request, Session
 from .submit import NO_JSON, WhenType, new_job
 
 # What submit() sends: bytes, str, a path, a binary file or an iterable of bytes.
 Data = Any
 Servers = Union[str, list[str]]
 PathOrFile = Union[str, "os.PathLike[str]", BinaryIO]
+MakeRequest = Callable[[Session], Request]
 
 
 def _deadline(timeout: float | None) -> float | None:
@@ -197,7 +199,9 @@ class Client:
             raise GearmanError("map concurrency must be at least 1")
         submit_kwargs: dict[str, Any] = dict(unique=unique, priority=priority)
         items = iter(iterable)
-        results, running, first_error = [], [], None
+        results: list[JobState] = []
+        running: list[JobState] = []
+        first_error: GearmanError | None = None
         while True:
             while first_error is None and len(running) < concurrency:
                 item = next(items, _END)
@@ -226,7 +230,8 @@ class Client:
 
     def status(self, handle: str, server: str | None = None) -> JobStatus:
         """GET_STATUS on `server`, or on each server until one knows it."""
-        last, error = None, None
+        last: JobStatus | None = None
+        error: GearmanError | None = None
         for address in self._servers_for(server):
             try:
                 last = self._request(address, lambda s: s.status(handle))
@@ -236,18 +241,20 @@ class Client:
             if last.known:
                 return last
         if last is None:
-            raise error
+            raise error or ServerUnavailable(self.pool.describe_failure())
         return last
 
     def status_unique(self, unique: str) -> JobStatus:
         """GET_STATUS_UNIQUE on the server that unique maps to."""
-        return self._on_first(self.pool.candidates(unique),
+        status: JobStatus = self._on_first(self.pool.candidates(unique),
                               lambda s: s.status_unique(unique))
+        return status
 
     def echo(self, data: bytes = b"ping", server: str | None = None) -> bytes:
         if isinstance(data, str):
             data = data.encode()
-        return self._on_first(self._servers_for(server), lambda s: s.echo(data))
+        echoed: bytes = self._on_first(self._servers_for(server), lambda s: s.echo(data))
+        return echoed
 
     def close(self) -> None:
         if self._closed:
@@ -261,7 +268,7 @@ class Client:
 
     # -- internals -------------------------------------------------------------
 
-    def _servers_for(self, server):
+    def _servers_for(self, server: str | None) -> list[str]:
         if server is None:
             return self.pool.candidates()
         address = format_address(*split_address(server))
@@ -269,8 +276,8 @@ class Client:
             raise GearmanError(f"{server} is not one of the configured servers")
         return [address]
 
-    def _on_first(self, addresses, make):
-        error = None
+    def _on_first(self, addresses: list[str], make: MakeRequest) -> Any:
+        error: GearmanError | None = None
         for address in addresses:
             try:
                 return self._request(address, make)
@@ -278,7 +285,7 @@ class Client:
                 error = exc
         raise error or ServerUnavailable(self.pool.describe_failure(addresses))
 
-    def _request(self, address, make, again=True):
+    def _request(self, address: str, make: MakeRequest, again: bool = True) -> Any:
         """One request/reply on `address`. A connection that had been idle
         may have died unnoticed: then the request is sent once more on a
         fresh one."""
@@ -298,7 +305,7 @@ class Client:
             raise req.error
         return req.value
 
-    def _place(self, state: JobState, exclude=()) -> None:
+    def _place(self, state: JobState, exclude: Iterable[str] = ()) -> None:
         """Queue the job's submission on the best server that connects;
         fails the job with ServerUnavailable when none does."""
         self._check_open()
@@ -323,16 +330,16 @@ class Client:
         if not ok:
             raise Timeout(f"no JOB_CREATED within {timeout or 0:g} s")
 
-    def _on_lost(self, conn, reason: str) -> None:
+    def _on_lost(self, conn: Connection, reason: str) -> None:
         for state in lost_connection(conn.session, self.pool, self.retries, reason):
             self._place(state)
 
-    def _run_until(self, cond, deadline) -> bool:
+    def _run_until(self, cond: Callable[[], object], deadline: float | None) -> bool:
         if cond():
             return True
         return self._loop.run_until(cond, deadline)
 
-    def _check_open(self):
+    def _check_open(self) -> None:
         if self._closed:
             raise GearmanError("the client is closed")
 

@@ -3,7 +3,10 @@
 shared decoder of mpgearman.protocol, in its responses mode), and `Outbox`
 holds what is yet to be sent, whole packets (bytes) and streamed bodies
 (iterators of chunks), in order."""
+
 from collections import deque
+from collections.abc import Iterator
+from typing import Any, Union
 
 from mpgearman.protocol.decoder import Decoder
 from mpgearman.protocol.errors import ProtocolError as WireError
@@ -23,13 +26,13 @@ def response_decoder() -> Decoder:
     return Decoder(MAX_SIZE, STREAM_THRESHOLD, responses=True)
 
 
-def inbound_events(decoder: Decoder, data):
+def inbound_events(decoder: Decoder, data: bytes) -> Iterator[Any]:
     """Feed `data`; yield every event now complete. Input that is not the
     protocol raises the client's ProtocolError: the connection must go."""
     decoder.feed(data)
     while True:
         try:
-            event = decoder.next_event()
+            event = decoder.next_event()  # type: ignore[no-untyped-call]
         except WireError as exc:
             raise ProtocolError(text(exc.code), text(exc.text)) from None
         if event is NEED_DATA:
@@ -37,8 +40,8 @@ def inbound_events(decoder: Decoder, data):
         yield event
 
 
-class Outbox(deque):
-    def next_chunk(self):
+class Outbox(deque[Union[bytes, Iterator[bytes]]]):
+    def next_chunk(self) -> bytes | memoryview | None:
         """The next bytes to send (bytes or memoryview), or None."""
         while self:
             item = self[0]

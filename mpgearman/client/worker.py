@@ -20,24 +20,25 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import IO, Any
 from concurrent.futures import ThreadPoolExecutor
 
 from . import sockio
 from .errors import GearmanError
 from .registry import FunctionRegistry, Servers
-from .workerjob import (WorkerJob, deliver, outcome_of_exception, outcome_of_return,
-                        overrun)
-from .workersession import WorkerSession
+from .workerjob import (Outcome, WorkerJob, deliver, outcome_of_exception,
+                        outcome_of_return, overrun)
+from .workersession import Assignment, WorkerSession
 
 log = logging.getLogger("mpgearman.client")
 
 
 class _Conn:
-    def __init__(self, address: str):
+    def __init__(self, address: str) -> None:
         self.address = address
-        self.sock = None
-        self.session = None
-        self.pending = None
+        self.sock: Any = None              # socket.socket once connecting
+        self.session: Any = None           # WorkerSession once connected
+        self.pending: memoryview | None = None
         self.connecting_until = 0.0
 
 
@@ -113,7 +114,7 @@ class Worker(FunctionRegistry):
                 self._release()
             self._stopping = False          # a later run() serves again
 
-    def _install_signals(self):
+    def _install_signals(self) -> Callable[[], object]:
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
         previous = {sig: signal.signal(sig, lambda *_: self.stop())
@@ -126,7 +127,7 @@ class Worker(FunctionRegistry):
         except (BlockingIOError, OSError):
             pass           # already awake, or the pipe is full: either way
 
-    def _post(self, callback) -> None:
+    def _post(self, callback: Callable[[], None]) -> None:
         self._outbox.append(callback)
         self._wake()
 
@@ -174,7 +175,7 @@ class Worker(FunctionRegistry):
                 slots -= 1
         self._rr += 1
 
-    def _next_timer(self):
+    def _next_timer(self) -> float | None:
         now = time.monotonic()
         times = []
         for conn in self._conns.values():
@@ -233,7 +234,7 @@ class Worker(FunctionRegistry):
                                      self.spool_threshold, self._spool)
         self._selector.modify(conn.sock, selectors.EVENT_READ, conn)
 
-    def _spool(self):
+    def _spool(self) -> IO[bytes]:
         return tempfile.TemporaryFile(dir=self.spool_dir)
 
     def _close(self, conn: _Conn) -> None:
@@ -281,14 +282,14 @@ class Worker(FunctionRegistry):
 
     # -- jobs ----------------------------------------------------------------
 
-    def _start(self, session: WorkerSession, assignment) -> None:
-        def post(callback):
+    def _start(self, session: WorkerSession, assignment: Assignment) -> None:
+        def post(callback: Callable[[WorkerSession], None]) -> None:
             self._post(lambda: callback(session) if self._alive(session) else None)
         job = WorkerJob(assignment, post, self.timeout_of(assignment.function))
         self._running += 1
         self._executor.submit(self._execute, job, session)
 
-    def _alive(self, session) -> bool:
+    def _alive(self, session: WorkerSession) -> bool:
         return any(c.session is session for c in self._conns.values())
 
     def _execute(self, job: WorkerJob, session: WorkerSession) -> None:
@@ -305,7 +306,7 @@ class Worker(FunctionRegistry):
             job.release()
         self._post(lambda: self._finished(session, job, outcome))
 
-    def _finished(self, session, job: WorkerJob, outcome) -> None:
+    def _finished(self, session: WorkerSession, job: WorkerJob, outcome: Outcome) -> None:
         self._running -= 1
         if overrun(job, outcome):
             return

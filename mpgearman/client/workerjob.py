@@ -44,24 +44,24 @@ class _PreadReader(io.RawIOBase):
     def __init__(self, fd: int, size: int):
         self._fd, self._size, self._pos = fd, size, 0
 
-    def readable(self):
+    def readable(self) -> bool:
         return True
 
-    def seekable(self):
+    def seekable(self) -> bool:
         return True
 
-    def seek(self, offset, whence=io.SEEK_SET):
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
         self._pos = max(0, base + offset)
         return self._pos
 
-    def tell(self):
+    def tell(self) -> int:
         return self._pos
 
-    def fileno(self):
+    def fileno(self) -> int:
         return self._fd
 
-    def readinto(self, buffer):
+    def readinto(self, buffer: Any) -> int:
         n = min(len(buffer), self._size - self._pos)
         if n <= 0:
             return 0
@@ -118,20 +118,20 @@ class WorkerJob:
         """A binary file object over the payload, from its start."""
         spool = self._assignment.file
         if spool is None:
-            return io.BytesIO(self._data)
+            return io.BytesIO(self._data or b"")
         return io.BufferedReader(_PreadReader(spool.fileno(), self.size), 1 << 20)
 
-    def send_data(self, data) -> None:
+    def send_data(self, data: bytes | str) -> None:
         self._send(T.WORK_DATA, _bytes(data))
 
-    def send_warning(self, data) -> None:
+    def send_warning(self, data: bytes | str) -> None:
         self._send(T.WORK_WARNING, _bytes(data))
 
     def send_status(self, numerator: int, denominator: int) -> None:
         handle = self._assignment.raw_handle
         self._post(lambda s: s.send_status(handle, numerator, denominator))
 
-    def _send(self, ptype, data: bytes) -> None:
+    def _send(self, ptype: int, data: bytes) -> None:
         handle = self._assignment.raw_handle
         self._post(lambda s: s.send(ptype, handle, data))
 
@@ -140,7 +140,7 @@ class WorkerJob:
             self._assignment.file.close()
 
 
-def _bytes(value) -> bytes:
+def _bytes(value: object) -> bytes:
     if isinstance(value, str):
         return value.encode("utf-8")
     if isinstance(value, (bytes, bytearray, memoryview)):
@@ -148,7 +148,7 @@ def _bytes(value) -> bytes:
     raise TypeError(f"expected bytes or str, not {type(value).__name__}")
 
 
-def outcome_of_return(value):
+def outcome_of_return(value: Any) -> Outcome:
     """A worker function's return value -> ("complete", Payload)."""
     if value is None:
         return "complete", BytesPayload(b"")
@@ -189,7 +189,7 @@ def overrun(job: "WorkerJob", outcome: Outcome) -> bool:
     return True
 
 
-def deliver(session, handle: bytes, outcome) -> None:
+def deliver(session: Any, handle: bytes, outcome: Outcome) -> None:
     """Queue the packet that ends the job on `session`."""
     kind, value = outcome
     if kind == "complete":
