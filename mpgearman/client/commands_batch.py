@@ -15,8 +15,14 @@ import collections
 import contextlib
 import sys
 import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from .jobs import Event
+    from .sync import Client, Job
 
 from .commands import (EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_UNREACHABLE,
                        describe, exit_code, result_to, show_event)
@@ -26,8 +32,8 @@ SEVERITY = {EXIT_OK: 0, EXIT_FAILED: 1, EXIT_TIMEOUT: 2, EXIT_UNREACHABLE: 3}
 COUNT_CHUNK = 1 << 20
 
 
-def run_batch(client, function: str, source: str, options: dict, *, timeout,
-              concurrency: int, interval: float) -> int:
+def run_batch(client: Client, function: str, source: str, options: dict[str, Any], *,
+              timeout: float | None, concurrency: int, interval: float) -> int:
     """Run the batch read from `source` (a path or "-"); return the exit status."""
     total = None if source == "-" else count_lines(source)
     stream = sys.stdin.buffer if source == "-" else open(source, "rb")
@@ -41,7 +47,7 @@ def run_batch(client, function: str, source: str, options: dict, *, timeout,
     return batch.status
 
 
-def lines(stream):
+def lines(stream: Iterable[bytes]) -> Iterator[bytes]:
     """The lines of a binary stream without their line feed, read lazily."""
     for line in stream:
         yield line[:-1] if line.endswith(b"\n") else line
@@ -66,15 +72,16 @@ def count_lines(path: str) -> int | None:
 class Batch:
     """The window of jobs in flight and the tally of how they ended."""
 
-    def __init__(self, client, function, options, timeout, progress):
+    def __init__(self, client: Client, function: str, options: dict[str, Any],
+                 timeout: float | None, progress: Progress) -> None:
         self.client, self.function, self.options = client, function, options
         self.timeout = timeout
         self.progress = progress
         self.out = sys.stdout.buffer
         self.status = EXIT_OK
 
-    def run(self, source, concurrency: int) -> None:
-        window = collections.deque()
+    def run(self, source: Iterable[bytes], concurrency: int) -> None:
+        window: collections.deque[tuple[int, Job, float]] = collections.deque()
         for number, line in enumerate(source, 1):
             started = time.monotonic()
             try:
@@ -95,17 +102,17 @@ class Batch:
         self._settle(window)
 
     @staticmethod
-    def _is_library_error(exc) -> bool:
+    def _is_library_error(exc: BaseException) -> bool:
         from . import GearmanError
         return isinstance(exc, GearmanError)
 
-    def _settle(self, window) -> None:
+    def _settle(self, window: collections.deque[tuple[int, Job, float]]) -> None:
         while window:
             self._finish(*window.popleft())
 
-    def _finish(self, number: int, job, started: float) -> None:
+    def _finish(self, number: int, job: Job, started: float) -> None:
         if self.options["background"]:
-            self.out.write(job.handle.encode() + b"\n")
+            self.out.write(f"{job.handle}\n".encode())
             self._flush_if_interactive()
             self.progress.step(ok=True)
             return
@@ -122,12 +129,12 @@ class Batch:
         self._flush_if_interactive()
         self.progress.step(ok=True)
 
-    def _event(self, number: int, event) -> None:
+    def _event(self, number: int, event: Event) -> None:
         if self.progress.bar is not None:
             click.echo("", err=True)        # leave the bar's line
         show_event(event, f"line {number}: ")
 
-    def _fail(self, number: int, exc, written: bool = False) -> None:
+    def _fail(self, number: int, exc: BaseException, written: bool = False) -> None:
         if not written:
             self.out.write(b"\n")
         self.out.flush()

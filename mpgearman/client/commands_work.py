@@ -14,8 +14,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from typing import IO, TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from .workerjob import WorkerJob
 
 from .commands import EXIT_OK, EXIT_USAGE, die, one_line
 
@@ -48,7 +52,7 @@ def run_worker(function: str, command: list[str], servers: list[str], *,
 
 
 class _LineFormatter(logging.Formatter):
-    def format(self, record):
+    def format(self, record: logging.LogRecord) -> str:
         return f"mpgearman: {record.levelname.lower()}: {one_line(record.getMessage())}"
 
 
@@ -76,11 +80,12 @@ def warn_unreachable(servers: list[str]) -> None:
                            "the worker keeps trying", err=True)
 
 
-def run_command(command: list[str], job):
+def run_command(command: list[str], job: WorkerJob) -> bytes | IO[bytes]:
     """Run `command` for one job; return its stdout, or raise WorkFailed /
     CommandError when it exits non-zero."""
     from .. import WorkFailed
     out = tempfile.TemporaryFile()
+    handed_over = False
     try:
         with tempfile.TemporaryFile() as err:
             proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=out, stderr=err)
@@ -96,14 +101,14 @@ def run_command(command: list[str], job):
         if os.fstat(out.fileno()).st_size <= INLINE_RESULT:
             return out.read()
         # The worker streams the file and closes it once sent.
-        result, out = out, None
-        return result
+        handed_over = True
+        return out
     finally:
-        if out is not None:
+        if not handed_over:
             out.close()
 
 
-def wait(proc: subprocess.Popen, name: str, job) -> int:
+def wait(proc: subprocess.Popen[bytes], name: str, job: WorkerJob) -> int:
     """The command's exit status. At the job's timeout (--timeout) the server
     takes the job back, so the command is killed rather than left to run
     on for nothing."""
@@ -117,9 +122,10 @@ def wait(proc: subprocess.Popen, name: str, job) -> int:
         raise WorkFailed(f"{name} was killed at the {job.timeout:g} s timeout") from None
 
 
-def feed(proc: subprocess.Popen, job) -> None:
+def feed(proc: subprocess.Popen[bytes], job: WorkerJob) -> None:
     """Copy the payload to the command's stdin, then close it. A command that
     stops reading early (`true`, `head -1`) is not an error."""
+    assert proc.stdin is not None       # started with stdin=PIPE
     try:
         with job.open() as payload:
             shutil.copyfileobj(payload, proc.stdin, COPY_CHUNK)
@@ -132,13 +138,13 @@ def feed(proc: subprocess.Popen, job) -> None:
             pass
 
 
-def last_line(err) -> str:
+def last_line(err: IO[bytes]) -> str:
     """The last non-blank line of what the command wrote to stderr."""
     size = err.seek(0, 2)
     err.seek(max(0, size - STDERR_TAIL))
     for line in reversed(err.read().splitlines()):
         if line.strip():
-            return line.decode("utf-8", "replace").strip()
+            return str(line.decode("utf-8", "replace").strip())
     return ""
 
 
