@@ -115,7 +115,7 @@ class Session:
 
     def output(self) -> bytes | memoryview | None:
         """The next bytes to send (bytes or memoryview), or None."""
-        return self._out.next_chunk()
+        return self._out.next_batch()
 
     # -- bytes in --------------------------------------------------------------
 

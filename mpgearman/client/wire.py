@@ -16,6 +16,7 @@ from mpgearman.protocol.packets import MAX_SIZE
 from .errors import ProtocolError
 
 STREAM_THRESHOLD = 1 << 20     # bodies above this come out in chunks
+BATCH = 64 << 10               # small chunks joined into one send() up to this
 
 
 def text(b: bytes) -> str:
@@ -40,12 +41,14 @@ def inbound_events(decoder: Decoder, data: bytes) -> Iterator[Any]:
         yield event
 
 
-class Outbox(deque[Union[bytes, Iterator[bytes]]]):
+class Outbox(deque[Union[bytes, memoryview, Iterator[bytes]]]):
+    """Packets and streamed bodies waiting to be sent, in order."""
+
     def next_chunk(self) -> bytes | memoryview | None:
         """The next bytes to send (bytes or memoryview), or None."""
         while self:
             item = self[0]
-            if isinstance(item, (bytes, bytearray)):
+            if isinstance(item, (bytes, bytearray, memoryview)):
                 self.popleft()
                 return item
             chunk = next(item, None)
@@ -54,6 +57,26 @@ class Outbox(deque[Union[bytes, Iterator[bytes]]]):
                 continue
             return chunk
         return None
+
+    def next_batch(self, limit: int = BATCH) -> bytes | memoryview | None:
+        """Like next_chunk, with consecutive small chunks joined up to
+        `limit` bytes: one send() for a packet's header and body, or for a
+        result and the next GRAB, instead of one each. A big chunk is
+        returned alone, uncopied."""
+        chunk = self.next_chunk()
+        if chunk is None or len(chunk) >= limit or not self:
+            return chunk
+        parts, size = [chunk], len(chunk)
+        while size < limit:
+            more = self.next_chunk()
+            if more is None:
+                break
+            if size + len(more) > limit:
+                self.appendleft(more)       # the start of the next batch
+                break
+            parts.append(more)
+            size += len(more)
+        return b"".join(parts) if len(parts) > 1 else chunk
 
     def discard(self) -> None:
         """Drop everything unsent, closing streamed bodies (and their files)."""

@@ -119,7 +119,7 @@ class WorkerSession:
 
     def output(self) -> bytes | memoryview | None:
         """The next bytes to send (bytes or memoryview), or None."""
-        return self._out.next_chunk()
+        return self._out.next_batch()
 
     def close(self) -> None:
         """Release what a lost connection held: unsent output (closing the
