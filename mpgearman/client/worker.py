@@ -1,5 +1,6 @@
 """The blocking worker: Worker runs registered functions for jobs from every
-configured server, `concurrency` at once in threads.
+configured server, `concurrency` at once in threads (with concurrency 1, in
+the thread that called run()).
 
 It owns the worker's sockets and its single I/O thread (the caller of
 run()): non-blocking connects, reconnects with a backoff (0.1 s doubling
@@ -283,11 +284,25 @@ class Worker(FunctionRegistry):
     # -- jobs ----------------------------------------------------------------
 
     def _start(self, session: WorkerSession, assignment: Assignment) -> None:
+        io_thread = threading.get_ident()
+
         def post(callback: Callable[[WorkerSession], None]) -> None:
-            self._post(lambda: callback(session) if self._alive(session) else None)
+            if threading.get_ident() != io_thread:
+                self._post(lambda: callback(session) if self._alive(session) else None)
+            elif self._alive(session):          # a function run inline
+                callback(session)
+                self._flush()
         job = WorkerJob(assignment, post, self.timeout_of(assignment.function))
         self._running += 1
-        self._executor.submit(self._execute, job, session)
+        if self.concurrency == 1:
+            # One job at a time: run it in this thread, which spares two
+            # thread switches and a wake-up per job. Its data, status and
+            # warnings are sent as it calls send_*; the sockets are read
+            # again once it returns. It runs from the outbox, outside the
+            # handling of select()'s events.
+            self._outbox.append(lambda: self._finished(session, job, self._run(job)))
+        else:
+            self._executor.submit(self._execute, job, session)
 
     def _alive(self, session: WorkerSession) -> bool:
         return any(c.session is session for c in self._conns.values())
@@ -295,6 +310,10 @@ class Worker(FunctionRegistry):
     def _execute(self, job: WorkerJob, session: WorkerSession) -> None:
         """In a job thread: run the function, then hand the outcome to the
         I/O thread."""
+        outcome = self._run(job)
+        self._post(lambda: self._finished(session, job, outcome))
+
+    def _run(self, job: WorkerJob) -> Outcome:
         fn = self.lookup(job.function)
         try:
             if fn is None:
@@ -304,7 +323,7 @@ class Worker(FunctionRegistry):
             outcome = outcome_of_exception(exc, job)
         finally:
             job.release()
-        self._post(lambda: self._finished(session, job, outcome))
+        return outcome
 
     def _finished(self, session: WorkerSession, job: WorkerJob, outcome: Outcome) -> None:
         self._running -= 1
