@@ -61,6 +61,9 @@ def show_library_warnings() -> None:
     logs it, silently unless someone listens)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_LineFormatter())
+    # A command that failed is the job's outcome, reported to its client.
+    handler.addFilter(lambda record: not (
+        record.exc_info and isinstance(record.exc_info[1], CommandError)))
     logger = logging.getLogger("mpgearman.client")
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING)

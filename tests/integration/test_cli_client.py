@@ -147,18 +147,37 @@ def test_job_failed_and_exception_exit_1(py_worker, mpg):
 
 def test_command_exit_status_becomes_fail_or_exception(work, mpg, unique_name):
     noisy, quiet = unique_name("noisy"), unique_name("quiet")
-    work(noisy, "sh", "-c", "cat >/dev/null; echo first >&2; echo 'the last line' >&2; exit 3")
+    noisy_worker = work(noisy, "sh", "-c",
+                        "cat >/dev/null; echo first >&2; echo 'the last line' >&2; exit 3")
     work(quiet, "false")
     out = mpg("submit", noisy, "x")
     assert out.returncode == 1
     assert err_lines(out) == ["mpgearman: error: job raised an exception: "
                               "CommandError: the last line"]
+    # The command's failure is the job's outcome, not an error of `work`.
+    assert Path(noisy_worker.err_path).read_bytes() == b""
     out = mpg("submit", quiet, "x")
     assert out.returncode == 1
     # WorkFailed's reason (`work` names the exit status) reaches the client.
     assert re.fullmatch(rf"mpgearman: error: job \S+ \({quiet}\) failed: "
                         r"false exited with status 1",
                         out.stderr.decode().rstrip("\n")), out.stderr
+
+
+def test_work_timeout_kills_the_command_and_the_job_runs_again(server, spawn, mpg, fname,
+                                                               tmp_path):
+    mark = tmp_path / "first-run"
+    script = f'if [ -e {mark} ]; then tr a-z A-Z; else touch {mark}; exec sleep 60; fi'
+    worker = spawn([sys.executable, "-m", "mpgearman", "work", fname, "-s", server.address,
+                    "--timeout", "1", "--", "sh", "-c", script], env=env())
+    server.wait_workers(fname)
+    started = time.monotonic()
+    out = mpg("submit", fname, "again")
+    assert (out.returncode, out.stdout) == (0, b"AGAIN"), out.stderr
+    assert time.monotonic() - started < 20          # not the 60 s of the first run
+    wait_for(lambda: b"timeout" in Path(worker.err_path).read_bytes(), 10,
+             message="the overrun warning")
+    assert "was stopped at its 1 s timeout" in Path(worker.err_path).read_text()
 
 
 def test_timeout_exit_4(py_worker, mpg):
