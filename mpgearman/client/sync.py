@@ -1,6 +1,7 @@
 """The blocking client: Client and its Job objects.
 
-It owns the public blocking API (submit, call, map, status, echo) on top
+It owns the public blocking API (submit, call, map, status, echo, and the
+Job's result, events and cancel) on top
 of the sans-IO session (session.py), the failure policy (failover.py) and
 the selector loop (selectloop.py). No threads; waiting happens in select().
 
