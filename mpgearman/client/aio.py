@@ -66,9 +66,9 @@ class AsyncJob(JobView):
 
     async def result(self, timeout: float | None = None) -> Any:
         """Like Job.result."""
-        return await self._result(timeout, None)
+        return await self._result(None, timeout)
 
-    async def _result(self, timeout: float | None, deadline: float | None) -> Any:
+    async def _result(self, deadline: float | None, timeout: float | None) -> Any:
         state = self._state
         state.drop_events()
         if not state.background:
@@ -176,7 +176,7 @@ class AsyncClient:
         deadline = None if timeout is None else time.monotonic() + timeout
         job = await self.submit(function, data, json=json, unique=unique,
                                 priority=priority, timeout=timeout)
-        return await job._result(timeout, deadline)
+        return await job._result(deadline, timeout)
 
     async def map(self, function: str, iterable: Iterable[Any], *, concurrency: int = 16,
                   return_exceptions: bool = False, json: bool = False,
