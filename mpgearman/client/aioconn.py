@@ -8,11 +8,14 @@ protocol: the session does.
 """
 import asyncio
 import socket
+from collections.abc import Callable
+from typing import Any
 
 RECV_SIZE = 256 << 10
 
 
-async def open_stream(host: str, port: int, timeout: float | None):
+async def open_stream(host: str, port: int, timeout: float | None
+                      ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     sock = writer.get_extra_info("socket")
     if sock is not None:
@@ -21,7 +24,10 @@ async def open_stream(host: str, port: int, timeout: float | None):
 
 
 class AsyncConnection:
-    def __init__(self, address: str, reader, writer, session, receive, on_lost):
+    def __init__(self, address: str, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter, session: Any,
+                 receive: Callable[[bytes], None],
+                 on_lost: Callable[["AsyncConnection", str], None]) -> None:
         self.address = address
         self.session = session
         self._reader, self._writer = reader, writer

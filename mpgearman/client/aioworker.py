@@ -14,27 +14,45 @@ import logging
 import signal
 import tempfile
 import threading
+from collections.abc import Callable
+from typing import IO
 from concurrent.futures import ThreadPoolExecutor
 
 from .aioconn import AsyncConnection, open_stream
 from .errors import GearmanError
-from .registry import FunctionRegistry
-from .workerjob import WorkerJob, deliver, outcome_of_exception, outcome_of_return
-from .workersession import WorkerSession
+from .registry import FunctionRegistry, Servers
+from .workerjob import (WorkerJob, deliver, outcome_of_exception, outcome_of_return,
+                        overrun)
+from .workersession import Assignment, WorkerSession
 
 log = logging.getLogger("mpgearman.client")
+STOP_SLACK = 0.05   # a TimeoutError this close to the job's timeout is ours
 
 
 class AsyncWorker(FunctionRegistry):
-    """asyncio Gearman worker; the arguments are those of Worker."""
+    """asyncio Gearman worker; the arguments are those of Worker. As a
+    context manager (`async with` or `with`), leaving the block stops it."""
 
-    def __init__(self, servers="127.0.0.1:4730", *, concurrency=1, client_id=None,
-                 spool_threshold=64 << 20, connect_timeout=5.0, spool_dir=None):
+    def __init__(self, servers: Servers = "127.0.0.1:4730", *, concurrency: int = 1,
+                 client_id: str | None = None, spool_threshold: int = 64 << 20,
+                 connect_timeout: float = 5.0, spool_dir: str | None = None) -> None:
         super().__init__(servers, concurrency=concurrency, client_id=client_id,
                          spool_threshold=spool_threshold, connect_timeout=connect_timeout,
                          spool_dir=spool_dir)
-        self._loop = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._conns: dict[str, AsyncConnection] = {}
+
+    async def __aenter__(self) -> "AsyncWorker":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __enter__(self) -> "AsyncWorker":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         """Stop grabbing, finish the jobs in hand, then run() returns. Safe
@@ -75,11 +93,11 @@ class AsyncWorker(FunctionRegistry):
             self._loop = None
             self._stopping = False          # a later run() serves again
 
-    def _install_signals(self):
+    def _install_signals(self) -> list[signal.Signals]:
         if threading.current_thread() is not threading.main_thread():
             return []
         for sig in (signal.SIGTERM, signal.SIGINT):
-            self._loop.add_signal_handler(sig, self._begin_stop)
+            self._active_loop().add_signal_handler(sig, self._begin_stop)
         return [signal.SIGTERM, signal.SIGINT]
 
     def _begin_stop(self) -> None:
@@ -131,11 +149,16 @@ class AsyncWorker(FunctionRegistry):
             self._changed.set()
             await asyncio.sleep(state.backoff)
 
-    def _open(self, address, reader, writer, lost: asyncio.Event) -> AsyncConnection:
+    def _active_loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None, "only while run() runs"
+        return self._loop
+
+    def _open(self, address: str, reader: asyncio.StreamReader,
+              writer: asyncio.StreamWriter, lost: asyncio.Event) -> AsyncConnection:
         session = WorkerSession(address, self.timeouts(), self.client_id,
                                 self.spool_threshold, self._spool)
 
-        def receive(data):
+        def receive(data: bytes) -> None:
             for assignment in session.receive(data):
                 self._start(conn, assignment)
             while session.errors:
@@ -143,7 +166,7 @@ class AsyncWorker(FunctionRegistry):
             conn.kick()                 # PRE_SLEEP after NO_JOB
             self._changed.set()
 
-        def on_lost(_conn, reason):
+        def on_lost(_conn: AsyncConnection, reason: str) -> None:
             session.close()
             self.pool.mark_down(address, reason)
             log.warning("job server %s: %s; connecting again in %.1fs", address, reason,
@@ -154,22 +177,25 @@ class AsyncWorker(FunctionRegistry):
         self._changed.set()
         return conn
 
-    def _spool(self):
+    def _spool(self) -> IO[bytes]:
         return tempfile.TemporaryFile(dir=self.spool_dir)
 
     # -- jobs ----------------------------------------------------------------
 
-    def _start(self, conn: AsyncConnection, assignment) -> None:
-        def post(callback):
+    def _start(self, conn: AsyncConnection, assignment: Assignment) -> None:
+        loop = self._active_loop()
+
+        def post(callback: Callable[[WorkerSession], None]) -> None:
             if threading.get_ident() == self._loop_thread:
                 self._to_session(conn, callback)
             else:
-                self._loop.call_soon_threadsafe(self._to_session, conn, callback)
-        job = WorkerJob(assignment, post)
+                loop.call_soon_threadsafe(self._to_session, conn, callback)
+        job = WorkerJob(assignment, post, self.timeout_of(assignment.function))
         self._running += 1
         asyncio.ensure_future(self._execute(conn, job))
 
-    def _to_session(self, conn: AsyncConnection, callback) -> None:
+    def _to_session(self, conn: AsyncConnection,
+                    callback: Callable[[WorkerSession], None]) -> None:
         if not conn.closed:
             callback(conn.session)
             conn.kick()
@@ -180,16 +206,23 @@ class AsyncWorker(FunctionRegistry):
             if fn is None:
                 raise GearmanError(f"no function {job.function!r} on this worker")
             if inspect.iscoroutinefunction(fn):
-                value = await fn(job)
+                # A coroutine is stopped at its timeout (threads cannot be).
+                value = await asyncio.wait_for(fn(job), job.time_left())
             else:
-                value = await self._loop.run_in_executor(self._executor, fn, job)
+                value = await self._active_loop().run_in_executor(self._executor, fn, job)
             outcome = outcome_of_return(value)
+        except asyncio.TimeoutError as exc:
+            left = job.time_left()
+            job.stopped = left is not None and left < STOP_SLACK
+            outcome = ("fail", None) if job.stopped else outcome_of_exception(exc, job)
         except Exception as exc:        # noqa: BLE001 - reported to the client
-            outcome = outcome_of_exception(exc)
+            outcome = outcome_of_exception(exc, job)
         finally:
             job.release()
             self._running -= 1
-        if conn.closed:
+        if overrun(job, outcome):
+            pass
+        elif conn.closed:
             if outcome[0] == "complete":
                 outcome[1].close()
         else:

@@ -19,10 +19,18 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from .jobs import Event, JobStatus
+    from .sync import Client, Job
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_TIMEOUT = 0, 1, 2, 3, 4
 DEFAULT_SERVER = "127.0.0.1:4730"
@@ -34,7 +42,7 @@ Exit status: 0 success, 1 the job failed or raised an exception,
 # ---------------------------------------------------------------------------
 # errors and exit statuses
 
-def die(message: str, code: int) -> None:
+def die(message: str, code: int) -> NoReturn:
     click.echo(f"mpgearman: error: {one_line(message)}", err=True)
     sys.exit(code)
 
@@ -67,7 +75,7 @@ def describe(exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def reporting():
+def reporting() -> Iterator[None]:
     """Turn every expected failure into one stderr line and its exit status;
     nothing the user can cause ends in a traceback."""
     from . import GearmanError
@@ -92,14 +100,14 @@ def reporting():
 # ---------------------------------------------------------------------------
 # option types and shared options
 
-def split_servers(values) -> list[str]:
+def split_servers(values: Iterable[str] | None) -> list[str]:
     """-s may be repeated, and each value (or MPGEARMAN_SERVERS) may hold a
     comma- or space-separated list."""
     servers = [s for v in values or () for s in re.split(r"[,\s]+", v) if s]
     return servers or [DEFAULT_SERVER]
 
 
-def open_client(servers, **options):
+def open_client(servers: Iterable[str] | None, **options: Any) -> Client:
     """A `Client` for the -s values; a malformed address is a usage error."""
     from .. import Client
     from . import GearmanError, ServerUnavailable, Timeout
@@ -111,12 +119,13 @@ def open_client(servers, **options):
         raise click.BadParameter(one_line(exc), param_hint="'-s' / '--server'")
 
 
-class When(click.ParamType):
+class When(click.ParamType):  # type: ignore[type-arg]  # generic in newer click
     """A start time: Unix time in seconds, or an ISO 8601 date-time (local
     time when it has no offset)."""
     name = "time"
 
-    def convert(self, value, param, ctx):
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
         if isinstance(value, (datetime, int, float)):
             return value
         try:
@@ -138,7 +147,7 @@ class When(click.ParamType):
         return moment if moment.tzinfo else moment.astimezone()
 
 
-def server_option(f):
+def server_option(f: F) -> F:
     return click.option(
         "-s", "--server", "servers", multiple=True, envvar="MPGEARMAN_SERVERS",
         metavar="HOST[:PORT]",
@@ -146,7 +155,7 @@ def server_option(f):
              f"(env MPGEARMAN_SERVERS; default {DEFAULT_SERVER}).")(f)
 
 
-def connect_timeout_option(f):
+def connect_timeout_option(f: F) -> F:
     return click.option(
         "--connect-timeout", type=click.FloatRange(0, min_open=True), default=5.0,
         show_default=True, help="Seconds to wait for a server to accept a connection.")(f)
@@ -167,7 +176,7 @@ def connect_timeout_option(f):
               default="normal", show_default=True)
 @click.option("-u", "--unique", help="Unique id: submissions sharing one coalesce.")
 @click.option("--when", type=When(),
-              help="Run at this time (Unix time or ISO date-time); implies --background.")
+              help="Run at this time (Unix time or ISO date-time); needs --background.")
 @click.option("-t", "--timeout", type=click.FloatRange(0, min_open=True),
               help="Seconds to wait for the result (per job with --batch).")
 @click.option("--batch", type=click.Path(allow_dash=True, dir_okay=False),
@@ -180,8 +189,10 @@ def connect_timeout_option(f):
               help="Seconds between progress lines with --batch when stderr is not a terminal.")
 @server_option
 @connect_timeout_option
-def submit(function, data, path, background, priority, unique, when, timeout, batch,
-           concurrency, progress_interval, servers, connect_timeout):
+def submit(function: str, data: str | None, path: str | None, background: bool,
+           priority: str, unique: str | None, when: Any, timeout: float | None,
+           batch: str | None, concurrency: int, progress_interval: float,
+           servers: tuple[str, ...], connect_timeout: float) -> None:
     """Submit a job to FUNCTION and print its result to stdout.
 
     The data is DATA, the contents of --file, or stdin when DATA is absent
@@ -195,7 +206,9 @@ def submit(function, data, path, background, priority, unique, when, timeout, ba
             raise click.UsageError("--unique would make every line of --batch one job")
     elif data is not None and path is not None:
         raise click.UsageError("give DATA or --file, not both")
-    options = dict(priority=priority, background=background or when is not None)
+    if when is not None and not background:
+        raise click.UsageError("--when schedules a background job: add --background")
+    options = dict(priority=priority, background=background)
     if when is not None:
         options["when"] = when
     with reporting():
@@ -209,7 +222,7 @@ def submit(function, data, path, background, priority, unique, when, timeout, ba
             submit_one(client, function, payload, dict(options, unique=unique), timeout)
 
 
-def job_data(data: str | None, path: str | None):
+def job_data(data: str | None, path: str | None) -> Any:
     """What `Client.submit` should send: the argument's bytes as typed, a
     file path (the library streams it), or stdin."""
     if path is not None:
@@ -223,26 +236,59 @@ def job_data(data: str | None, path: str | None):
     return os.fsencode(data) if data is not None else b""
 
 
-def submit_one(client, function, payload, options, timeout):
+def submit_one(client: Client, function: str, payload: Any, options: dict[str, Any],
+               timeout: float | None) -> None:
     started = time.monotonic()
     job = client.submit(function, payload, **options)
     if options["background"]:
         click.echo(job.handle)
         return
-    out = sys.stdout.buffer
-    result_to(job, out, function, timeout, started)
+    out = Tail(sys.stdout.buffer)
+    result_to(job, out, function, timeout, started, show_event)
+    if out.last not in (b"", b"\n") and sys.stdout.isatty():
+        out.write(b"\n")      # the shell prompt starts on a line of its own
     out.flush()
 
 
-def result_to(job, out, function: str, timeout: float | None, started: float) -> None:
+class Tail:
+    """A binary stream that remembers the last byte written to it."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out, self.last = out, b""
+
+    def write(self, data: bytes) -> int:
+        if len(data):
+            self.last = bytes(data[-1:])
+        return self.out.write(data)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def show_event(event: Event, prefix: str = "") -> None:
+    """WORK_STATUS and WORK_WARNING of a job, one line each on stderr."""
+    from . import WorkStatus
+    if isinstance(event, WorkStatus):
+        num, den = event.numerator, event.denominator
+        percent = f" ({100 * num / den:.0f}%)" if den else ""
+        click.echo(f"mpgearman: {prefix}status {num}/{den}{percent}", err=True)
+    else:
+        text = event.data.decode("utf-8", "replace")
+        click.echo(f"mpgearman: {prefix}warning: {one_line(text)}", err=True)
+
+
+def result_to(job: Job, out: Any, function: str, timeout: float | None, started: float,
+              on_event: Callable[[Event], None] | None = None) -> None:
     """Stream the job's data chunks and result to `out`, giving up `timeout`
-    seconds after `started` (its submission)."""
+    seconds after `started` (its submission); on_event gets the job's
+    status and warnings."""
     from . import Timeout
     if timeout is None:
-        job.result_to(out)
+        job.result_to(out, on_event=on_event)
         return
     try:
-        job.result_to(out, timeout=max(0.0, timeout - (time.monotonic() - started)))
+        job.result_to(out, timeout=max(0.0, timeout - (time.monotonic() - started)),
+                      on_event=on_event)
     except Timeout:
         # Say the limit the user gave, not the remainder that ran out.
         raise Timeout(f"job {job.handle} ({function}): no result within {timeout:g} s") \
@@ -259,7 +305,8 @@ Exit status: 0 the job is known, 1 no server knows it, 2 bad arguments,
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @server_option
 @connect_timeout_option
-def job_status(handle, as_json, servers, connect_timeout):
+def job_status(handle: str, as_json: bool, servers: Iterable[str],
+               connect_timeout: float) -> None:
     """Print what the server knows of the job HANDLE.
 
     With several servers each is asked in turn; the first that knows the
@@ -267,7 +314,8 @@ def job_status(handle, as_json, servers, connect_timeout):
     """
     from . import GearmanError
     servers = split_servers(servers)
-    found, errors = None, []
+    found: tuple[str, JobStatus] | None = None
+    errors: list[GearmanError] = []
     with reporting():
         with open_client(servers, connect_timeout=connect_timeout) as client:
             for server in servers:
@@ -293,7 +341,7 @@ def job_status(handle, as_json, servers, connect_timeout):
         die(f"no server knows job {handle} (it has ended, or never existed)", EXIT_FAILED)
 
 
-def print_status(handle, server, status, as_json):
+def print_status(handle: str, server: str, status: JobStatus, as_json: bool) -> None:
     if as_json:
         import orjson
         click.echo(orjson.dumps({
@@ -325,7 +373,8 @@ retried for ever, so `work` does not exit with 3 (no server reachable).""")
               help="Seconds the server gives each job before handing it to "
                    "another worker (CAN_DO_TIMEOUT).")
 @server_option
-def work(function, command, concurrency, timeout, servers):
+def work(function: str, command: tuple[str, ...], concurrency: int, timeout: int | None,
+         servers: tuple[str, ...]) -> None:
     """Serve FUNCTION by running COMMAND for each job.
 
     The job's data is COMMAND's stdin and its stdout is the result, as with

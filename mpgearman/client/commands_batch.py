@@ -15,19 +15,25 @@ import collections
 import contextlib
 import sys
 import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import click
 
+if TYPE_CHECKING:
+    from .jobs import Event
+    from .sync import Client, Job
+
 from .commands import (EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_UNREACHABLE,
-                       describe, exit_code, result_to)
+                       describe, exit_code, result_to, show_event)
 
 # When several kinds of failure happen, the exit status names the gravest.
 SEVERITY = {EXIT_OK: 0, EXIT_FAILED: 1, EXIT_TIMEOUT: 2, EXIT_UNREACHABLE: 3}
 COUNT_CHUNK = 1 << 20
 
 
-def run_batch(client, function: str, source: str, options: dict, *, timeout,
-              concurrency: int, interval: float) -> int:
+def run_batch(client: Client, function: str, source: str, options: dict[str, Any], *,
+              timeout: float | None, concurrency: int, interval: float) -> int:
     """Run the batch read from `source` (a path or "-"); return the exit status."""
     total = None if source == "-" else count_lines(source)
     stream = sys.stdin.buffer if source == "-" else open(source, "rb")
@@ -41,7 +47,7 @@ def run_batch(client, function: str, source: str, options: dict, *, timeout,
     return batch.status
 
 
-def lines(stream):
+def lines(stream: Iterable[bytes]) -> Iterator[bytes]:
     """The lines of a binary stream without their line feed, read lazily."""
     for line in stream:
         yield line[:-1] if line.endswith(b"\n") else line
@@ -66,15 +72,16 @@ def count_lines(path: str) -> int | None:
 class Batch:
     """The window of jobs in flight and the tally of how they ended."""
 
-    def __init__(self, client, function, options, timeout, progress):
+    def __init__(self, client: Client, function: str, options: dict[str, Any],
+                 timeout: float | None, progress: Progress) -> None:
         self.client, self.function, self.options = client, function, options
         self.timeout = timeout
         self.progress = progress
         self.out = sys.stdout.buffer
         self.status = EXIT_OK
 
-    def run(self, source, concurrency: int) -> None:
-        window = collections.deque()
+    def run(self, source: Iterable[bytes], concurrency: int) -> None:
+        window: collections.deque[tuple[int, Job, float]] = collections.deque()
         for number, line in enumerate(source, 1):
             started = time.monotonic()
             try:
@@ -95,22 +102,23 @@ class Batch:
         self._settle(window)
 
     @staticmethod
-    def _is_library_error(exc) -> bool:
+    def _is_library_error(exc: BaseException) -> bool:
         from . import GearmanError
         return isinstance(exc, GearmanError)
 
-    def _settle(self, window) -> None:
+    def _settle(self, window: collections.deque[tuple[int, Job, float]]) -> None:
         while window:
             self._finish(*window.popleft())
 
-    def _finish(self, number: int, job, started: float) -> None:
+    def _finish(self, number: int, job: Job, started: float) -> None:
         if self.options["background"]:
-            self.out.write(job.handle.encode() + b"\n")
+            self.out.write(f"{job.handle}\n".encode())
             self._flush_if_interactive()
             self.progress.step(ok=True)
             return
         try:
-            result_to(job, self.out, self.function, self.timeout, started)
+            result_to(job, self.out, self.function, self.timeout, started,
+                      lambda event: self._event(number, event))
         except Exception as exc:
             if not self._is_library_error(exc):
                 raise
@@ -121,7 +129,12 @@ class Batch:
         self._flush_if_interactive()
         self.progress.step(ok=True)
 
-    def _fail(self, number: int, exc, written: bool = False) -> None:
+    def _event(self, number: int, event: Event) -> None:
+        if self.progress.bar is not None:
+            click.echo("", err=True)        # leave the bar's line
+        show_event(event, f"line {number}: ")
+
+    def _fail(self, number: int, exc: BaseException, written: bool = False) -> None:
         if not written:
             self.out.write(b"\n")
         self.out.flush()
@@ -144,7 +157,7 @@ class Progress:
 
     def __init__(self, total: int | None, interval: float):
         self.total, self.interval = total, interval
-        self.done = self.failed = 0
+        self.succeeded = self.failed = 0
         self.started = self.last = time.monotonic()
         self.bar = None
         if sys.stderr.isatty():
@@ -156,7 +169,7 @@ class Progress:
 
     def step(self, ok: bool) -> None:
         if ok:
-            self.done += 1
+            self.succeeded += 1
         else:
             self.failed += 1
         if self.bar is not None:
@@ -166,7 +179,7 @@ class Progress:
         if now - self.last >= self.interval:
             self.last = now
             of = f" of {self.total}" if self.total is not None else ""
-            click.echo(f"mpgearman: progress: {self.done + self.failed}{of}, "
+            click.echo(f"mpgearman: progress: {self.succeeded + self.failed}{of}, "
                        f"{self.failed} failed, {self._rate(now):.1f} jobs/s", err=True)
 
     def note(self, message: str, error: bool = False) -> None:
@@ -180,10 +193,10 @@ class Progress:
             self.bar.__exit__(None, None, None)
             self.bar = None
         now = time.monotonic()
-        click.echo(f"mpgearman: done {self.done}, failed {self.failed}, "
+        click.echo(f"mpgearman: succeeded {self.succeeded}, failed {self.failed}, "
                    f"elapsed {now - self.started:.2f} s, {self._rate(now):.1f} jobs/s",
                    err=True)
 
     def _rate(self, now: float) -> float:
         elapsed = max(now - self.started, 1e-9)
-        return (self.done + self.failed) / elapsed
+        return (self.succeeded + self.failed) / elapsed

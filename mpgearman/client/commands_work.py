@@ -14,8 +14,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from typing import IO, TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from .workerjob import WorkerJob
 
 from .commands import EXIT_OK, EXIT_USAGE, die, one_line
 
@@ -48,7 +52,7 @@ def run_worker(function: str, command: list[str], servers: list[str], *,
 
 
 class _LineFormatter(logging.Formatter):
-    def format(self, record):
+    def format(self, record: logging.LogRecord) -> str:
         return f"mpgearman: {record.levelname.lower()}: {one_line(record.getMessage())}"
 
 
@@ -57,6 +61,9 @@ def show_library_warnings() -> None:
     logs it, silently unless someone listens)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_LineFormatter())
+    # A command that failed is the job's outcome, reported to its client.
+    handler.addFilter(lambda record: not (
+        record.exc_info and isinstance(record.exc_info[1], CommandError)))
     logger = logging.getLogger("mpgearman.client")
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING)
@@ -76,16 +83,17 @@ def warn_unreachable(servers: list[str]) -> None:
                            "the worker keeps trying", err=True)
 
 
-def run_command(command: list[str], job):
+def run_command(command: list[str], job: WorkerJob) -> bytes | IO[bytes]:
     """Run `command` for one job; return its stdout, or raise WorkFailed /
     CommandError when it exits non-zero."""
     from .. import WorkFailed
     out = tempfile.TemporaryFile()
+    handed_over = False
     try:
         with tempfile.TemporaryFile() as err:
             proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=out, stderr=err)
             feed(proc, job)
-            status = proc.wait()
+            status = wait(proc, command[0], job)
             if status != 0:
                 last = last_line(err)
                 if last:
@@ -96,16 +104,31 @@ def run_command(command: list[str], job):
         if os.fstat(out.fileno()).st_size <= INLINE_RESULT:
             return out.read()
         # The worker streams the file and closes it once sent.
-        result, out = out, None
-        return result
+        handed_over = True
+        return out
     finally:
-        if out is not None:
+        if not handed_over:
             out.close()
 
 
-def feed(proc: subprocess.Popen, job) -> None:
+def wait(proc: subprocess.Popen[bytes], name: str, job: WorkerJob) -> int:
+    """The command's exit status. At the job's timeout (--timeout) the server
+    takes the job back, so the command is killed rather than left to run
+    on for nothing."""
+    try:
+        return proc.wait(job.time_left())
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        job.stopped = True
+        from .. import WorkFailed
+        raise WorkFailed(f"{name} was killed at the {job.timeout:g} s timeout") from None
+
+
+def feed(proc: subprocess.Popen[bytes], job: WorkerJob) -> None:
     """Copy the payload to the command's stdin, then close it. A command that
     stops reading early (`true`, `head -1`) is not an error."""
+    assert proc.stdin is not None       # started with stdin=PIPE
     try:
         with job.open() as payload:
             shutil.copyfileobj(payload, proc.stdin, COPY_CHUNK)
@@ -118,13 +141,13 @@ def feed(proc: subprocess.Popen, job) -> None:
             pass
 
 
-def last_line(err) -> str:
+def last_line(err: IO[bytes]) -> str:
     """The last non-blank line of what the command wrote to stderr."""
     size = err.seek(0, 2)
     err.seek(max(0, size - STDERR_TAIL))
     for line in reversed(err.read().splitlines()):
         if line.strip():
-            return line.decode("utf-8", "replace").strip()
+            return str(line.decode("utf-8", "replace").strip())
     return ""
 
 

@@ -19,7 +19,14 @@ class Timeout(GearmanError):
 
 
 class JobFailed(GearmanError):
-    """The job ended with WORK_FAIL."""
+    """The job ended with WORK_FAIL, or was cancelled. `.reason` says why as
+    far as the client can know: the text of the worker's WorkFailed,
+    "cancelled", or, for a bare WORK_FAIL, that the worker failed it or the
+    server gave up on it after its retries (workers lost or timed out)."""
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason
 
 
 class JobException(GearmanError):
@@ -41,4 +48,7 @@ class ProtocolError(GearmanError):
 
 
 class WorkFailed(Exception):
-    """Raise it from a worker function to end the job with WORK_FAIL."""
+    """Raise it from a worker function to end the job with WORK_FAIL. A
+    reason (`WorkFailed("no such user")`) goes first as a WORK_WARNING
+    "WorkFailed: no such user" (WORK_FAIL carries no text): mpgearman's
+    client raises JobFailed with that reason, other clients see a warning."""

@@ -10,13 +10,22 @@ Outcomes: exactly one of `result` (bytes, or the byte count written to the
 sink) or `error` (a GearmanError), set once; `done` tells which is final.
 """
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Union
+
+import orjson
 
 from .errors import GearmanError, JobException, JobFailed
 from .payload import Payload
 
 PRIORITIES = ("high", "normal", "low")
 DATA, WARNING, COMPLETE, EXCEPTION = "data", "warning", "complete", "exception"
+# The text a worker's WorkFailed("reason") sends as WORK_EXCEPTION.
+WORK_FAILED_PREFIX = "WorkFailed: "
+MAX_REASON = 4096
+BARE_FAIL = ("the worker failed it, or the server gave up on it after its retries "
+             "(its workers were lost or timed out)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +53,17 @@ class JobStatus:
     waiting: int | None = None
 
 
+Event = Union[WorkData, WorkWarning, WorkStatus]
+
+
 class JobState:
     """One job from submission to its single outcome."""
 
     def __init__(self, function: str, payload: Payload, unique: str | None,
-                 priority: str, background: bool, when: int | None):
+                 priority: str, background: bool, when: int | None,
+                 json: bool = False):
         self.function = function
+        self.json = json           # the result is decoded from JSON
         self.payload = payload
         self.unique = unique
         self.priority = priority
@@ -59,17 +73,22 @@ class JobState:
         self.server: str | None = None
         self.created = False
         self.done = False
-        self.result = None
+        self.result: bytes | int | None = None
         self.error: GearmanError | None = None
-        self.events = deque()
+        self.events: deque[Event] = deque()
         self.resubmissions = 0     # after JOB_CREATED and a lost server
         self.placements = 0        # SUBMIT_* packets sent for it
         self.keep_data = True      # False once only the result is wanted
-        self.sink = None           # callable(bytes) while streaming to a file
+        self.sink: Callable[[bytes], Any] | None = None   # while streaming to a file
         self.streamed = 0          # bytes given to the sink
-        self.notify = None         # callable() on every change, set by a wrapper
-        self._kind = None
-        self._parts = []
+        # While streaming: called with each WorkStatus and WorkWarning.
+        self.on_event: Callable[[Event], None] | None = None
+        self.notify: Callable[[], None] | None = None     # on every change
+        self._kind: str | None = None
+        self._parts: list[bytes] = []
+        self._kept = 0             # bytes of a WORK_WARNING kept for its reason
+        self.fail_reason: str | None = None    # from a "WorkFailed: " warning
+        self.cancelling = False    # `cancel job` sent: its WORK_FAIL may come first
 
     # -- fed by the session ------------------------------------------------
 
@@ -80,19 +99,26 @@ class JobState:
         self._changed()
 
     def on_status(self, numerator: int, denominator: int) -> None:
-        if self.keep_data:
+        if self.sink is not None and self.on_event is not None:
+            self.on_event(WorkStatus(numerator, denominator))
+        elif self.keep_data:
             self.events.append(WorkStatus(numerator, denominator))
             self._changed()
 
-    def on_body_start(self, kind: str) -> None:
-        self._kind, self._parts = kind, []
+    def on_body_start(self, kind: str | None) -> None:
+        self._kind, self._parts, self._kept = kind, [], 0
 
     def on_body_chunk(self, data: bytes) -> None:
         if self.sink is not None and self._kind in (DATA, COMPLETE):
             self.sink(data)
             self.streamed += len(data)
-        elif self._kind in (COMPLETE, EXCEPTION) or self.keep_data:
+        elif self._kind in (COMPLETE, EXCEPTION) or self.keep_data or \
+                (self._kind == WARNING and self.on_event is not None):
             self._parts.append(data)
+        elif self._kind == WARNING and self._kept < MAX_REASON:
+            # Only a failure's reason is wanted: a bounded prefix will do.
+            self._parts.append(data[:MAX_REASON - self._kept])
+            self._kept += len(self._parts[-1])
 
     def on_body_end(self) -> None:
         kind, body = self._kind, b"".join(self._parts)
@@ -100,8 +126,12 @@ class JobState:
         if kind == COMPLETE:
             self._finish(result=self.streamed if self.sink is not None else body)
         elif kind == EXCEPTION:
-            text = body.decode("utf-8", "replace").replace("\n", " ").strip()
-            self._finish(error=JobException(text or "the worker raised an exception"))
+            self._finish(error=self._exception(body))
+        elif kind == WARNING and body.startswith(WORK_FAILED_PREFIX.encode()):
+            reason = body[len(WORK_FAILED_PREFIX):].decode("utf-8", "replace")
+            self.fail_reason = " ".join(reason.split())[:MAX_REASON] or None
+        elif self.sink is not None and kind == WARNING and self.on_event is not None:
+            self.on_event(WorkWarning(body))
         elif self.sink is None and self.keep_data:
             self.events.append(WorkData(body) if kind == DATA else WorkWarning(body))
         self._changed()
@@ -112,7 +142,39 @@ class JobState:
         self.on_body_end()
 
     def on_fail(self) -> None:
-        self._finish(error=JobFailed(f"job {self.handle} ({self.function}) failed"))
+        reason = self.fail_reason or ("cancelled" if self.cancelling else BARE_FAIL)
+        self._finish(error=self.failed(reason))
+        self._changed()
+
+    def failed(self, reason: str) -> JobFailed:
+        return JobFailed(f"job {self.handle} ({self.function}) failed: {reason}", reason)
+
+    def _exception(self, body: bytes) -> GearmanError:
+        text = body.decode("utf-8", "replace").replace("\n", " ").strip()
+        return JobException(text or "the worker raised an exception")
+
+    def outcome(self) -> Any:
+        """What result() returns once done: the WORK_COMPLETE bytes, decoded
+        from JSON for a job submitted with json=; raises the job's error, and
+        GearmanError for a background job, which has no result."""
+        if self.error is not None:
+            raise self.error
+        if self.background:
+            raise GearmanError(f"job {self.handle} ({self.function}) is a background "
+                               f"job: it has no result (ask status() for its state)")
+        data = self.result if isinstance(self.result, bytes) else b""
+        if not self.json:
+            return data
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise GearmanError(f"job {self.handle} ({self.function}) returned "
+                               f"{len(data)} bytes that are not JSON: {exc}") from None
+
+    def on_cancelled(self) -> None:
+        """The server accepted `cancel job`: a job still waiting ends now
+        (the server's WORK_FAIL that follows finds it done)."""
+        self._finish(error=self.failed("cancelled"))
         self._changed()
 
     def fail(self, error: GearmanError) -> None:
@@ -129,24 +191,33 @@ class JobState:
         write them twice)."""
         return not self.done and self.streamed == 0 and self.resubmissions < retries
 
-    def start_sink(self, sink) -> None:
+    def start_sink(self, sink: Callable[[bytes], Any],
+                   on_event: Callable[[Event], None] | None = None) -> None:
         """Stream from now on; WORK_DATA already queued goes first."""
-        self.sink = sink
+        self.sink, self.on_event = sink, on_event
         while self.events:
             event = self.events.popleft()
             if isinstance(event, WorkData):
                 sink(event.data)
                 self.streamed += len(event.data)
+            elif on_event is not None:
+                on_event(event)
         if self.done and self.error is None and isinstance(self.result, bytes):
             sink(self.result)
             self.streamed += len(self.result)
             self.result = self.streamed
 
+    def check_waitable(self) -> None:
+        if self.background:
+            raise GearmanError(f"job {self.handle} ({self.function}) is a background "
+                               f"job: it has no result to wait for")
+
     def drop_events(self) -> None:
         self.keep_data = False
         self.events.clear()
 
-    def _finish(self, result=None, error=None) -> None:
+    def _finish(self, result: bytes | int | None = None,
+                error: GearmanError | None = None) -> None:
         if self.done:
             return
         self.done = True
@@ -162,16 +233,35 @@ class JobView:
     """What every job object shows of its JobState: the parts of the API
     the blocking Job and the asyncio AsyncJob share."""
 
-    def __init__(self, client, state: JobState):
+    def __init__(self, client: Any, state: JobState):
         self._client = client
         self._state = state
 
-    handle = property(lambda self: self._state.handle)
-    unique = property(lambda self: self._state.unique)
-    server = property(lambda self: self._state.server)
-    function = property(lambda self: self._state.function)
-    background = property(lambda self: self._state.background)
-    done = property(lambda self: self._state.done)
+    @property
+    def handle(self) -> str | None:
+        """The job handle (None until JOB_CREATED)."""
+        return self._state.handle
 
-    def __repr__(self):
+    @property
+    def unique(self) -> str | None:
+        return self._state.unique
+
+    @property
+    def server(self) -> str | None:
+        """The "host:port" of the server that created the job."""
+        return self._state.server
+
+    @property
+    def function(self) -> str:
+        return self._state.function
+
+    @property
+    def background(self) -> bool:
+        return self._state.background
+
+    @property
+    def done(self) -> bool:
+        return self._state.done
+
+    def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.function} handle={self.handle} server={self.server}>"

@@ -11,6 +11,8 @@ import io
 import os
 import stat
 import tempfile
+from collections.abc import Iterator, Mapping, Set
+from typing import Any
 
 from .errors import GearmanError
 
@@ -22,7 +24,7 @@ class Payload:
 
     size = 0
 
-    def chunks(self):
+    def chunks(self) -> Iterator[bytes | memoryview]:
         raise NotImplementedError
 
     def slice(self, offset: int, size: int) -> "Payload":
@@ -42,7 +44,7 @@ class BytesPayload(Payload):
     def slice(self, offset: int, size: int) -> Payload:
         return BytesPayload(self.data[offset:offset + size])
 
-    def chunks(self):
+    def chunks(self) -> Iterator[bytes | memoryview]:
         view = memoryview(self.data)
         for start in range(0, self.size, CHUNK):
             yield view[start:start + CHUNK]
@@ -58,7 +60,7 @@ class FilePayload(Payload):
     def slice(self, offset: int, size: int) -> Payload:
         return FilePayload(self.fd, self.start + offset, size, owned=False)
 
-    def chunks(self):
+    def chunks(self) -> Iterator[bytes | memoryview]:
         offset, end = self.start, self.start + self.size
         while offset < end:
             chunk = os.pread(self.fd, min(CHUNK, end - offset), offset)
@@ -74,7 +76,7 @@ class FilePayload(Payload):
         self.fd = -1
 
 
-def make_payload(data, spool_dir: str | None = None) -> Payload:
+def make_payload(data: Any, spool_dir: str | None = None) -> Payload:
     """Whatever submit() accepts -> a Payload. Raises GearmanError with one
     line for anything else or an unreadable file."""
     if isinstance(data, (bytes, bytearray, memoryview)):
@@ -85,6 +87,12 @@ def make_payload(data, spool_dir: str | None = None) -> Payload:
         return _path_payload(data)
     if hasattr(data, "read"):
         return _file_payload(data, spool_dir)
+    if isinstance(data, (Mapping, Set)):
+        # Iterating would send the keys run together (b"userid" for
+        # {"user": 1, "id": 2}): never what was meant.
+        raise TypeError(f"job data must be bytes, str, a path, a binary file or an "
+                        f"iterable of bytes, not {type(data).__name__} (send an object "
+                        f"as JSON with json=...)")
     try:
         iterator = iter(data)
     except TypeError:
@@ -93,7 +101,7 @@ def make_payload(data, spool_dir: str | None = None) -> Payload:
     return _spool(iterator, spool_dir)
 
 
-def _path_payload(path) -> Payload:
+def _path_payload(path: "os.PathLike[str]") -> Payload:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
@@ -102,7 +110,7 @@ def _path_payload(path) -> Payload:
     return FilePayload(fd, 0, os.fstat(fd).st_size, owned=True)
 
 
-def _file_payload(fileobj, spool_dir) -> Payload:
+def _file_payload(fileobj: Any, spool_dir: str | None) -> Payload:
     """A regular file is read by offset from its current position (its own
     position is left alone); anything else is spooled."""
     if isinstance(fileobj, io.TextIOBase):
@@ -119,7 +127,7 @@ def _file_payload(fileobj, spool_dir) -> Payload:
         # A duplicate descriptor: the caller may close its file meanwhile.
         return FilePayload(os.dup(fd), start, size, owned=True)
 
-    def blocks():
+    def blocks() -> Iterator[bytes]:
         while chunk := fileobj.read(CHUNK):
             if isinstance(chunk, str):
                 raise GearmanError("job data file must be opened in binary mode")
@@ -127,7 +135,7 @@ def _file_payload(fileobj, spool_dir) -> Payload:
     return _spool(blocks(), spool_dir)
 
 
-def _spool(iterator, spool_dir) -> Payload:
+def _spool(iterator: Iterator[Any], spool_dir: str | None) -> Payload:
     """Write an iterable of bytes to an unnamed temporary file to learn its
     size and be able to send it again."""
     fileobj = tempfile.TemporaryFile(dir=spool_dir)

@@ -8,6 +8,7 @@ about retries: a lost connection is handed to `on_lost`.
 import selectors
 import socket
 import time
+from collections.abc import Callable
 
 from . import sockio
 from .errors import GearmanError
@@ -20,7 +21,7 @@ class Connection:
         self.address = address
         self.sock = sock
         self.session = Session(address)
-        self.pending = None        # memoryview of a chunk partly sent
+        self.pending: memoryview | None = None     # a chunk partly sent
         self.mask = 0
 
 
@@ -33,7 +34,8 @@ def open_socket(host: str, port: int, timeout: float | None) -> socket.socket:
 
 
 class SelectLoop:
-    def __init__(self, pool: ServerPool, connect_timeout: float | None, on_lost):
+    def __init__(self, pool: ServerPool, connect_timeout: float | None,
+                 on_lost: Callable[[Connection, str], None]) -> None:
         self.pool = pool
         self.connect_timeout = connect_timeout
         self.on_lost = on_lost     # on_lost(connection, reason)
@@ -62,7 +64,7 @@ class SelectLoop:
         self.selector.register(sock, conn.mask, conn)
         return conn
 
-    def run_until(self, done, deadline: float | None) -> bool:
+    def run_until(self, done: Callable[[], object], deadline: float | None) -> bool:
         """Move bytes until done() is true (True) or the deadline passes
         (False). Returns True at once if nothing is connected and done()."""
         while not done():

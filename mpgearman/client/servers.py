@@ -12,6 +12,7 @@ jobs without a unique rotate over the servers that are up.
 import hashlib
 import itertools
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .errors import GearmanError
@@ -21,7 +22,7 @@ BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 10.0
 
 
-def parse_servers(servers) -> list[str]:
+def parse_servers(servers: str | Iterable[str]) -> list[str]:
     """"host:port", "host", "[v6]:port", comma-separated or a list ->
     normalized "host:port" strings (duplicates dropped, order kept)."""
     if isinstance(servers, str):
@@ -81,7 +82,8 @@ class ServerState:
 class ServerPool:
     """The configured servers and which of them are worth trying now."""
 
-    def __init__(self, servers, clock=time.monotonic):
+    def __init__(self, servers: str | Iterable[str],
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.states = {a: ServerState(a, *split_address(a)) for a in parse_servers(servers)}
         self._rotation = itertools.cycle(list(self.states))
@@ -105,7 +107,8 @@ class ServerPool:
         state.down_until = self.clock() + state.backoff
         state.last_error = error
 
-    def candidates(self, unique: str | None = None, exclude=()) -> list[str]:
+    def candidates(self, unique: str | None = None,
+                   exclude: Iterable[str] = ()) -> list[str]:
         """Servers to try for a job, best first: the ones that are up (by
         rendezvous score for a unique, else rotating), then the ones in
         backoff (soonest back first) as a last resort."""
@@ -123,7 +126,7 @@ class ServerPool:
                       key=lambda a: self.states[a].down_until)
         return up + down
 
-    def describe_failure(self, tried=None) -> str:
+    def describe_failure(self, tried: Iterable[str] | None = None) -> str:
         """One line naming the servers and the last error of each."""
         parts = []
         for address in tried or self.states:

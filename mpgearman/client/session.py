@@ -12,6 +12,8 @@ the server sends it every WORK_* packet once per attachment: the copies
 are dealt out to the attached jobs in turn.
 """
 from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 from mpgearman.protocol.encoder import encode_head, request
 from mpgearman.protocol.events import (BodyChunk, Packet, PacketEnd,
@@ -22,7 +24,7 @@ from .errors import GearmanError, ProtocolError
 from .wire import Outbox, inbound_events, response_decoder, text as _text
 from .jobs import COMPLETE, DATA, EXCEPTION, WARNING, JobState, JobStatus
 
-WORK_KINDS = {T.WORK_DATA: DATA, T.WORK_WARNING: WARNING,
+WORK_KINDS: dict[int, str] = {T.WORK_DATA: DATA, T.WORK_WARNING: WARNING,
               T.WORK_COMPLETE: COMPLETE, T.WORK_EXCEPTION: EXCEPTION}
 SUBMIT_TYPES = {
     ("high", False): T.SUBMIT_JOB_HIGH, ("normal", False): T.SUBMIT_JOB,
@@ -35,15 +37,15 @@ class Request:
     """An ECHO_REQ, GET_STATUS, GET_STATUS_UNIQUE, OPTION_REQ or SUBMIT
     waiting for its reply: `done`, then `value` or `error`."""
 
-    def __init__(self, kind: str, key=None, job: JobState | None = None):
+    def __init__(self, kind: str, key: bytes | None = None, job: JobState | None = None):
         self.kind, self.key, self.job = kind, key, job
         self.done = False
-        self.value = None
+        self.value: Any = None
         self.error: GearmanError | None = None
-        self.parts = []
-        self.notify = None
+        self.parts: list[bytes] = []
+        self.notify: Callable[[], None] | None = None
 
-    def finish(self, value=None, error=None) -> None:
+    def finish(self, value: Any = None, error: GearmanError | None = None) -> None:
         if not self.done:
             self.done, self.value, self.error = True, value, error
             if self.notify is not None:
@@ -58,7 +60,7 @@ class Session:
         self._pending: deque[Request] = deque()
         self._jobs: dict[bytes, list[JobState]] = {}
         self._turn: dict[bytes, int] = {}
-        self._stream = None            # Request or JobState taking a body
+        self._stream: Request | JobState | None = None     # taking a body
         self.exceptions = False        # the server accepted OPTION_REQ exceptions
         self.failure: GearmanError | None = None
         self.option("exceptions")
@@ -68,6 +70,7 @@ class Session:
     def submit(self, job: JobState) -> Request:
         unique = (job.unique or "").encode()
         name = job.function.encode()
+        args: tuple[bytes, ...]
         if job.when is not None:
             args = (name, unique, str(int(job.when)).encode())
             ptype = T.SUBMIT_JOB_EPOCH
@@ -76,7 +79,7 @@ class Session:
             ptype = SUBMIT_TYPES[job.priority, job.background]
         self._out.append(encode_head(ptype, args, job.payload.size, magic=b"\0REQ"))
         if job.payload.size:
-            self._out.append(job.payload.chunks())
+            self._out.append(job.payload.chunks())  # type: ignore[arg-type]
         return self._expect(Request("submit", job=job))
 
     def echo(self, data: bytes) -> Request:
@@ -110,19 +113,19 @@ class Session:
     def has_output(self) -> bool:
         return bool(self._out)
 
-    def output(self):
+    def output(self) -> bytes | memoryview | None:
         """The next bytes to send (bytes or memoryview), or None."""
-        return self._out.next_chunk()
+        return self._out.next_batch()
 
     # -- bytes in --------------------------------------------------------------
 
-    def receive(self, data) -> None:
+    def receive(self, data: bytes) -> None:
         """Feed bytes from the server. Raises ProtocolError on input that is
         not the protocol; the connection must then be dropped."""
         for event in inbound_events(self.decoder, data):
             self._dispatch(event)
 
-    def _dispatch(self, event) -> None:
+    def _dispatch(self, event: Any) -> None:
         if type(event) is Packet:
             handler = _HANDLERS.get(event.type)
             if handler is None:
@@ -156,7 +159,7 @@ class Session:
         target = self._stream
         if isinstance(target, Request):
             target.parts.append(data)
-        else:
+        elif target is not None:
             target.on_body_chunk(data)
 
     def _stream_end(self) -> None:
@@ -168,7 +171,7 @@ class Session:
 
     # -- replies -------------------------------------------------------------
 
-    def _take(self, kind: str, key=None) -> Request | None:
+    def _take(self, kind: str, key: bytes | None = None) -> Request | None:
         for req in self._pending:
             if req.kind == kind and (key is None or req.key == key):
                 self._pending.remove(req)
@@ -195,6 +198,7 @@ class Session:
         if req is None:
             raise ProtocolError("UNEXPECTED", "JOB_CREATED without a submission")
         job = req.job
+        assert job is not None      # a "submit" request always has its job
         if not job.background:
             self._jobs.setdefault(handle, []).append(job)
         job.on_created(_text(handle), self.address)
@@ -216,12 +220,14 @@ class Session:
         if job is not None:
             job.on_fail()
 
-    def _on_status_res(self, handle, known, running, num, den) -> None:
+    def _on_status_res(self, handle: bytes, known: bytes, running: bytes, num: bytes,
+                       den: bytes) -> None:
         req = self._take("status", handle) or self._take("status")
         if req is not None:
             req.finish(JobStatus(known == b"1", running == b"1", _int(num), _int(den)))
 
-    def _on_status_unique(self, unique, known, running, num, den, waiting) -> None:
+    def _on_status_unique(self, unique: bytes, known: bytes, running: bytes, num: bytes,
+                          den: bytes, waiting: bytes) -> None:
         req = self._take("status_unique", unique) or self._take("status_unique")
         if req is not None:
             req.finish(JobStatus(known == b"1", running == b"1", _int(num), _int(den),
@@ -257,7 +263,7 @@ class Session:
         """The connection is gone: (submissions not acknowledged, foreground
         jobs created here and not finished, other requests). The session is
         emptied; the caller decides about retries."""
-        unacked = [r.job for r in self._pending if r.kind == "submit"]
+        unacked = [r.job for r in self._pending if r.kind == "submit" and r.job is not None]
         others = [r for r in self._pending if r.kind != "submit"]
         created = [job for jobs in self._jobs.values() for job in jobs if not job.done]
         if isinstance(self._stream, JobState) and not self._stream.done:
@@ -278,7 +284,7 @@ def _int(b: bytes) -> int:
         return 0
 
 
-_HANDLERS = {
+_HANDLERS: dict[int, Callable[..., None]] = {
     T.JOB_CREATED: Session._on_created,
     T.WORK_DATA: lambda s, h, d: s._on_work(T.WORK_DATA, h, d),
     T.WORK_WARNING: lambda s, h, d: s._on_work(T.WORK_WARNING, h, d),

@@ -5,12 +5,17 @@ passes `lost(conn, reason)`.
 
 A connection here is anything with `.sock`, `.session` and `.pending` (the
 unsent rest of the session's last output, or None)."""
+from collections.abc import Callable
+from typing import Any
+
 from .errors import GearmanError
+
+Lost = Callable[[Any, str], None]
 
 RECV_SIZE = 256 << 10
 
 
-def send_pending(conn, lost) -> None:
+def send_pending(conn: Any, lost: Lost) -> None:
     """Send until the session has nothing more or the socket is full."""
     while True:
         if conn.pending is None:
@@ -30,7 +35,7 @@ def send_pending(conn, lost) -> None:
             return
 
 
-def receive(conn, lost):
+def receive(conn: Any, lost: Lost) -> Any:
     """Read once and feed the session; what session.receive() returned, or
     None when nothing was read or the connection was lost."""
     try:

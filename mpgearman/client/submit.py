@@ -4,6 +4,9 @@ It owns the validation of function names, uniques, priorities and `when`,
 with one-line errors. It must not do I/O beyond opening the payload.
 """
 import datetime
+from typing import Any, Union
+
+import orjson
 
 from mpgearman.protocol.packets import MAX_SIZE, MAX_UNIQUE
 
@@ -11,9 +14,21 @@ from .errors import GearmanError
 from .jobs import PRIORITIES, JobState
 from .payload import make_payload
 
+WhenType = Union[datetime.datetime, int, float, None]
 
-def new_job(function, data=b"", *, unique=None, priority="normal",
-            background=False, when=None) -> JobState:
+
+NO_JSON: Any = object()      # json= not given (None is the JSON null)
+
+
+def new_job(function: str, data: Any = b"", *, unique: str | None = None,
+            priority: str = "normal", background: bool = False,
+            when: WhenType = None, json: Any = NO_JSON) -> JobState:
+    """json=obj sends obj encoded by orjson instead of `data`, and marks
+    the job so that its result is decoded."""
+    if json is not NO_JSON:
+        if not (isinstance(data, bytes) and data == b""):
+            raise TypeError("give the job data or json=, not both")
+        data = _encode_json(json)
     if not isinstance(function, str) or not function or "\0" in function:
         raise GearmanError(f"function name must be a non-empty string without NUL, "
                            f"not {function!r}")
@@ -35,10 +50,18 @@ def new_job(function, data=b"", *, unique=None, priority="normal",
         payload.close()
         raise GearmanError(f"job data is {payload.size} bytes; one packet holds at "
                            f"most {room} with this function name and unique")
-    return JobState(function, payload, unique or None, priority, bool(background), epoch)
+    return JobState(function, payload, unique or None, priority, bool(background), epoch,
+                    json=json is not NO_JSON)
 
 
-def _epoch(when) -> int | None:
+def _encode_json(obj: Any) -> bytes:
+    try:
+        return orjson.dumps(obj)
+    except orjson.JSONEncodeError as exc:
+        raise TypeError(f"json= cannot encode this object: {exc}") from None
+
+
+def _epoch(when: WhenType) -> int | None:
     if when is None:
         return None
     if isinstance(when, datetime.datetime):

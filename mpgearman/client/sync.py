@@ -1,6 +1,7 @@
 """The blocking client: Client and its Job objects.
 
-It owns the public blocking API (submit, call, map, status, echo) on top
+It owns the public blocking API (submit, call, map, status, echo, and the
+Job's result, events and cancel) on top
 of the sans-IO session (session.py), the failure policy (failover.py) and
 the selector loop (selectloop.py). No threads; waiting happens in select().
 
@@ -11,24 +12,36 @@ its result() raises ServerUnavailable. Every job ends with one outcome.
 """
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, BinaryIO, Union
 
+from .cancel import cancel_job
 from .errors import GearmanError, ServerUnavailable, Timeout
 from .failover import lost_connection
-from .jobs import JobState, JobStatus, JobView
-from .selectloop import SelectLoop
+from .jobs import Event, JobState, JobStatus, JobView
+from .selectloop import Connection, SelectLoop
 from .servers import ServerPool, format_address, split_address
-from .submit import new_job
+from .session import Request, Session
+from .submit import NO_JSON, WhenType, new_job
+
+# What submit() sends: bytes, str, a path, a binary file or an iterable of bytes.
+Data = Any
+Servers = Union[str, list[str]]
+PathOrFile = Union[str, "os.PathLike[str]", BinaryIO]
+MakeRequest = Callable[[Session], Request]
 
 
-def _deadline(timeout):
+def _deadline(timeout: float | None) -> float | None:
     return None if timeout is None else time.monotonic() + timeout
 
 
 class Job(JobView):
-    """A submitted job. handle/unique/server/done; for a foreground job:
-    events(), result(), result_to()."""
+    """A submitted job. handle/unique/server/done; cancel(); for a
+    foreground job: events(), result(), result_to()."""
 
-    def events(self, timeout=None):
+    _client: "Client"
+
+    def events(self, timeout: float | None = None) -> Iterator[Event]:
         """WorkData / WorkWarning / WorkStatus as they arrive; ends when the
         job ends (then call result()). `timeout` bounds each wait for the
         next event and raises Timeout."""
@@ -38,40 +51,84 @@ class Job(JobView):
                 yield state.events.popleft()
             if state.done:
                 return
-            self._wait(lambda: state.events or state.done, timeout)
+            self._wait(lambda: bool(state.events) or state.done, timeout)
 
-    def result(self, timeout=None) -> bytes:
-        """The WORK_COMPLETE data. WORK_DATA not taken through events() is
-        dropped. Raises JobFailed, JobException, ServerUnavailable, Timeout."""
+    def result(self, timeout: float | None = None) -> Any:
+        """The WORK_COMPLETE data (decoded, for a job submitted with json=).
+        WORK_DATA not taken through events() is dropped. Raises JobFailed,
+        JobException, ServerUnavailable, Timeout; GearmanError for a
+        background job, which has no result."""
+        return self._result(_deadline(timeout), timeout)
+
+    def _result(self, deadline: float | None, timeout: float | None) -> Any:
         state = self._state
         state.drop_events()
-        self._wait(lambda: state.done, timeout)
-        if state.error is not None:
-            raise state.error
-        return state.result if isinstance(state.result, bytes) else b""
+        if not state.background:
+            self._wait(lambda: state.done, timeout, deadline)
+        return state.outcome()
 
-    def result_to(self, dest, timeout=None) -> int:
+    def result_to(self, dest: PathOrFile, timeout: float | None = None,
+                  on_event: Callable[[Event], None] | None = None) -> int:
         """Stream every WORK_DATA chunk, then the WORK_COMPLETE data, into
-        `dest` (a path or a binary file); returns the bytes written."""
+        `dest` (a path or a binary file); returns the bytes written.
+        on_event, if given, is called with each WorkStatus and WorkWarning."""
+        self._state.check_waitable()
         if isinstance(dest, (str, os.PathLike)):
             with open(dest, "wb") as out:
-                return self._stream_to(out, timeout)
-        return self._stream_to(dest, timeout)
+                return self._stream_to(out, timeout, on_event)
+        return self._stream_to(dest, timeout, on_event)
 
-    def _stream_to(self, out, timeout) -> int:
+    def cancel(self, timeout: float | None = None) -> bool:
+        """Remove the job from its server (the admin command `cancel job`):
+        True if the server had it, False if it had already ended. A job
+        already running may still finish on its worker, but its client is
+        told it failed; result() then raises JobFailed (reason "cancelled")."""
         state = self._state
-        state.start_sink(out.write)
+        if state.done and not state.background:
+            return False
+        if state.handle is None or state.server is None:
+            raise GearmanError(f"job ({state.function}) was never created: nothing to cancel")
+        limit = timeout if timeout is not None else self._client.connect_timeout
+        state.cancelling = True
+        try:
+            cancelled = cancel_job(state.server, state.handle, limit)
+        finally:
+            state.cancelling = False
+        if cancelled:
+            state.on_cancelled()
+        return cancelled
+
+    def _stream_to(self, out: BinaryIO, timeout: float | None,
+                   on_event: Callable[[Event], None] | None) -> int:
+        state = self._state
+        state.start_sink(out.write, on_event)
         self._wait(lambda: state.done, timeout)
         if state.error is not None:
             raise state.error
         return state.streamed
 
-    def _wait(self, cond, timeout):
+    def _wait(self, cond: Callable[[], bool], timeout: float | None,
+              deadline: float | None = None) -> None:
         if timeout is None:
             timeout = self._client.timeout
-        if not self._client._run_until(cond, _deadline(timeout)):
-            raise Timeout(f"job {self.handle} ({self.function}) on {self.server}: "
-                          f"no answer within {timeout:g} s")
+        if deadline is None:
+            deadline = _deadline(timeout)
+        if not self._client._run_until(cond, deadline):
+            raise Timeout(timed_out(self, timeout, self._client.cancel_on_timeout))
+
+
+def timed_out(job: Job, timeout: float | None, cancel: bool) -> str:
+    """The Timeout message; cancels the job first when asked to."""
+    message = f"job {job.handle} ({job.function}) on {job.server}: " \
+              f"no answer within {timeout or 0:g} s"
+    if not cancel or job.done:
+        return message
+    try:
+        cancelled = job.cancel()
+    except GearmanError as exc:
+        return f"{message}; it could not be cancelled: {exc}"
+    return message + ("; cancelled on its server" if cancelled
+                      else "; its server no longer had it")
 
 
 class Client:
@@ -81,55 +138,78 @@ class Client:
     servers: "host:port", "host" (port 4730), "[v6]:port", comma-separated
     or a list. connect_timeout bounds each connect; timeout (None: no limit)
     is the default bound of every wait for an answer; retries bounds how
-    often a foreground job is resubmitted after losing its server.
+    often a foreground job is resubmitted after losing its server;
+    cancel_on_timeout=True cancels a job on its server when a wait for it
+    raises Timeout (else the job stays queued and runs later).
     One Client belongs to one thread at a time (it holds no lock).
     """
 
-    def __init__(self, servers="127.0.0.1:4730", *, connect_timeout=5.0,
-                 timeout=None, retries=3):
+    def __init__(self, servers: Servers = "127.0.0.1:4730", *,
+                 connect_timeout: float = 5.0, timeout: float | None = None,
+                 retries: int = 3, cancel_on_timeout: bool = False) -> None:
         self.pool = ServerPool(servers)
         self.connect_timeout = connect_timeout
         self.timeout = timeout
         self.retries = retries
+        self.cancel_on_timeout = cancel_on_timeout
         self._loop = SelectLoop(self.pool, connect_timeout, self._on_lost)
         self._closed = False
 
-    def __enter__(self):
+    def __enter__(self) -> "Client":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- jobs ------------------------------------------------------------------
 
-    def submit(self, function, data=b"", *, unique=None, priority="normal",
-               background=False, when=None) -> Job:
-        """Submit and wait for JOB_CREATED; returns the Job."""
+    def submit(self, function: str, data: Data = b"", *, json: Any = NO_JSON,
+               unique: str | None = None, priority: str = "normal",
+               background: bool = False, when: WhenType = None,
+               timeout: float | None = None) -> Job:
+        """Submit and wait for JOB_CREATED (at most `timeout` seconds, by
+        default the client's); returns the Job. json=obj sends obj as JSON
+        (orjson) instead of `data`, and the job's result() decodes it."""
         state = new_job(function, data, unique=unique, priority=priority,
-                        background=background, when=when)
+                        background=background, when=when, json=json)
         self._place(state)
-        self._wait_created([state])
+        self._wait_created([state], self.timeout if timeout is None else timeout)
         return Job(self, state)
 
-    def call(self, function, data=b"", **submit_kwargs) -> bytes:
-        return self.submit(function, data, **submit_kwargs).result()
+    def call(self, function: str, data: Data = b"", *, json: Any = NO_JSON,
+             timeout: float | None = None, unique: str | None = None,
+             priority: str = "normal") -> Any:
+        """Submit a foreground job and return its result (decoded with
+        json=). `timeout` bounds the whole call (default: the client's)."""
+        if timeout is None:
+            timeout = self.timeout
+        deadline = _deadline(timeout)
+        job = self.submit(function, data, json=json, unique=unique, priority=priority,
+                          timeout=timeout)
+        return job._result(deadline, timeout)
 
-    def map(self, function, iterable, *, concurrency=16, return_exceptions=False,
-            **submit_kwargs) -> list:
+    def map(self, function: str, iterable: Iterable[Any], *, concurrency: int = 16,
+            return_exceptions: bool = False, json: bool = False,
+            unique: str | None = None, priority: str = "normal") -> list[Any]:
         """Run `function` over every item, at most `concurrency` jobs in
         flight, all pipelined; results in input order. The first failure is
         raised once the jobs in flight have finished, unless
-        return_exceptions=True puts the exception objects in the list."""
+        return_exceptions=True puts the exception objects in the list.
+        json=True sends each item as JSON and decodes the results."""
         if concurrency < 1:
             raise GearmanError("map concurrency must be at least 1")
+        submit_kwargs: dict[str, Any] = dict(unique=unique, priority=priority)
         items = iter(iterable)
-        results, running, first_error = [], [], None
+        results: list[JobState] = []
+        running: list[JobState] = []
+        first_error: GearmanError | None = None
         while True:
             while first_error is None and len(running) < concurrency:
                 item = next(items, _END)
                 if item is _END:
                     break
-                state = new_job(function, item, **submit_kwargs)
+                state = (new_job(function, json=item, **submit_kwargs) if json
+                         else new_job(function, item, **submit_kwargs))
                 state.drop_events()
                 results.append(state)
                 running.append(state)
@@ -145,13 +225,14 @@ class Client:
                     first_error = state.error
         if first_error is not None:
             raise first_error
-        return [s.error if s.error is not None else s.result for s in results]
+        return [s.error if s.error is not None else s.outcome() for s in results]
 
     # -- requests --------------------------------------------------------------
 
     def status(self, handle: str, server: str | None = None) -> JobStatus:
         """GET_STATUS on `server`, or on each server until one knows it."""
-        last, error = None, None
+        last: JobStatus | None = None
+        error: GearmanError | None = None
         for address in self._servers_for(server):
             try:
                 last = self._request(address, lambda s: s.status(handle))
@@ -161,18 +242,20 @@ class Client:
             if last.known:
                 return last
         if last is None:
-            raise error
+            raise error or ServerUnavailable(self.pool.describe_failure())
         return last
 
     def status_unique(self, unique: str) -> JobStatus:
         """GET_STATUS_UNIQUE on the server that unique maps to."""
-        return self._on_first(self.pool.candidates(unique),
+        status: JobStatus = self._on_first(self.pool.candidates(unique),
                               lambda s: s.status_unique(unique))
+        return status
 
     def echo(self, data: bytes = b"ping", server: str | None = None) -> bytes:
         if isinstance(data, str):
             data = data.encode()
-        return self._on_first(self._servers_for(server), lambda s: s.echo(data))
+        echoed: bytes = self._on_first(self._servers_for(server), lambda s: s.echo(data))
+        return echoed
 
     def close(self) -> None:
         if self._closed:
@@ -186,7 +269,7 @@ class Client:
 
     # -- internals -------------------------------------------------------------
 
-    def _servers_for(self, server):
+    def _servers_for(self, server: str | None) -> list[str]:
         if server is None:
             return self.pool.candidates()
         address = format_address(*split_address(server))
@@ -194,8 +277,8 @@ class Client:
             raise GearmanError(f"{server} is not one of the configured servers")
         return [address]
 
-    def _on_first(self, addresses, make):
-        error = None
+    def _on_first(self, addresses: list[str], make: MakeRequest) -> Any:
+        error: GearmanError | None = None
         for address in addresses:
             try:
                 return self._request(address, make)
@@ -203,7 +286,7 @@ class Client:
                 error = exc
         raise error or ServerUnavailable(self.pool.describe_failure(addresses))
 
-    def _request(self, address, make, again=True):
+    def _request(self, address: str, make: MakeRequest, again: bool = True) -> Any:
         """One request/reply on `address`. A connection that had been idle
         may have died unnoticed: then the request is sent once more on a
         fresh one."""
@@ -223,7 +306,7 @@ class Client:
             raise req.error
         return req.value
 
-    def _place(self, state: JobState, exclude=()) -> None:
+    def _place(self, state: JobState, exclude: Iterable[str] = ()) -> None:
         """Queue the job's submission on the best server that connects;
         fails the job with ServerUnavailable when none does."""
         self._check_open()
@@ -239,25 +322,25 @@ class Client:
             return
         state.fail(ServerUnavailable(self.pool.describe_failure(tried)))
 
-    def _wait_created(self, states) -> None:
+    def _wait_created(self, states: list[JobState], timeout: float | None) -> None:
         ok = self._run_until(lambda: all(s.created or s.done for s in states),
-                             _deadline(self.timeout))
+                             _deadline(timeout))
         for state in states:
             if state.error is not None and not state.created:
                 raise state.error
         if not ok:
-            raise Timeout(f"no JOB_CREATED within {self.timeout:g} s")
+            raise Timeout(f"no JOB_CREATED within {timeout or 0:g} s")
 
-    def _on_lost(self, conn, reason: str) -> None:
+    def _on_lost(self, conn: Connection, reason: str) -> None:
         for state in lost_connection(conn.session, self.pool, self.retries, reason):
             self._place(state)
 
-    def _run_until(self, cond, deadline) -> bool:
+    def _run_until(self, cond: Callable[[], object], deadline: float | None) -> bool:
         if cond():
             return True
         return self._loop.run_until(cond, deadline)
 
-    def _check_open(self):
+    def _check_open(self) -> None:
         if self._closed:
             raise GearmanError("the client is closed")
 

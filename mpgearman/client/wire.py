@@ -3,7 +3,10 @@
 shared decoder of mpgearman.protocol, in its responses mode), and `Outbox`
 holds what is yet to be sent, whole packets (bytes) and streamed bodies
 (iterators of chunks), in order."""
+
 from collections import deque
+from collections.abc import Iterator
+from typing import Any, Union
 
 from mpgearman.protocol.decoder import Decoder
 from mpgearman.protocol.errors import ProtocolError as WireError
@@ -13,6 +16,7 @@ from mpgearman.protocol.packets import MAX_SIZE
 from .errors import ProtocolError
 
 STREAM_THRESHOLD = 1 << 20     # bodies above this come out in chunks
+BATCH = 64 << 10               # small chunks joined into one send() up to this
 
 
 def text(b: bytes) -> str:
@@ -23,13 +27,13 @@ def response_decoder() -> Decoder:
     return Decoder(MAX_SIZE, STREAM_THRESHOLD, responses=True)
 
 
-def inbound_events(decoder: Decoder, data):
+def inbound_events(decoder: Decoder, data: bytes) -> Iterator[Any]:
     """Feed `data`; yield every event now complete. Input that is not the
     protocol raises the client's ProtocolError: the connection must go."""
     decoder.feed(data)
     while True:
         try:
-            event = decoder.next_event()
+            event = decoder.next_event()  # type: ignore[no-untyped-call]
         except WireError as exc:
             raise ProtocolError(text(exc.code), text(exc.text)) from None
         if event is NEED_DATA:
@@ -37,12 +41,14 @@ def inbound_events(decoder: Decoder, data):
         yield event
 
 
-class Outbox(deque):
-    def next_chunk(self):
+class Outbox(deque[Union[bytes, memoryview, Iterator[bytes]]]):
+    """Packets and streamed bodies waiting to be sent, in order."""
+
+    def next_chunk(self) -> bytes | memoryview | None:
         """The next bytes to send (bytes or memoryview), or None."""
         while self:
             item = self[0]
-            if isinstance(item, (bytes, bytearray)):
+            if isinstance(item, (bytes, bytearray, memoryview)):
                 self.popleft()
                 return item
             chunk = next(item, None)
@@ -51,6 +57,26 @@ class Outbox(deque):
                 continue
             return chunk
         return None
+
+    def next_batch(self, limit: int = BATCH) -> bytes | memoryview | None:
+        """Like next_chunk, with consecutive small chunks joined up to
+        `limit` bytes: one send() for a packet's header and body, or for a
+        result and the next GRAB, instead of one each. A big chunk is
+        returned alone, uncopied."""
+        chunk = self.next_chunk()
+        if chunk is None or len(chunk) >= limit or not self:
+            return chunk
+        parts, size = [chunk], len(chunk)
+        while size < limit:
+            more = self.next_chunk()
+            if more is None:
+                break
+            if size + len(more) > limit:
+                self.appendleft(more)       # the start of the next batch
+                break
+            parts.append(more)
+            size += len(more)
+        return b"".join(parts) if len(parts) > 1 else chunk
 
     def discard(self) -> None:
         """Drop everything unsent, closing streamed bodies (and their files)."""

@@ -1,5 +1,6 @@
 """The blocking worker: Worker runs registered functions for jobs from every
-configured server, `concurrency` at once in threads.
+configured server, `concurrency` at once in threads (with concurrency 1, in
+the thread that called run()).
 
 It owns the worker's sockets and its single I/O thread (the caller of
 run()): non-blocking connects, reconnects with a backoff (0.1 s doubling
@@ -19,40 +20,65 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from typing import IO, Any
 from concurrent.futures import ThreadPoolExecutor
 
 from . import sockio
 from .errors import GearmanError
-from .registry import FunctionRegistry
-from .workerjob import WorkerJob, deliver, outcome_of_exception, outcome_of_return
-from .workersession import WorkerSession
+from .registry import FunctionRegistry, Servers
+from .workerjob import (Outcome, WorkerJob, deliver, outcome_of_exception,
+                        outcome_of_return, overrun)
+from .workersession import Assignment, WorkerSession
 
 log = logging.getLogger("mpgearman.client")
 
 
 class _Conn:
-    def __init__(self, address: str):
+    def __init__(self, address: str) -> None:
         self.address = address
-        self.sock = None
-        self.session = None
-        self.pending = None
+        self.sock: Any = None              # socket.socket once connecting
+        self.session: Any = None           # WorkerSession once connected
+        self.pending: memoryview | None = None
         self.connecting_until = 0.0
 
 
 class Worker(FunctionRegistry):
-    """Blocking Gearman worker. See the module docstring."""
+    """Blocking Gearman worker. See the module docstring. As a context
+    manager, leaving the block stops it and releases its sockets."""
 
-    def __init__(self, servers="127.0.0.1:4730", *, concurrency=1, client_id=None,
-                 spool_threshold=64 << 20, connect_timeout=5.0, spool_dir=None):
+    def __init__(self, servers: Servers = "127.0.0.1:4730", *, concurrency: int = 1,
+                 client_id: str | None = None, spool_threshold: int = 64 << 20,
+                 connect_timeout: float = 5.0, spool_dir: str | None = None) -> None:
         super().__init__(servers, concurrency=concurrency, client_id=client_id,
                          spool_threshold=spool_threshold, connect_timeout=connect_timeout,
                          spool_dir=spool_dir)
-        self._outbox = deque()
+        self._outbox: deque[Callable[[], None]] = deque()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
+        self._serving = False
+        self._closed = False
 
     # -- control ------------------------------------------------------------
+
+    def __enter__(self) -> "Worker":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """stop(); the worker's sockets are released once run() has
+        returned (at once if it is not running). It cannot run again."""
+        self._closed = True
+        self.stop()
+        if not self._serving:
+            self._release()
+
+    def _release(self) -> None:
+        self._wake_r.close()
+        self._wake_w.close()
 
     def stop(self) -> None:
         """Stop grabbing, finish the jobs in hand, then run() returns.
@@ -66,6 +92,9 @@ class Worker(FunctionRegistry):
         returns at once."""
         if not self.functions:
             raise GearmanError("no function registered")
+        if self._closed:
+            raise GearmanError("the worker is closed")
+        self._serving = True
         self._conns = {a: _Conn(a) for a in self.pool.addresses}
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
@@ -81,9 +110,12 @@ class Worker(FunctionRegistry):
             for conn in self._conns.values():
                 self._close(conn)
             self._selector.close()
+            self._serving = False
+            if self._closed:
+                self._release()
             self._stopping = False          # a later run() serves again
 
-    def _install_signals(self):
+    def _install_signals(self) -> Callable[[], object]:
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
         previous = {sig: signal.signal(sig, lambda *_: self.stop())
@@ -96,7 +128,7 @@ class Worker(FunctionRegistry):
         except (BlockingIOError, OSError):
             pass           # already awake, or the pipe is full: either way
 
-    def _post(self, callback) -> None:
+    def _post(self, callback: Callable[[], None]) -> None:
         self._outbox.append(callback)
         self._wake()
 
@@ -144,7 +176,7 @@ class Worker(FunctionRegistry):
                 slots -= 1
         self._rr += 1
 
-    def _next_timer(self):
+    def _next_timer(self) -> float | None:
         now = time.monotonic()
         times = []
         for conn in self._conns.values():
@@ -203,7 +235,7 @@ class Worker(FunctionRegistry):
                                      self.spool_threshold, self._spool)
         self._selector.modify(conn.sock, selectors.EVENT_READ, conn)
 
-    def _spool(self):
+    def _spool(self) -> IO[bytes]:
         return tempfile.TemporaryFile(dir=self.spool_dir)
 
     def _close(self, conn: _Conn) -> None:
@@ -251,32 +283,52 @@ class Worker(FunctionRegistry):
 
     # -- jobs ----------------------------------------------------------------
 
-    def _start(self, session: WorkerSession, assignment) -> None:
-        def post(callback):
-            self._post(lambda: callback(session) if self._alive(session) else None)
-        job = WorkerJob(assignment, post)
-        self._running += 1
-        self._executor.submit(self._execute, job, session)
+    def _start(self, session: WorkerSession, assignment: Assignment) -> None:
+        io_thread = threading.get_ident()
 
-    def _alive(self, session) -> bool:
+        def post(callback: Callable[[WorkerSession], None]) -> None:
+            if threading.get_ident() != io_thread:
+                self._post(lambda: callback(session) if self._alive(session) else None)
+            elif self._alive(session):          # a function run inline
+                callback(session)
+                self._flush()
+        job = WorkerJob(assignment, post, self.timeout_of(assignment.function))
+        self._running += 1
+        if self.concurrency == 1:
+            # One job at a time: run it in this thread, which spares two
+            # thread switches and a wake-up per job. Its data, status and
+            # warnings are sent as it calls send_*; the sockets are read
+            # again once it returns. It runs from the outbox, outside the
+            # handling of select()'s events.
+            self._outbox.append(lambda: self._finished(session, job, self._run(job)))
+        else:
+            self._executor.submit(self._execute, job, session)
+
+    def _alive(self, session: WorkerSession) -> bool:
         return any(c.session is session for c in self._conns.values())
 
     def _execute(self, job: WorkerJob, session: WorkerSession) -> None:
         """In a job thread: run the function, then hand the outcome to the
         I/O thread."""
+        outcome = self._run(job)
+        self._post(lambda: self._finished(session, job, outcome))
+
+    def _run(self, job: WorkerJob) -> Outcome:
         fn = self.lookup(job.function)
         try:
             if fn is None:
                 raise GearmanError(f"no function {job.function!r} on this worker")
             outcome = outcome_of_return(fn(job))
         except Exception as exc:        # noqa: BLE001 - reported to the client
-            outcome = outcome_of_exception(exc)
+            outcome = outcome_of_exception(exc, job)
         finally:
             job.release()
-        self._post(lambda: self._finished(session, job, outcome))
+        return outcome
 
-    def _finished(self, session, job: WorkerJob, outcome) -> None:
+    def _finished(self, session: WorkerSession, job: WorkerJob, outcome: Outcome) -> None:
         self._running -= 1
+        if overrun(job, outcome):
+            return
         if self._alive(session):
             deliver(session, job.raw_handle, outcome)
         elif outcome[0] == "complete":

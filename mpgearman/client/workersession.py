@@ -13,6 +13,8 @@ States: "idle" (may grab), "grabbing" (GRAB sent), "sleeping" (PRE_SLEEP
 sent, waiting for NOOP).
 """
 from collections import deque
+from collections.abc import Callable, Iterator
+from typing import IO, Any
 
 from mpgearman.protocol.encoder import encode_head, request
 from mpgearman.protocol.events import (BodyChunk, Packet, PacketEnd,
@@ -21,6 +23,7 @@ from mpgearman.protocol.packets import MAX_SIZE
 from mpgearman.protocol.packets import PacketType as T
 
 from .errors import ProtocolError
+from .payload import Payload
 from .wire import Outbox, inbound_events, response_decoder, text as _text
 
 PART_SIZE = 1 << 30            # WORK_DATA parts of a result above 4 GiB - 1
@@ -36,24 +39,25 @@ class Assignment:
         self.unique = unique.decode("utf-8", "replace")
         self.raw_handle = handle
         self.data = b""
-        self.file = None
+        self.file: IO[bytes] | None = None
         self.size = 0
 
 
 class WorkerSession:
-    def __init__(self, address: str, functions: dict, client_id: str | None,
-                 spool_threshold: int, spool):
+    def __init__(self, address: str, functions: dict[str, float | None],
+                 client_id: str | None, spool_threshold: int,
+                 spool: Callable[[], IO[bytes]]) -> None:
         self.address = address
         self.decoder = response_decoder()
         self.state = "idle"
         self.part_size = PART_SIZE
         self.spool_threshold = spool_threshold
         self.spool = spool                 # () -> a new binary temporary file
-        self.errors = deque(maxlen=16)     # ERROR packets, for logging
+        self.errors: deque[str] = deque(maxlen=16)     # ERROR packets, for logging
         self._out = Outbox()
-        self._assigned = []
-        self._streaming = None             # Assignment whose body is arriving
-        self._parts = []
+        self._assigned: list[Assignment] = []
+        self._streaming: Assignment | None = None     # whose body is arriving
+        self._parts: list[bytes] = []
         if client_id:
             self._out.append(request(T.SET_CLIENT_ID, client_id.encode()))
         for name, timeout in functions.items():
@@ -86,7 +90,7 @@ class WorkerSession:
         self._out.append(request(T.WORK_STATUS, handle, str(int(numerator)).encode(),
                                  str(int(denominator)).encode()))
 
-    def send_payload(self, ptype: int, handle: bytes, payload) -> None:
+    def send_payload(self, ptype: int, handle: bytes, payload: Payload) -> None:
         """A result from a Payload (payload.py), streamed in chunks; the
         payload is closed once sent. A result too big for one packet
         (4 GiB - 1 with the handle) goes first as WORK_DATA parts."""
@@ -97,12 +101,13 @@ class WorkerSession:
             offset += limit
         self._send_part(ptype, handle, payload.slice(offset, size - offset), payload)
 
-    def _send_part(self, ptype, handle, part, owner) -> None:
+    def _send_part(self, ptype: int, handle: bytes, part: Payload,
+                   owner: Payload | None) -> None:
         self._out.append(encode_head(ptype, (handle,), part.size, magic=b"\0REQ"))
 
-        def chunks():
+        def chunks() -> Iterator[bytes]:
             try:
-                yield from part.chunks()
+                yield from part.chunks()  # type: ignore[misc]
             finally:
                 if owner is not None:
                     owner.close()
@@ -112,9 +117,9 @@ class WorkerSession:
     def has_output(self) -> bool:
         return bool(self._out)
 
-    def output(self):
+    def output(self) -> bytes | memoryview | None:
         """The next bytes to send (bytes or memoryview), or None."""
-        return self._out.next_chunk()
+        return self._out.next_batch()
 
     def close(self) -> None:
         """Release what a lost connection held: unsent output (closing the
@@ -126,7 +131,7 @@ class WorkerSession:
 
     # -- bytes in --------------------------------------------------------------
 
-    def receive(self, data) -> list[Assignment]:
+    def receive(self, data: bytes) -> list[Assignment]:
         """Feed bytes; returns the jobs whose payload is now complete.
         Raises ProtocolError on input that is not the protocol."""
         for event in inbound_events(self.decoder, data):
@@ -134,7 +139,7 @@ class WorkerSession:
         done, self._assigned = self._assigned, []
         return done
 
-    def _dispatch(self, event) -> None:
+    def _dispatch(self, event: Any) -> None:
         kind = type(event)
         if kind is BodyChunk:
             self._chunk(event.data)
@@ -147,7 +152,7 @@ class WorkerSession:
         else:
             raise ProtocolError("UNEXPECTED", f"server sent {event!r:.80}")
 
-    def _packet(self, ptype: int, args) -> None:
+    def _packet(self, ptype: int, args: tuple[bytes, ...]) -> None:
         if ptype == T.NOOP:
             if self.state == "sleeping":
                 self.state = "idle"
@@ -186,6 +191,8 @@ class WorkerSession:
 
     def _end(self) -> None:
         job, self._streaming = self._streaming, None
+        if job is None:
+            return
         if job.file is not None:
             job.file.flush()
             job.file.seek(0)

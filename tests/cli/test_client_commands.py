@@ -50,6 +50,8 @@ def test_help_documents_the_exit_statuses(command):
     (["submit", "f", "--priority", "urgent"], "'urgent' is not one of"),
     (["submit", "f", "--when", "tomorrow"], "neither a Unix time nor an ISO date-time"),
     (["submit", "f", "--when", "-5"], "is not a Unix time"),
+    (["submit", "f", "x", "--when", "1767225600"],
+     "--when schedules a background job: add --background"),
     (["submit", "f", "--timeout", "0"], "x>0"),
     (["submit", "f", "--concurrency", "0"], "1<=x"),
     (["submit", "f", "x", "-s", "host:notaport"], "--server"),
@@ -113,7 +115,7 @@ def test_batch_with_no_server_stops_and_summarises(dead_server, tmp_path):
     err = proc.stderr.decode().splitlines()
     assert err[0].startswith("mpgearman: error: line 1: ")
     assert "Traceback" not in proc.stderr.decode()
-    assert err[-1].startswith("mpgearman: done 0, failed 1, elapsed ")
+    assert err[-1].startswith("mpgearman: succeeded 0, failed 1, elapsed ")
     assert proc.stdout == b"\n"
 
 

@@ -74,12 +74,15 @@ def test_job_sends_and_outcomes_are_packets():
     job.send_warning(b"w")
     job.send_status(2, 5)
     deliver(session, job.raw_handle, outcome_of_return("done"))
-    deliver(session, b"H:4", outcome_of_exception(WorkFailed()))
-    deliver(session, b"H:5", outcome_of_exception(ValueError("bad\nthing")))
+    deliver(session, b"H:4", outcome_of_exception(WorkFailed(), job))
+    deliver(session, b"H:5", outcome_of_exception(ValueError("bad\nthing"), job))
     deliver(session, b"H:6", outcome_of_return(None))
     deliver(session, b"H:7", outcome_of_return(io.BytesIO(b"from a file")))
     deliver(session, b"H:8", outcome_of_return(42))
+    deliver(session, b"H:9", outcome_of_exception(WorkFailed("no such\nuser"), job))
     packets = sent(session)
+    assert packets[9:] == [Packet(T.WORK_WARNING, (b"H:9", b"WorkFailed: no such user")),
+                           Packet(T.WORK_FAIL, (b"H:9",))]
     assert packets[:7] == [
         Packet(T.WORK_DATA, (b"H:3", b"d")), Packet(T.WORK_WARNING, (b"H:3", b"w")),
         Packet(T.WORK_STATUS, (b"H:3", b"2", b"5")), Packet(T.WORK_COMPLETE, (b"H:3", b"done")),

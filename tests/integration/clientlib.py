@@ -8,10 +8,14 @@ from mpgearman import Worker
 
 @contextlib.contextmanager
 def worker_thread(servers, functions, wait_on=None, **worker_kwargs):
-    """Run a Worker offering `functions` ({name: fn or (fn, timeout)}).
+    """Run a Worker offering `functions` ({name: fn, (fn, timeout) or a
+    dict of register()'s arguments}).
     wait_on: [(server, function)] to wait for until registered."""
     worker = Worker(servers, **worker_kwargs)
     for name, fn in functions.items():
+        if isinstance(fn, dict):
+            worker.register(name, **fn)
+            continue
         fn, timeout = fn if isinstance(fn, tuple) else (fn, None)
         worker.register(name, fn, timeout=timeout)
     errors = []

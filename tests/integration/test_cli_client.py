@@ -88,13 +88,56 @@ def test_work_data_chunks_then_result(py_worker, mpg):
     assert (out.returncode, out.stdout) == (0, b"part1,part2,end")
 
 
+def test_status_and_warnings_go_to_stderr(py_worker, mpg, tmp_path):
+    release = tmp_path / "released"
+    release.touch()
+    out = mpg("submit", f"{py_worker}_status", str(release))
+    assert (out.returncode, out.stdout) == (0, b"released"), out.stderr
+    assert err_lines(out) == ["mpgearman: status 1/2 (50%)", "mpgearman: status 2/2 (100%)"]
+    out = mpg("submit", f"{py_worker}_data")
+    assert (out.returncode, out.stdout) == (0, b"part1,part2,end")
+    assert err_lines(out) == ["mpgearman: warning: careful"]
+
+
+def read_terminal(master: int) -> bytes:
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:          # EIO: the terminal's other side is closed
+            return shown
+        if not chunk:
+            return shown
+        shown += chunk
+
+
+@pytest.mark.parametrize("data, shown", [("abc", b"cba\r\n"), ("\nabc", b"cba\r\n")])
+def test_result_ends_with_a_newline_on_a_terminal(py_worker, server, data, shown):
+    import pty
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "mpgearman", "submit",
+                               f"{py_worker}_rev", data, "-s", server.address],
+                              stdin=subprocess.DEVNULL, stdout=slave,
+                              stderr=subprocess.PIPE, timeout=TIMEOUT, env=env())
+        os.close(slave)
+        output = read_terminal(master)
+    finally:
+        os.close(master)
+    assert proc.returncode == 0, proc.stderr
+    assert output == shown
+    # Not on a pipe: the result exactly as the worker sent it.
+    assert run_mpg("submit", f"{py_worker}_rev", "abc", "-s", server.address,
+                   input=None).stdout == b"cba"
+
+
 # ---------------------------------------------------------------------------
 # exit statuses
 
 def test_job_failed_and_exception_exit_1(py_worker, mpg):
     failed = mpg("submit", f"{py_worker}_fail", "x")
     assert failed.returncode == 1 and failed.stdout == b""
-    assert re.fullmatch(rf"mpgearman: error: job \S+ \({py_worker}_fail\) failed",
+    assert re.fullmatch(rf"mpgearman: error: job \S+ \({py_worker}_fail\) failed: no",
                         failed.stderr.decode().rstrip("\n")), failed.stderr
     raised = mpg("submit", f"{py_worker}_exc", "x")
     assert raised.returncode == 1
@@ -104,16 +147,37 @@ def test_job_failed_and_exception_exit_1(py_worker, mpg):
 
 def test_command_exit_status_becomes_fail_or_exception(work, mpg, unique_name):
     noisy, quiet = unique_name("noisy"), unique_name("quiet")
-    work(noisy, "sh", "-c", "cat >/dev/null; echo first >&2; echo 'the last line' >&2; exit 3")
+    noisy_worker = work(noisy, "sh", "-c",
+                        "cat >/dev/null; echo first >&2; echo 'the last line' >&2; exit 3")
     work(quiet, "false")
     out = mpg("submit", noisy, "x")
     assert out.returncode == 1
     assert err_lines(out) == ["mpgearman: error: job raised an exception: "
                               "CommandError: the last line"]
+    # The command's failure is the job's outcome, not an error of `work`.
+    assert Path(noisy_worker.err_path).read_bytes() == b""
     out = mpg("submit", quiet, "x")
     assert out.returncode == 1
-    assert re.fullmatch(rf"mpgearman: error: job \S+ \({quiet}\) failed",
+    # WorkFailed's reason (`work` names the exit status) reaches the client.
+    assert re.fullmatch(rf"mpgearman: error: job \S+ \({quiet}\) failed: "
+                        r"false exited with status 1",
                         out.stderr.decode().rstrip("\n")), out.stderr
+
+
+def test_work_timeout_kills_the_command_and_the_job_runs_again(server, spawn, mpg, fname,
+                                                               tmp_path):
+    mark = tmp_path / "first-run"
+    script = f'if [ -e {mark} ]; then tr a-z A-Z; else touch {mark}; exec sleep 60; fi'
+    worker = spawn([sys.executable, "-m", "mpgearman", "work", fname, "-s", server.address,
+                    "--timeout", "1", "--", "sh", "-c", script], env=env())
+    server.wait_workers(fname)
+    started = time.monotonic()
+    out = mpg("submit", fname, "again")
+    assert (out.returncode, out.stdout) == (0, b"AGAIN"), out.stderr
+    assert time.monotonic() - started < 20          # not the 60 s of the first run
+    wait_for(lambda: b"timeout" in Path(worker.err_path).read_bytes(), 10,
+             message="the overrun warning")
+    assert "was stopped at its 1 s timeout" in Path(worker.err_path).read_text()
 
 
 def test_timeout_exit_4(py_worker, mpg):
@@ -175,10 +239,17 @@ def test_queued_and_future_jobs(mpg, fname, unique_name, server):
         "handle": queued, "server": server.address,
         "known": True, "running": False, "numerator": 0, "denominator": 0})
     for when in (str(int(time.time()) + 3600), "2099-01-01T00:00:00+00:00"):
-        future = mpg("submit", unique_name("epoch"), "x", "--when", when)
+        future = mpg("submit", "-b", unique_name("epoch"), "x", "--when", when)
         assert future.returncode == 0, future.stderr
         code, status = status_json(mpg, future.stdout.decode().strip())
         assert (code, status["known"], status["running"]) == (0, True, False)
+
+
+def test_when_without_background_is_a_usage_error(mpg, fname, server):
+    out = mpg("submit", fname, "x", "--when", str(int(time.time()) + 3600))
+    assert out.returncode == 2 and out.stdout == b""
+    assert "--when schedules a background job: add --background" in out.stderr.decode()
+    assert fname not in server.status()
 
 
 def test_unique_coalesces(mpg, fname, unique_name, server):
@@ -219,7 +290,7 @@ def test_batch_results_in_input_order(work, mpg, fname, tmp_path):
     assert errors == [f"mpgearman: error: line {n}: job raised an exception: "
                       f"CommandError: refused bad{n - 1}" for n in bad]
     summary = err_lines(out)[-1]
-    assert summary.startswith(f"mpgearman: done {40 - len(bad)}, failed {len(bad)}, elapsed ")
+    assert summary.startswith(f"mpgearman: succeeded {40 - len(bad)}, failed {len(bad)}, elapsed ")
     assert summary.endswith(" jobs/s")
 
 
@@ -231,7 +302,7 @@ def test_batch_from_stdin_with_progress_lines(work, mpg, fname):
     assert out.stdout.split(b"\n")[:-1] == [(b"line%d" % i)[::-1] for i in range(20)]
     progress = [line for line in err_lines(out) if line.startswith("mpgearman: progress: ")]
     assert progress and progress[-1].startswith("mpgearman: progress: 20, 0 failed, ")
-    assert err_lines(out)[-1].startswith("mpgearman: done 20, failed 0, ")
+    assert err_lines(out)[-1].startswith("mpgearman: succeeded 20, failed 0, ")
 
 
 def test_batch_in_background_prints_handles(mpg, fname, server):
@@ -300,7 +371,7 @@ def test_batch_progress_bar_on_a_terminal(work, server, fname, tmp_path):
     assert proc.stdout.split(b"\n")[:-1] == [f"l{i}"[::-1].encode() for i in range(30)]
     text = shown.decode()
     assert "jobs  [" in text and "30/30" in text, text
-    assert "mpgearman: done 30, failed 0, " in text
+    assert "mpgearman: succeeded 30, failed 0, " in text
     assert "mpgearman: progress:" not in text
 
 

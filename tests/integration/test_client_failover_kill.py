@@ -129,7 +129,7 @@ def test_cli_batch_survives_a_server_killed_mid_run(pair, tmp_path):
     assert [int(e.split("line ")[1].split(":")[0]) - 1 for e in errors] == empty
     assert proc.returncode == 0 if not empty else proc.returncode in (1, 3, 4)
     assert err.decode().splitlines()[-1].startswith(
-        f"mpgearman: done {JOBS - len(empty)}, failed {len(empty)}, ")
+        f"mpgearman: succeeded {JOBS - len(empty)}, failed {len(empty)}, ")
 
 
 def test_restarted_server_is_used_again(pair, server_factory):

@@ -136,3 +136,27 @@ def test_bad_arguments_are_one_line_errors(server):
             client.submit("", b"x")
     with pytest.raises(GearmanError):
         client.echo()
+
+
+def test_one_job_at_a_time_runs_in_the_workers_thread(server, fname):
+    """concurrency=1 runs the function in run()'s thread (no hand-over to a
+    pool thread per job), and what it sends still streams as it goes."""
+    import threading
+    threads, seen_midway = [], []
+
+    def streams(job):
+        threads.append(threading.current_thread())
+        job.send_data(b"first")
+        deadline = time.monotonic() + 10
+        while not seen_midway and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return b"done"
+    with worker_thread(server.address, {fname: streams}, [(server, fname)]) as worker, \
+            Client(server.address, timeout=10) as client:
+        job = client.submit(fname)
+        events = job.events()
+        assert next(events) == WorkData(b"first")      # before the function returned
+        seen_midway.append(True)
+        assert job.result() == b"done"
+        assert threads[0].name != "MainThread" and "mpgearman-job" not in threads[0].name
+        assert worker.concurrency == 1

@@ -61,7 +61,8 @@ def groups() -> list[list[str]]:
 def test_readme_has_the_promised_examples():
     found = examples()
     assert {"worker.py", "client.py", "async_worker.py", "async_client.py",
-            "wordcount_worker.py", "wordcount_client.py"} <= set(found)
+            "wordcount_worker.py", "wordcount_client.py", "json_worker.py",
+            "json_client.py"} <= set(found)
     assert all(found[n]["output"] for n in found if not n.endswith("worker.py"))
     for name in found:
         assert ADDRESS in found[name]["code"], f"{name} does not name {ADDRESS}"
