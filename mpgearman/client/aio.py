@@ -87,14 +87,13 @@ class AsyncJob(JobView):
     async def cancel(self, timeout: float | None = None) -> bool:
         """Like Job.cancel."""
         state = self._state
-        if state.done and not state.background:
+        target = state.cancel_target()
+        if target is None:
             return False
-        if state.handle is None or state.server is None:
-            raise GearmanError(f"job ({state.function}) was never created: nothing to cancel")
         limit = timeout if timeout is not None else self._client.connect_timeout
         state.cancelling = True
         try:
-            cancelled = await cancel_job_async(state.server, state.handle, limit)
+            cancelled = await cancel_job_async(*target, limit)
         finally:
             state.cancelling = False
         if cancelled:

@@ -34,6 +34,14 @@ def verdict(address: str, handle: str, reply: bytes) -> bool:
     raise GearmanError(f"{address} refused to cancel job {handle}: {text}")
 
 
+def unavailable(address: str, handle: str, timeout: float, exc: Exception) -> ServerUnavailable:
+    if isinstance(exc, (socket.timeout, asyncio.TimeoutError)):
+        return ServerUnavailable(f"{address}: no answer to cancel job {handle} "
+                                 f"within {timeout:g} s")
+    return ServerUnavailable(f"{address}: cannot cancel job {handle}: "
+                             f"{getattr(exc, 'strerror', None) or exc}")
+
+
 def cancel_job(address: str, handle: str, timeout: float) -> bool:
     request = command(handle)
     host, port = split_address(address)
@@ -46,12 +54,8 @@ def cancel_job(address: str, handle: str, timeout: float) -> bool:
                 if not chunk:
                     break
                 reply += chunk
-    except socket.timeout:
-        raise ServerUnavailable(f"{address}: no answer to cancel job {handle} "
-                                f"within {timeout:g} s") from None
-    except OSError as exc:
-        raise ServerUnavailable(f"{address}: cannot cancel job {handle}: "
-                                f"{exc.strerror or exc}") from None
+    except (socket.timeout, asyncio.TimeoutError, OSError) as exc:
+        raise unavailable(address, handle, timeout, exc) from None
     return verdict(address, handle, reply)
 
 
@@ -66,10 +70,6 @@ async def cancel_job_async(address: str, handle: str, timeout: float) -> bool:
             reply = await asyncio.wait_for(reader.readline(), timeout)
         finally:
             writer.close()
-    except asyncio.TimeoutError:
-        raise ServerUnavailable(f"{address}: no answer to cancel job {handle} "
-                                f"within {timeout:g} s") from None
-    except OSError as exc:
-        raise ServerUnavailable(f"{address}: cannot cancel job {handle}: "
-                                f"{exc.strerror or exc}") from None
+    except (socket.timeout, asyncio.TimeoutError, OSError) as exc:
+        raise unavailable(address, handle, timeout, exc) from None
     return verdict(address, handle, reply)

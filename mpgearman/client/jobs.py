@@ -171,6 +171,15 @@ class JobState:
             raise GearmanError(f"job {self.handle} ({self.function}) returned "
                                f"{len(data)} bytes that are not JSON: {exc}") from None
 
+    def cancel_target(self) -> tuple[str, str] | None:
+        """(server, handle) to send `cancel job` to; None when the job has
+        ended. Raises if it never got a handle."""
+        if self.done and not self.background:
+            return None
+        if self.handle is None or self.server is None:
+            raise GearmanError(f"job ({self.function}) was never created: nothing to cancel")
+        return self.server, self.handle
+
     def on_cancelled(self) -> None:
         """The server accepted `cancel job`: a job still waiting ends now
         (the server's WORK_FAIL that follows finds it done)."""

@@ -84,14 +84,13 @@ class Job(JobView):
         already running may still finish on its worker, but its client is
         told it failed; result() then raises JobFailed (reason "cancelled")."""
         state = self._state
-        if state.done and not state.background:
+        target = state.cancel_target()
+        if target is None:
             return False
-        if state.handle is None or state.server is None:
-            raise GearmanError(f"job ({state.function}) was never created: nothing to cancel")
         limit = timeout if timeout is not None else self._client.connect_timeout
         state.cancelling = True
         try:
-            cancelled = cancel_job(state.server, state.handle, limit)
+            cancelled = cancel_job(*target, limit)
         finally:
             state.cancelling = False
         if cancelled:
