@@ -154,11 +154,12 @@ def parse_prioritystatus(lines: list, functions: dict) -> list:
 
 
 def _functions(admin: Admin) -> tuple:
+    """(functions, unreadable lines, whether `prioritystatus` answered)."""
     functions, bad = parse_status(_listing(admin.command("status"), "status", admin.where))
     reply = admin.command("prioritystatus")
     if isinstance(reply, list):
         bad += parse_prioritystatus(reply, functions)
-    return functions, bad
+    return functions, bad, isinstance(reply, list)
 
 
 _WORKERS_LINE = re.compile(rb"\d+ \S+ .* :")
@@ -190,11 +191,12 @@ def sample(admin: Admin) -> dict:
     """One look at the server: raw figures and the time they were taken."""
     try:
         version = admin.command("version")
-        functions, unreadable = _functions(admin)
+        functions, unreadable, priorities = _functions(admin)
         workers, bad = parse_workers(_listing(admin.command("workers"), "workers",
                                               admin.where))
         return {"at": time.monotonic(), "functions": functions, "unreadable": unreadable + bad,
                 "worker_connections": workers, "stats": _stats(admin),
+                "priorities": priorities,
                 "version": _name(version[3:]) if version.startswith(b"OK ") else None}
     except ValueError as exc:     # a line that does not parse: not a Gearman server?
         raise ProbeError(f"{admin.where} gave an answer that is not the admin "
@@ -215,3 +217,43 @@ def take(host: str, port: int, timeout: float, interval: float) -> tuple:
         return admin.where, first, second
     finally:
         admin.close()
+
+
+def take_many(servers: list, timeout: float, interval: float) -> list:
+    """take() for several (host, port) servers with one shared pause: a
+    (where, first, second) triple per server, or the ProbeError of one
+    that could not be asked, in the order given."""
+    admins, out = [], []
+    try:
+        for host, port in servers:
+            try:
+                admins.append(Admin(host, port, timeout))
+                out.append(None)
+            except ProbeError as exc:
+                admins.append(None)
+                out.append(exc)
+        firsts = [_sample_or_error(a) if a is not None else None for a in admins]
+        again = interval > 0 and any(isinstance(f, dict) and f["stats"] is not None
+                                     for f in firsts)
+        if again:
+            time.sleep(interval)
+        for i, (admin, first) in enumerate(zip(admins, firsts)):
+            if out[i] is not None:
+                continue
+            if isinstance(first, ProbeError):
+                out[i] = first
+                continue
+            second = _sample_or_error(admin) if again and first["stats"] is not None else None
+            out[i] = second if isinstance(second, ProbeError) else (admin.where, first, second)
+        return out
+    finally:
+        for admin in admins:
+            if admin is not None:
+                admin.close()
+
+
+def _sample_or_error(admin: Admin):
+    try:
+        return sample(admin)
+    except ProbeError as exc:
+        return exc

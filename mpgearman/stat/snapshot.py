@@ -24,19 +24,22 @@ def _processes(stats: dict) -> list:
     return [found[k] for k in sorted(found, key=lambda k: (order.get(k[0], 9), k))]
 
 
-def _totals(functions: dict, worker_connections: int) -> dict:
+def _totals(functions: dict, worker_connections: int, priorities: bool) -> dict:
+    """Sums; queued_by_priority only from a server that answers
+    `prioritystatus` (zeros with no function, never null)."""
     by_prio = {p: 0 for p in PRIORITIES}
-    known = False
     for fn in functions.values():
         if fn["queued_by_priority"] is not None:
-            known = True
+            priorities = True
             for p in PRIORITIES:
                 by_prio[p] += fn["queued_by_priority"][p]
-    return {"functions": len(functions),
-            "queued": sum(fn["queued"] for fn in functions.values()),
-            "queued_by_priority": by_prio if known else None,
-            "running": sum(fn["running"] for fn in functions.values()),
-            "workers": worker_connections}
+    totals = {"functions": len(functions),
+              "queued": sum(fn["queued"] for fn in functions.values()),
+              "running": sum(fn["running"] for fn in functions.values()),
+              "workers": worker_connections}
+    if priorities:
+        totals["queued_by_priority"] = by_prio
+    return totals
 
 
 def _mpgearman_part(cur: dict, prev: dict | None) -> dict:
@@ -72,7 +75,8 @@ def document(where: str, cur: dict, prev: dict | None = None) -> dict:
     doc = {"server": where, "kind": "mpgearman" if mp else "gearmand",
            "version": cur["version"],
            "functions": dict(sorted(cur["functions"].items())),
-           "totals": _totals(cur["functions"], cur["worker_connections"]),
+           "totals": _totals(cur["functions"], cur["worker_connections"],
+                             cur.get("priorities", False)),
            # lines of the server's listings that did not parse: {command, line}
            "unreadable": list(cur.get("unreadable", ()))}
     if mp:

@@ -197,3 +197,45 @@ def test_a_name_with_a_newline_breaks_no_listing(server, fname):
     wait_for(lambda: server.status()[shown][2] == 0, 10, 0.05, "the worker to leave")
     assert server.admin(f"drop function {shown}\r\n") == b"OK\r\n"
     assert shown not in server.status()
+
+
+def test_several_servers_from_the_environment(server_factory, fname):
+    """MPGEARMAN_SERVERS with a comma list, as the client commands take it:
+    one table per server, a JSON list, a check on the sums."""
+    one, two = server_factory("mpgearman"), server_factory("gearmand")
+    for srv in (one, two):
+        with srv.connect() as client:
+            client.submit(T.SUBMIT_JOB_BG, fname.encode(), b"", b"x")
+    env = dict(ENV, MPGEARMAN_SERVERS=f"{one.address},{two.address}")
+    run = subprocess.run([sys.executable, "-m", "mpgearman", "stat", "--interval", "0"],
+                         capture_output=True, text=True, timeout=30, env=env)
+    assert run.returncode == 0, run.stderr
+    assert "mpgearman " in run.stdout and f" on {one.address}" in run.stdout
+    assert "gearmand " in run.stdout and f" on {two.address}" in run.stdout
+    run = subprocess.run([sys.executable, "-m", "mpgearman", "stat", "--json"],
+                         capture_output=True, text=True, timeout=30, env=env)
+    docs = orjson.loads(run.stdout)
+    assert [d["server"] for d in docs] == [one.address, two.address]
+    assert [d["functions"][fname]["queued"] for d in docs] == [1, 1]
+    run = subprocess.run([sys.executable, "-m", "mpgearman", "stat", "--function", fname,
+                          "--warn-queued", "1"], capture_output=True, text=True,
+                         timeout=30, env=env)
+    assert run.returncode == 1, run.stdout
+    assert run.stdout.startswith(f"MPGEARMAN WARNING - function {fname}: 2 jobs queued")
+
+
+def test_a_dead_server_among_several(mpgearman_server):
+    dead = f"127.0.0.1:{free_port()}"
+    run = stat(f"{mpgearman_server.address},{dead}", "--interval", "0")
+    assert run.returncode == 1
+    assert f" on {mpgearman_server.address}" in run.stdout
+    assert run.stderr == f"mpgearman: error: cannot connect to {dead}: Connection refused\n"
+    run = stat(f"{mpgearman_server.address},{dead}", "--crit-queued", "5")
+    assert (run.returncode, run.stdout) == (
+        3, f"MPGEARMAN UNKNOWN - cannot connect to {dead}: Connection refused\n")
+
+
+def test_an_unknown_function_is_unknown(server, fname):
+    run = stat(server.address, "--function", fname, "--crit-queued", "5")
+    assert (run.returncode, run.stdout) == (
+        3, f"MPGEARMAN UNKNOWN - function {fname} is unknown to {server.address}\n")
