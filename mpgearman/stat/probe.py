@@ -187,6 +187,26 @@ def _stats(admin: Admin) -> dict | None:
     return dict(_name(line).split(" ", 1) for line in reply if b" " in line)
 
 
+def parse_scheduled(lines: list) -> tuple:
+    """({name: future epoch jobs}, [unreadable]) from mpgearman's `scheduled`."""
+    counts, bad = {}, []
+    for line in lines:
+        try:
+            name, count = line.rsplit(b"\t", 1)
+            counts[_name(name)] = int(count)
+        except ValueError:
+            bad.append(_unreadable("scheduled", line))
+    return counts, bad
+
+
+def _scheduled(admin: Admin) -> tuple:
+    """mpgearman's `scheduled`; (None, []) from a server without it."""
+    reply = admin.command("scheduled")
+    if isinstance(reply, bytes):
+        return None, []
+    return parse_scheduled(reply)
+
+
 def sample(admin: Admin) -> dict:
     """One look at the server: raw figures and the time they were taken."""
     try:
@@ -194,9 +214,13 @@ def sample(admin: Admin) -> dict:
         functions, unreadable, priorities = _functions(admin)
         workers, bad = parse_workers(_listing(admin.command("workers"), "workers",
                                               admin.where))
-        return {"at": time.monotonic(), "functions": functions, "unreadable": unreadable + bad,
-                "worker_connections": workers, "stats": _stats(admin),
-                "priorities": priorities,
+        stats = _stats(admin)
+        # only an mpgearman is asked: gearmand would log an unknown command
+        scheduled, bad2 = _scheduled(admin) if stats is not None else (None, [])
+        return {"at": time.monotonic(), "functions": functions,
+                "unreadable": unreadable + bad + bad2,
+                "worker_connections": workers, "stats": stats,
+                "priorities": priorities, "scheduled": scheduled,
                 "version": _name(version[3:]) if version.startswith(b"OK ") else None}
     except ValueError as exc:     # a line that does not parse: not a Gearman server?
         raise ProbeError(f"{admin.where} gave an answer that is not the admin "

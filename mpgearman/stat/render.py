@@ -58,21 +58,25 @@ def _function_table(doc: dict) -> list:
     total = f"TOTAL ({t['functions']})"
     width = max([len(name) for name, _ in rows] + [8, len(total)])
     prio = doc["totals"].get("queued_by_priority") is not None
+    # future epoch jobs, apart from the queued ones (mpgearman only)
+    timed = "scheduled" in t
 
-    def row(name, queued, by_prio, running, workers):
+    def row(name, queued, by_prio, scheduled, running, workers):
         cells = [f"{name:<{width}}", f"{queued:>8}"]
         if prio:
             cells += [f"{v:>7}" for v in by_prio] if by_prio else [f"{'-':>7}"] * 3
+        if timed:
+            cells.append(f"{scheduled:>9}")
         return " ".join(cells + [f"{running:>8}", f"{workers:>8}"])
 
     lines = [row("FUNCTION", "QUEUED", ("HIGH", "NORMAL", "LOW") if prio else None,
-                 "RUNNING", "WORKERS")]
+                 "SCHEDULED", "RUNNING", "WORKERS")]
     for name, fn in rows:
         qp = fn["queued_by_priority"]
-        lines.append(row(name, fn["queued"], qp and tuple(qp.values()), fn["running"],
-                         fn["workers"]))
+        lines.append(row(name, fn["queued"], qp and tuple(qp.values()),
+                         fn.get("scheduled", 0), fn["running"], fn["workers"]))
     qp = t.get("queued_by_priority")
-    lines.append(row(total, t["queued"], qp and tuple(qp.values()),
+    lines.append(row(total, t["queued"], qp and tuple(qp.values()), t.get("scheduled", 0),
                      t["running"], t["workers"]))
     return lines
 

@@ -147,6 +147,20 @@ class TestEpoch:
         assert h.admin(c, b"prioritystatus") == b"f\t0\t1\t0\t1\n.\n"
         assert h.admin(c, b"show jobs") == b"H:vm:1\t0\t0\t1\n.\n"
 
+    def test_scheduled_lists_the_future_jobs_apart(self, h):
+        """Ours: `scheduled` counts the epoch jobs waiting outside the queue,
+        per function, until they are due."""
+        c = h.conn()
+        assert h.admin(c, b"scheduled") == b".\n"
+        self.epoch(h, c, T0 + 10)
+        self.epoch(h, c, T0 + 20, fn=b"g\n")
+        h.submit(c, b"f")
+        assert sorted(h.admin(c, b"scheduled").split(b"\n")) == [
+            b"", b".", b"f\t1", b"g\\x0a\t1"]
+        h.clock.advance(10)
+        h.tick()
+        assert h.admin(c, b"scheduled") == b"g\\x0a\t1\n.\n"
+
     def test_due_job_wakes_sleepers(self, h):
         c = h.conn()
         w1, w2 = h.worker(b"f", sleep=True), h.worker(b"f", sleep=True)
