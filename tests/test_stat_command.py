@@ -24,6 +24,7 @@ def run(*args, env=None):
     (["--crit-queued=3", "--json"], "do not combine"),
     (["--crit-queued", "3", "--bogus"], "No such option"),
     (["-s", "h:x", "--crit-queued", "3"], "the port must be a number"),
+    (["--function", "resize"], "--function goes with a threshold option"),
 ])
 def test_bad_arguments_of_a_check_are_unknown(args, says):
     result = run(*args)

@@ -19,16 +19,18 @@ from .probe import ProbeError, parse_server, take_many
 from .snapshot import document
 
 WATCH_DEFAULT = 2.0
-THRESHOLDS = ("--warn-queued", "--crit-queued", "--warn-workers-below", "--crit-workers-below")
+# options only a check takes: one of them on the line means Nagios is asking
+CHECK_OPTIONS = ("--warn-queued", "--crit-queued", "--warn-workers-below",
+                 "--crit-workers-below", "--function")
 
 
 class StatCommand(click.Command):
-    """In check mode (a threshold option on the command line) a bad
-    argument is a Nagios UNKNOWN, exit 3, on stdout as checks report;
-    otherwise click's usage error, exit 2."""
+    """In check mode (a threshold option or --function on the command
+    line) a bad argument is a Nagios UNKNOWN, exit 3, on stdout as checks
+    report; otherwise click's usage error, exit 2."""
 
     def make_context(self, info_name, args, parent=None, **extra):
-        self.checking = any(a.split("=", 1)[0] in THRESHOLDS for a in args)
+        self.checking = any(a.split("=", 1)[0] in CHECK_OPTIONS for a in args)
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except click.UsageError as exc:
