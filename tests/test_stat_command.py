@@ -99,6 +99,18 @@ def test_watch_keeps_its_header_in_a_short_terminal(monkeypatch):
         assert lines[-1] == "every 1 s, Ctrl-C to quit"
 
 
+def test_watch_into_a_file_is_not_cut(monkeypatch):
+    """No terminal, no height: every function row is written."""
+    monkeypatch.setattr(watch, "take", FakeProbe())
+    out = io.StringIO()
+
+    def sleep(seconds):
+        raise KeyboardInterrupt
+
+    watch.run([("a", 1)], 1.0, 1.0, out=out, sleep=sleep)
+    assert "fn29" in out.getvalue() and "more functions" not in out.getvalue()
+
+
 def test_watch_backs_off_from_a_server_that_died(monkeypatch):
     probe = FakeProbe(dead={"b"})
     frames = _watch(monkeypatch, probe, [("a", 1), ("b", 2)], 8, rows=60)

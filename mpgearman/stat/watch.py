@@ -52,12 +52,13 @@ class _Server:
         self.prev, self.error, self.failures, self.due = cur, None, 0, now + every
 
 
-def frame(servers: list, every: float, rows: int) -> str:
-    """One screen: each server's part, then the footer, within `rows` lines."""
+def frame(servers: list, every: float, rows: int | None) -> str:
+    """One screen: each server's part, then the footer, within `rows` lines
+    (None: no limit)."""
     body = "\n\n".join(s.text for s in servers)
     lines = body.split("\n")
     footer = f"every {every:g} s, Ctrl-C to quit"
-    if len(lines) + 2 > rows:
+    if rows is not None and len(lines) + 2 > rows:
         lines = lines[:max(rows - 2, 1)]
     return "\n".join(lines) + f"\n\n{footer}\n"
 
@@ -65,15 +66,16 @@ def frame(servers: list, every: float, rows: int) -> str:
 def run(servers: list, timeout: float, every: float, out=None, rows=None,
         clock=time.monotonic, sleep=time.sleep) -> None:
     """Refresh until Ctrl-C (KeyboardInterrupt ends it quietly). `rows`
-    is the terminal's height (asked each frame when None)."""
+    is the terminal's height (asked each frame when None; no limit when
+    the output is no terminal)."""
     out = out or sys.stdout
     watched = [_Server(host, port) for host, port in servers]
     first = True
     try:
         while True:
-            height = rows or shutil.get_terminal_size((80, 24)).lines
+            height = rows or (shutil.get_terminal_size().lines if out.isatty() else None)
             # each server's part gets an equal share of the screen
-            share = max((height - 2) // len(watched) - 1, 6)
+            share = None if height is None else max((height - 2) // len(watched) - 1, 6)
             now = clock()
             for server in watched:
                 server.look(now, every, timeout, share)
