@@ -48,8 +48,9 @@ D = Config()
               show_default="one per core", help="Acceptor processes (0 = one per core).")
 @click.option("-j", "--job-retries", type=_range("job_retries"), default=D.job_retries,
               show_default=True, help="Attempts before a job whose workers keep vanishing fails (0 = unlimited).")
-@click.option("--job-handle-prefix", default=D.job_handle_prefix, show_default="H:<hostname>",
-              help="Prefix of job handles.")
+@click.option("--job-handle-prefix", default=D.job_handle_prefix,
+              show_default="H:<hostname>:<port>",
+              help="Prefix of job handles (at most 42 bytes).")
 @click.option("-R", "--round-robin", is_flag=True, default=D.round_robin,
               help="Rotate each worker's functions after every assignment.")
 @click.option("-w", "--worker-wakeup", type=_range("worker_wakeup"), default=D.worker_wakeup,

@@ -35,13 +35,31 @@ def default_spool_dir() -> str:
     return os.path.join(base, "mpgearman", "spool")
 
 
+# gearmand keeps a job handle in 64 bytes with its NUL; our job numbers go up
+# to 2**64 - 1 (20 digits) after the prefix and its ":".
+HANDLE_MAX = 63
+PREFIX_MAX = HANDLE_MAX - 1 - 20
+
+
+def default_handle_prefix(port: int, hostname: str | None = None) -> str:
+    """"H:<hostname>:<port>": two servers on one host hand out different
+    handles, and a server restarted on the same port the same ones. A
+    hostname too long for PREFIX_MAX loses its domain, then its tail."""
+    host = hostname if hostname is not None else socket.gethostname()
+    room = PREFIX_MAX - len(f"H::{port}")
+    if len(host.encode()) > room:
+        host = host.split(".")[0]
+    host = host.encode()[:room].decode("utf-8", "ignore") or "localhost"
+    return f"H:{host}:{port}"
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     listen: str = ""                  # "" = every address, like gearmand
     port: int = 4730                  # 0 = pick a free port and print it
     acceptors: int = 0                # 0 = one per core
     job_retries: int = 0              # 0 = unlimited attempts
-    job_handle_prefix: str = ""       # "" = "H:<hostname>"
+    job_handle_prefix: str = ""       # "" = "H:<hostname>:<port>"
     round_robin: bool = False
     worker_wakeup: int = 0            # NOOPs per queued job, 0 = all sleepers
     exceptions: bool = False          # every connection starts with `exceptions`
@@ -59,7 +77,7 @@ class Config:
 
     @property
     def handle_prefix(self) -> bytes:
-        return (self.job_handle_prefix or "H:" + socket.gethostname()).encode()
+        return (self.job_handle_prefix or default_handle_prefix(self.port)).encode()
 
     @property
     def acceptor_count(self) -> int:
@@ -122,6 +140,10 @@ def check(config: Config, label=lambda field: "--" + option_name(field)) -> Conf
     between("spool_threshold", 1024, ring // 8)
     between("max_queued_output", 1 << 20, 1 << 40)
     between("max_spool_bytes", 0, None)
+    if len(config.job_handle_prefix.encode()) > PREFIX_MAX:
+        raise ConfigError(f"{label('job_handle_prefix')} must be at most {PREFIX_MAX} bytes "
+                          f"(a job handle is at most {HANDLE_MAX}), not "
+                          f"{len(config.job_handle_prefix.encode())}")
     if config.log_level not in LOG_LEVELS:
         raise ConfigError(f"{label('log_level')} must be one of {', '.join(LOG_LEVELS)}, "
                           f"not {config.log_level!r}")

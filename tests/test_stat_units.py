@@ -114,11 +114,49 @@ def test_check_states(queued, workers, limits, state):
                            f"{queued} jobs queued, {workers} workers")
 
 
-def test_check_unknown_function_counts_as_empty():
+def test_check_of_a_function_the_server_does_not_know_is_unknown():
     state, line = render.check(doc_with(0, 3), "missing", None, None, 1, None)
+    assert state == render.UNKNOWN
+    assert line == "MPGEARMAN UNKNOWN - function missing is unknown to h:1"
+
+
+def test_check_of_several_servers_sums_their_figures():
+    docs = [document(f"h:{i}", sample(1.0, 0, "0", {"f": {
+        "queued": 4, "queued_by_priority": None, "running": 0, "workers": 1}}))
+        for i in (1, 2)]
+    state, line = render.check(render.merged(docs), "f", 7, None, None, None)
     assert state == render.WARNING
-    assert line == ("MPGEARMAN WARNING - function missing: 0 jobs queued, 0 workers "
-                    "(workers < 1) | queued=0;;;0 workers=0;1:;;0")
+    assert line.startswith("MPGEARMAN WARNING - function f: 8 jobs queued, 2 workers")
+    state, line = render.check(render.merged(docs), None, None, None, None, 5)
+    assert (state, line.split(" - ")[1].split(" (")[0]) == (
+        render.CRITICAL, "8 jobs queued, 4 workers")
+
+
+def test_json_totals_hold_no_null():
+    """No function yet on a server that answers prioritystatus: zeros;
+    a server without prioritystatus: the key is left out, not null."""
+    raw = dict(sample(1.0, 0, "0", {}), priorities=True)
+    totals = document("h:1", raw)["totals"]
+    assert totals["queued_by_priority"] == {"high": 0, "normal": 0, "low": 0}
+    assert None not in totals.values()
+    raw = dict(sample(1.0, 0, "0", {"f": {"queued": 1, "queued_by_priority": None,
+                                          "running": 0, "workers": 0}}), priorities=False)
+    totals = document("h:1", raw)["totals"]
+    assert "queued_by_priority" not in totals and None not in totals.values()
+    assert "HIGH" not in render.as_text(document("h:1", raw))
+
+
+def test_text_fits_a_short_terminal_and_keeps_its_header():
+    fns = {f"fn{i:02d}": {"queued": i, "queued_by_priority": None, "running": 0,
+                          "workers": 1} for i in range(40)}
+    doc = document("h:1", sample(1.0, 0, "0", fns))
+    full = render.as_text(doc).splitlines()
+    short = render.as_text(doc, 15).splitlines()
+    assert len(full) > 40 and len(short) == 15
+    assert short[0] == full[0] and short[0].startswith("mpgearman 0.1.0 on h:1")
+    assert short[3].startswith("FUNCTION") and short[-1].startswith("TOTAL (40)")
+    assert short[-2].startswith("... 31 more functions")
+    assert render.as_text(doc, 200) == "\n".join(full)
 
 
 def test_lines_that_do_not_parse_are_reported_and_the_rest_is_read():

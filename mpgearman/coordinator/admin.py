@@ -159,6 +159,15 @@ def stats(core, words):
     return listing(b"%s %s\n" % (str(k).encode(), str(v).encode()) for k, v in core.stats())
 
 
+def scheduled(core, words):
+    """Ours, not gearmand's: "NAME\tN" for each function with future epoch
+    jobs (SUBMIT_JOB_EPOCH) waiting outside its queue, then ".". `status`
+    and `prioritystatus` count them among the queued (normal) jobs."""
+    shown = text.shown
+    return listing(b"%s\t%d\n" % (shown(fn.name), fn.waiting)
+                   for fn in core.functions.by_name.values() if fn.waiting)
+
+
 def getpid(core, words):
     return text.ok_value(b"%d" % core.pid)
 
@@ -184,4 +193,5 @@ COMMANDS = {
     b"verbose": verbose,
     b"version": version,
     b"stats": stats,
+    b"scheduled": scheduled,
 }

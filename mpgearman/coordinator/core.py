@@ -45,6 +45,11 @@ __all__ = ["Core", "Send", "SendSpooled", "Close", "SpoolRef", "SpoolOps"]
 
 log = logging.getLogger(__name__)
 
+
+def _shown(name: bytes) -> str:
+    """A handle or function name for a log line (odd bytes escaped)."""
+    return repr(name)[2:-1]
+
 NO_JOB = encode(T.NO_JOB)
 # Plain ints for the per-job paths: on Python 3.11 reading an IntEnum member
 # costs more than packing the header it goes into.
@@ -115,7 +120,7 @@ class Core:
                 job.ignore = True     # freed when a worker reaches it, as gearmand
         c.attached = {}
         for job in list(c.running):
-            self.requeue(job)
+            self.requeue(job, "its worker went away")
         self.registry.reset(c)
 
     def tick(self) -> float | None:
@@ -123,7 +128,7 @@ class Core:
         if self.functions.epochs:
             self._promote(now)
         for job in self.deadlines.expired(now):
-            self.requeue(job)
+            self.requeue(job, "it timed out on its worker")
         due = self.functions.next_due()
         timer = self.deadlines.next_due()
         if timer is not None and (due is None or timer < due):
@@ -358,17 +363,26 @@ class Core:
             for c in reversed(job.clients):
                 out.append(Send(c.id, packet))
 
-    def requeue(self, job: Job) -> None:
-        """The job's worker is gone or too slow: back to the tail of its
-        queue, or failed once it has had job_retries attempts (0 = no limit)."""
+    def requeue(self, job: Job, why: str) -> None:
+        """The job's worker is gone or too slow (`why`): back to the tail of
+        its queue, or failed once it has had job_retries attempts (0 = no
+        limit). A timeout and a failure are logged at INFO, a lost worker's
+        requeue at DEBUG."""
         job.retries += 1
         limit = self.job_retries
         fn = job.fn
+        timed_out = why.startswith("it timed out")
         if limit and job.retries >= limit:
+            log.info("job %s of function %s failed: %s after %d attempt%s (job-retries %d)",
+                     _shown(job.handle), _shown(fn.name), why.removeprefix("it "),
+                     job.retries, "s" if job.retries != 1 else "", limit)
             fn.failed += 1
             self.fail_clients(job)
             self._free(job)
             return
+        log.log(logging.INFO if timed_out else logging.DEBUG,
+                "job %s of function %s requeued: %s (after attempt %d%s)", _shown(job.handle),
+                _shown(fn.name), why, job.retries, f" of {limit}" if limit else "")
         fn.requeued += 1
         self.dirty[fn] = None
         del job.worker.running[job]

@@ -154,11 +154,12 @@ def parse_prioritystatus(lines: list, functions: dict) -> list:
 
 
 def _functions(admin: Admin) -> tuple:
+    """(functions, unreadable lines, whether `prioritystatus` answered)."""
     functions, bad = parse_status(_listing(admin.command("status"), "status", admin.where))
     reply = admin.command("prioritystatus")
     if isinstance(reply, list):
         bad += parse_prioritystatus(reply, functions)
-    return functions, bad
+    return functions, bad, isinstance(reply, list)
 
 
 _WORKERS_LINE = re.compile(rb"\d+ \S+ .* :")
@@ -186,15 +187,40 @@ def _stats(admin: Admin) -> dict | None:
     return dict(_name(line).split(" ", 1) for line in reply if b" " in line)
 
 
+def parse_scheduled(lines: list) -> tuple:
+    """({name: future epoch jobs}, [unreadable]) from mpgearman's `scheduled`."""
+    counts, bad = {}, []
+    for line in lines:
+        try:
+            name, count = line.rsplit(b"\t", 1)
+            counts[_name(name)] = int(count)
+        except ValueError:
+            bad.append(_unreadable("scheduled", line))
+    return counts, bad
+
+
+def _scheduled(admin: Admin) -> tuple:
+    """mpgearman's `scheduled`; (None, []) from a server without it."""
+    reply = admin.command("scheduled")
+    if isinstance(reply, bytes):
+        return None, []
+    return parse_scheduled(reply)
+
+
 def sample(admin: Admin) -> dict:
     """One look at the server: raw figures and the time they were taken."""
     try:
         version = admin.command("version")
-        functions, unreadable = _functions(admin)
+        functions, unreadable, priorities = _functions(admin)
         workers, bad = parse_workers(_listing(admin.command("workers"), "workers",
                                               admin.where))
-        return {"at": time.monotonic(), "functions": functions, "unreadable": unreadable + bad,
-                "worker_connections": workers, "stats": _stats(admin),
+        stats = _stats(admin)
+        # only an mpgearman is asked: gearmand would log an unknown command
+        scheduled, bad2 = _scheduled(admin) if stats is not None else (None, [])
+        return {"at": time.monotonic(), "functions": functions,
+                "unreadable": unreadable + bad + bad2,
+                "worker_connections": workers, "stats": stats,
+                "priorities": priorities, "scheduled": scheduled,
                 "version": _name(version[3:]) if version.startswith(b"OK ") else None}
     except ValueError as exc:     # a line that does not parse: not a Gearman server?
         raise ProbeError(f"{admin.where} gave an answer that is not the admin "
@@ -215,3 +241,43 @@ def take(host: str, port: int, timeout: float, interval: float) -> tuple:
         return admin.where, first, second
     finally:
         admin.close()
+
+
+def take_many(servers: list, timeout: float, interval: float) -> list:
+    """take() for several (host, port) servers with one shared pause: a
+    (where, first, second) triple per server, or the ProbeError of one
+    that could not be asked, in the order given."""
+    admins, out = [], []
+    try:
+        for host, port in servers:
+            try:
+                admins.append(Admin(host, port, timeout))
+                out.append(None)
+            except ProbeError as exc:
+                admins.append(None)
+                out.append(exc)
+        firsts = [_sample_or_error(a) if a is not None else None for a in admins]
+        again = interval > 0 and any(isinstance(f, dict) and f["stats"] is not None
+                                     for f in firsts)
+        if again:
+            time.sleep(interval)
+        for i, (admin, first) in enumerate(zip(admins, firsts)):
+            if out[i] is not None:
+                continue
+            if isinstance(first, ProbeError):
+                out[i] = first
+                continue
+            second = _sample_or_error(admin) if again and first["stats"] is not None else None
+            out[i] = second if isinstance(second, ProbeError) else (admin.where, first, second)
+        return out
+    finally:
+        for admin in admins:
+            if admin is not None:
+                admin.close()
+
+
+def _sample_or_error(admin: Admin):
+    try:
+        return sample(admin)
+    except ProbeError as exc:
+        return exc

@@ -57,22 +57,26 @@ def _function_table(doc: dict) -> list:
     t = doc["totals"]
     total = f"TOTAL ({t['functions']})"
     width = max([len(name) for name, _ in rows] + [8, len(total)])
-    prio = doc["totals"]["queued_by_priority"] is not None
+    prio = doc["totals"].get("queued_by_priority") is not None
+    # future epoch jobs, apart from the queued ones (mpgearman only)
+    timed = "scheduled" in t
 
-    def row(name, queued, by_prio, running, workers):
+    def row(name, queued, by_prio, scheduled, running, workers):
         cells = [f"{name:<{width}}", f"{queued:>8}"]
         if prio:
             cells += [f"{v:>7}" for v in by_prio] if by_prio else [f"{'-':>7}"] * 3
+        if timed:
+            cells.append(f"{scheduled:>9}")
         return " ".join(cells + [f"{running:>8}", f"{workers:>8}"])
 
     lines = [row("FUNCTION", "QUEUED", ("HIGH", "NORMAL", "LOW") if prio else None,
-                 "RUNNING", "WORKERS")]
+                 "SCHEDULED", "RUNNING", "WORKERS")]
     for name, fn in rows:
         qp = fn["queued_by_priority"]
-        lines.append(row(name, fn["queued"], qp and tuple(qp.values()), fn["running"],
-                         fn["workers"]))
-    qp = t["queued_by_priority"]
-    lines.append(row(total, t["queued"], qp and tuple(qp.values()),
+        lines.append(row(name, fn["queued"], qp and tuple(qp.values()),
+                         fn.get("scheduled", 0), fn["running"], fn["workers"]))
+    qp = t.get("queued_by_priority")
+    lines.append(row(total, t["queued"], qp and tuple(qp.values()), t.get("scheduled", 0),
                      t["running"], t["workers"]))
     return lines
 
@@ -98,11 +102,22 @@ def _unreadable(doc: dict) -> list:
                 f"answers could not be read ({quoted}{more})"]
 
 
-def as_text(doc: dict) -> str:
-    lines = _header(doc) + [""] + _function_table(doc) + _unreadable(doc)
-    if doc["processes"]:
-        lines += [""] + _process_table(doc)
-    return "\n".join(lines)
+def as_text(doc: dict, height: int | None = None) -> str:
+    """The table; with `height`, at most that many lines: the process table
+    goes first, then function rows (the header, the column names and the
+    TOTAL row always stay, with a line saying how many rows are left out)."""
+    head, table, tail = _header(doc) + [""], _function_table(doc), _unreadable(doc)
+    procs = [""] + _process_table(doc) if doc["processes"] else []
+    if height is not None and len(head) + len(table) + len(tail) + len(procs) > height:
+        procs = []
+        room = max(height - len(head) - len(tail) - 3, 0)   # names, TOTAL, "more" line
+        rows = table[1:-1]
+        if len(rows) > room:
+            more = len(rows) - room
+            table = [table[0]] + rows[:room] + [
+                f"... {more} more function{'s' if more != 1 else ''} "
+                f"(a taller terminal, or --json, shows them)", table[-1]]
+    return "\n".join(head + table + tail + procs)
 
 
 # -- Nagios / Icinga ----------------------------------------------------------------
@@ -113,7 +128,9 @@ def check(doc: dict, function: str | None, warn_queued, crit_queued,
     figures are the function's with `function`, else the totals (workers =
     connections that registered at least one function)."""
     if function is not None:
-        fn = doc["functions"].get(function, {"queued": 0, "workers": 0})
+        fn = doc["functions"].get(function)
+        if fn is None:
+            return UNKNOWN, unknown(f"function {function} is unknown to {doc['server']}")
         queued, workers, what = fn["queued"], fn["workers"], f"function {function}: "
     else:
         queued, workers, what = doc["totals"]["queued"], doc["totals"]["workers"], ""
@@ -149,6 +166,22 @@ def _limit(value, below=False) -> str:
     if value is None:
         return ""
     return f"{value}:" if below else f"{value}"
+
+
+def merged(docs: list) -> dict:
+    """What the check judges for several servers: per function and in
+    total, queued jobs and workers summed over them."""
+    if len(docs) == 1:
+        return docs[0]
+    functions = {}
+    for doc in docs:
+        for name, fn in doc["functions"].items():
+            into = functions.setdefault(name, {"queued": 0, "workers": 0})
+            into["queued"] += fn["queued"]
+            into["workers"] += fn["workers"]
+    return {"server": ", ".join(d["server"] for d in docs), "functions": functions,
+            "totals": {k: sum(d["totals"][k] for d in docs) for k in ("queued", "workers")},
+            "unreadable": [u for d in docs for u in d.get("unreadable") or ()]}
 
 
 def unknown(message: str) -> str:

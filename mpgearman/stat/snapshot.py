@@ -24,19 +24,39 @@ def _processes(stats: dict) -> list:
     return [found[k] for k in sorted(found, key=lambda k: (order.get(k[0], 9), k))]
 
 
-def _totals(functions: dict, worker_connections: int) -> dict:
+def _totals(functions: dict, worker_connections: int, priorities: bool) -> dict:
+    """Sums; queued_by_priority only from a server that answers
+    `prioritystatus` (zeros with no function, never null)."""
     by_prio = {p: 0 for p in PRIORITIES}
-    known = False
     for fn in functions.values():
         if fn["queued_by_priority"] is not None:
-            known = True
+            priorities = True
             for p in PRIORITIES:
                 by_prio[p] += fn["queued_by_priority"][p]
-    return {"functions": len(functions),
-            "queued": sum(fn["queued"] for fn in functions.values()),
-            "queued_by_priority": by_prio if known else None,
-            "running": sum(fn["running"] for fn in functions.values()),
-            "workers": worker_connections}
+    totals = {"functions": len(functions),
+              "queued": sum(fn["queued"] for fn in functions.values()),
+              "running": sum(fn["running"] for fn in functions.values()),
+              "workers": worker_connections}
+    if priorities:
+        totals["queued_by_priority"] = by_prio
+    return totals
+
+
+def _apart(functions: dict, scheduled: dict | None) -> dict:
+    """Future epoch jobs out of the queued (and normal) counts into their
+    own, from a server that lists them (mpgearman's `scheduled`); copies."""
+    if scheduled is None:
+        return functions
+    out = {}
+    for name, fn in functions.items():
+        fn = dict(fn, scheduled=min(scheduled.get(name, 0), fn["queued"]))
+        fn["queued"] -= fn["scheduled"]
+        if fn["queued_by_priority"] is not None:
+            by_prio = dict(fn["queued_by_priority"])
+            by_prio["normal"] = max(by_prio["normal"] - fn["scheduled"], 0)
+            fn["queued_by_priority"] = by_prio
+        out[name] = fn
+    return out
 
 
 def _mpgearman_part(cur: dict, prev: dict | None) -> dict:
@@ -69,12 +89,16 @@ def document(where: str, cur: dict, prev: dict | None = None) -> dict:
     """The snapshot: `cur` is the latest sample, `prev` an earlier one that
     rates are measured against (None: no rates)."""
     mp = cur["stats"] is not None
+    functions = _apart(cur["functions"], cur.get("scheduled"))
     doc = {"server": where, "kind": "mpgearman" if mp else "gearmand",
            "version": cur["version"],
-           "functions": dict(sorted(cur["functions"].items())),
-           "totals": _totals(cur["functions"], cur["worker_connections"]),
+           "functions": dict(sorted(functions.items())),
+           "totals": _totals(functions, cur["worker_connections"],
+                             cur.get("priorities", False)),
            # lines of the server's listings that did not parse: {command, line}
            "unreadable": list(cur.get("unreadable", ()))}
+    if cur.get("scheduled") is not None:
+        doc["totals"]["scheduled"] = sum(fn["scheduled"] for fn in functions.values())
     if mp:
         doc.update(_mpgearman_part(cur, prev))
     else:

@@ -22,10 +22,10 @@ def test_handle_prefix_replaces_whole_prefix(make):
     assert h.submit(h.conn(), b"f") == b"P:1"
 
 
-def test_default_prefix_is_host_name(make):
+def test_default_prefix_is_host_name_and_port(make):
     import socket
-    h = make(job_handle_prefix="")
-    assert h.submit(h.conn(), b"f") == b"H:" + socket.gethostname().encode() + b":1"
+    h = make(job_handle_prefix="", port=4731)
+    assert h.submit(h.conn(), b"f") == b"H:" + socket.gethostname().encode() + b":4731:1"
 
 
 @pytest.mark.parametrize("ptype", [T.SUBMIT_JOB, T.SUBMIT_JOB_BG, T.SUBMIT_JOB_HIGH,

@@ -147,6 +147,20 @@ class TestEpoch:
         assert h.admin(c, b"prioritystatus") == b"f\t0\t1\t0\t1\n.\n"
         assert h.admin(c, b"show jobs") == b"H:vm:1\t0\t0\t1\n.\n"
 
+    def test_scheduled_lists_the_future_jobs_apart(self, h):
+        """Ours: `scheduled` counts the epoch jobs waiting outside the queue,
+        per function, until they are due."""
+        c = h.conn()
+        assert h.admin(c, b"scheduled") == b".\n"
+        self.epoch(h, c, T0 + 10)
+        self.epoch(h, c, T0 + 20, fn=b"g\n")
+        h.submit(c, b"f")
+        assert sorted(h.admin(c, b"scheduled").split(b"\n")) == [
+            b"", b".", b"f\t1", b"g\\x0a\t1"]
+        h.clock.advance(10)
+        h.tick()
+        assert h.admin(c, b"scheduled") == b"g\\x0a\t1\n.\n"
+
     def test_due_job_wakes_sleepers(self, h):
         c = h.conn()
         w1, w2 = h.worker(b"f", sleep=True), h.worker(b"f", sleep=True)
@@ -221,3 +235,53 @@ class TestEpoch:
         h.submit(c, b"g")
         h.grab(w)
         assert h.tick()[0] == 3.0
+
+
+class TestTimeoutLogs:
+    """A timeout, a requeue and a failure after the retries are logged at
+    INFO naming the job and its function; a lost worker's requeue is DEBUG."""
+
+    def test_timeout_requeue_is_logged(self, make, caplog):
+        h = make(job_retries=3)
+        c = h.conn()
+        w = timeout_worker(h, fn=b"resize\n")
+        h.submit(c, b"resize\n")
+        h.grab(w)
+        h.clock.advance(2)
+        with caplog.at_level("INFO", logger="mpgearman.coordinator.core"):
+            h.tick()
+        assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+            ("INFO", "job H:vm:1 of function resize\\n requeued: it timed out on its "
+                     "worker (after attempt 1 of 3)")]
+
+    def test_failure_after_the_retries_is_logged(self, make, caplog):
+        h = make(job_retries=2)
+        c = h.conn()
+        w = timeout_worker(h)
+        h.submit(c, b"f")
+        with caplog.at_level("INFO", logger="mpgearman.coordinator.core"):
+            for _ in range(2):
+                h.grab(w)
+                h.clock.advance(2)
+                h.tick()
+        assert [r.getMessage() for r in caplog.records] == [
+            "job H:vm:1 of function f requeued: it timed out on its worker "
+            "(after attempt 1 of 2)",
+            "job H:vm:1 of function f failed: timed out on its worker after 2 attempts "
+            "(job-retries 2)"]
+        assert all(r.levelname == "INFO" for r in caplog.records)
+
+    def test_a_lost_workers_requeue_is_debug_and_its_failure_info(self, make, caplog):
+        h = make(job_retries=2)
+        c = h.conn()
+        h.submit(c, b"f")
+        with caplog.at_level("DEBUG", logger="mpgearman.coordinator.core"):
+            for _ in range(2):
+                w = h.worker(b"f")
+                h.grab(w)
+                h.core.disconnect(w)
+        assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+            ("DEBUG", "job H:vm:1 of function f requeued: its worker went away "
+                      "(after attempt 1 of 2)"),
+            ("INFO", "job H:vm:1 of function f failed: its worker went away after 2 "
+                     "attempts (job-retries 2)")]

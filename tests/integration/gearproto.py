@@ -234,7 +234,7 @@ def is_listing(line: bytes) -> bool:
     return any(tuple(words[:len(c)]) == c for c in LISTING_COMMANDS)
 
 
-_HANDLE = re.compile(rb"H:[^:\s\0]+:(\d+)")
+_HANDLE = re.compile(rb"H:[^:\s\0]+(?::\d+)?:(\d+)")   # gearmand H:host:N, ours H:host:port:N
 _OK_PID = re.compile(rb"^OK \d+\n", re.M)
 _OK_VERSION = re.compile(rb"^OK \d[^\s]*\n", re.M)
 

@@ -95,7 +95,8 @@ class Convo:
             got = c.admin(line)
         except AssertionError:       # gearproto.ConnectionClosed
             got = CLOSED
-        self.record(f"{conn}> {line!r}", got, want, **kw)
+        # the handle in "cancel job H:<host>[:<port>]:<n>" differs by server
+        self.record(f"{conn}> {normalise(line)!r}", got, want, **kw)
         return got
 
     def packet(self, ptype: int, *args: bytes, want: bytes, conn: str = "a") -> bytes:

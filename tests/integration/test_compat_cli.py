@@ -193,7 +193,7 @@ def test_gearadmin_show_jobs(server, gearadmin, gearman, fname, unique_name):
     gearman("-b", "-u", uniq, "-f", fname, "x", input=None)
     shown = lines(gearadmin("--show-jobs").stdout)
     assert len(shown) == 2 and shown[1] == "."
-    assert re.fullmatch(r"H:[^:\s]+:\d+\t0\t0\t1", shown[0]), shown
+    assert re.fullmatch(r"H:[^:\s]+(:\d+)?:\d+\t0\t0\t1", shown[0]), shown
     assert gearadmin("--show-unique-jobs").stdout == f"{uniq}\n.\n".encode()
 
 

@@ -52,3 +52,19 @@ def test_pipelined_status_keeps_request_order(server_factory, fname):
             c.expect(T.JOB_CREATED, b"P:%d" % (i + 1))
             c.expect(T.STATUS_RES, _status(b"P:%d" % (i + 1), 1, 0, 0, 0))
             c.expect(T.STATUS_RES, _status(b"P:%d" % (i + 2), 0, 0, 0, 0))
+
+
+def test_two_servers_on_one_host_hand_out_different_handles(server_factory, fname):
+    """The default prefix names host and port; GET_STATUS answers it."""
+    import socket
+    host = socket.gethostname()
+    handles = []
+    for srv in (server_factory("mpgearman"), server_factory("mpgearman")):
+        want = f"H:{host}:{srv.port}:1".encode()
+        with srv.connect() as c:
+            c.send(request(T.SUBMIT_JOB_BG, fname.encode(), b"", b"x")
+                   + request(T.GET_STATUS, want))
+            c.expect(T.JOB_CREATED, want)
+            c.expect(T.STATUS_RES, _status(want, 1, 0, 0, 0))
+        handles.append(want)
+    assert handles[0] != handles[1]

@@ -38,8 +38,12 @@ def test_json_after_a_known_workload(server, spawn, unique_name):
                    **{k: f[k] for k in ("high", "normal", "low", "running", "workers")}}
             for name, f in wl.expected().items()}
     assert got == want
-    assert doc["totals"] == {"functions": 3, "queued": 6, "running": 1, "workers": 2,
-                             "queued_by_priority": {"high": 0, "normal": 2, "low": 4}}
+    totals = {"functions": 3, "queued": 6, "running": 1, "workers": 2,
+              "queued_by_priority": {"high": 0, "normal": 2, "low": 4}}
+    if server.kind == "mpgearman":       # epoch jobs apart; gearmand cannot tell
+        totals["scheduled"] = 0
+    assert doc["totals"] == totals
+    assert None not in doc["totals"].values()
     if server.kind == "gearmand":
         assert doc["jobs"] is doc["rates"] is doc["processes"] is doc["uptime_seconds"] is None
         assert doc["implementation"] is None
@@ -83,9 +87,11 @@ def test_text_view(server, fname):
     lines = run.stdout.splitlines()
     assert lines[0].startswith(f"{server.kind} ")
     table = [line.split() for line in lines if line.startswith((fname, "FUNCTION", "TOTAL"))]
-    assert table == [["FUNCTION", "QUEUED", "HIGH", "NORMAL", "LOW", "RUNNING", "WORKERS"],
-                     [fname, "0", "0", "0", "0", "0", "0"],
-                     ["TOTAL", "(1)", "0", "0", "0", "0", "0", "0"]]
+    mp = server.kind == "mpgearman"      # mpgearman lists epoch jobs apart
+    assert table == [["FUNCTION", "QUEUED", "HIGH", "NORMAL", "LOW"] + ["SCHEDULED"] * mp
+                     + ["RUNNING", "WORKERS"],
+                     [fname, "0", "0", "0", "0"] + ["0"] * mp + ["0", "0"],
+                     ["TOTAL", "(1)", "0", "0", "0", "0"] + ["0"] * mp + ["0", "0"]]
     assert ("PROCESS" in run.stdout) == (server.kind == "mpgearman")
 
 
@@ -197,3 +203,58 @@ def test_a_name_with_a_newline_breaks_no_listing(server, fname):
     wait_for(lambda: server.status()[shown][2] == 0, 10, 0.05, "the worker to leave")
     assert server.admin(f"drop function {shown}\r\n") == b"OK\r\n"
     assert shown not in server.status()
+
+
+def test_several_servers_from_the_environment(server_factory, fname):
+    """MPGEARMAN_SERVERS with a comma list, as the client commands take it:
+    one table per server, a JSON list, a check on the sums."""
+    one, two = server_factory("mpgearman"), server_factory("gearmand")
+    for srv in (one, two):
+        with srv.connect() as client:
+            client.submit(T.SUBMIT_JOB_BG, fname.encode(), b"", b"x")
+    env = dict(ENV, MPGEARMAN_SERVERS=f"{one.address},{two.address}")
+    run = subprocess.run([sys.executable, "-m", "mpgearman", "stat", "--interval", "0"],
+                         capture_output=True, text=True, timeout=30, env=env)
+    assert run.returncode == 0, run.stderr
+    assert "mpgearman " in run.stdout and f" on {one.address}" in run.stdout
+    assert "gearmand " in run.stdout and f" on {two.address}" in run.stdout
+    run = subprocess.run([sys.executable, "-m", "mpgearman", "stat", "--json"],
+                         capture_output=True, text=True, timeout=30, env=env)
+    docs = orjson.loads(run.stdout)
+    assert [d["server"] for d in docs] == [one.address, two.address]
+    assert [d["functions"][fname]["queued"] for d in docs] == [1, 1]
+    run = subprocess.run([sys.executable, "-m", "mpgearman", "stat", "--function", fname,
+                          "--warn-queued", "1"], capture_output=True, text=True,
+                         timeout=30, env=env)
+    assert run.returncode == 1, run.stdout
+    assert run.stdout.startswith(f"MPGEARMAN WARNING - function {fname}: 2 jobs queued")
+
+
+def test_a_dead_server_among_several(mpgearman_server):
+    dead = f"127.0.0.1:{free_port()}"
+    run = stat(f"{mpgearman_server.address},{dead}", "--interval", "0")
+    assert run.returncode == 1
+    assert f" on {mpgearman_server.address}" in run.stdout
+    assert run.stderr == f"mpgearman: error: cannot connect to {dead}: Connection refused\n"
+    run = stat(f"{mpgearman_server.address},{dead}", "--crit-queued", "5")
+    assert (run.returncode, run.stdout) == (
+        3, f"MPGEARMAN UNKNOWN - cannot connect to {dead}: Connection refused\n")
+
+
+def test_an_unknown_function_is_unknown(server, fname):
+    run = stat(server.address, "--function", fname, "--crit-queued", "5")
+    assert (run.returncode, run.stdout) == (
+        3, f"MPGEARMAN UNKNOWN - function {fname} is unknown to {server.address}\n")
+
+
+def test_scheduled_jobs_are_shown_apart_from_queued_ones(mpgearman_server, fname):
+    with mpgearman_server.connect() as client:
+        for when in (b"%d" % (time.time() + 3600), b"0"):      # 0: now
+            client.send_packet(T.SUBMIT_JOB_EPOCH, fname.encode(), b"", when, b"x")
+            client.expect(T.JOB_CREATED)
+        run = stat(mpgearman_server.address, "--json", "--interval", "0")
+        fn = orjson.loads(run.stdout)["functions"][fname]
+        assert (fn["queued"], fn["queued_by_priority"]["normal"], fn["scheduled"]) == (1, 1, 1)
+        run = stat(mpgearman_server.address, "--interval", "0")
+    row, = [line.split() for line in run.stdout.splitlines() if line.startswith(fname)]
+    assert row == [fname, "1", "0", "1", "0", "1", "0", "0"]

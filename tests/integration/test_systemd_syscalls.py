@@ -1,9 +1,11 @@
-"""The unit's syscall filter and MemoryDenyWriteExecute= against what the
-server really does: run it under strace through start-up, a spooled job
-(sendfile), a reload that rolls the acceptors, and a stop; every syscall
-seen must be allowed by the SystemCallFilter= lines of
-systemd/mpgearman.service, and no mapping may be writable and executable
-at once."""
+"""The unit's syscall filter, MemoryDenyWriteExecute= and ExecPaths=
+against what the server really does: run it under strace through
+start-up, a spooled job (sendfile), a reload that rolls the acceptors, and
+a stop; every syscall seen must be allowed by the SystemCallFilter= lines
+of systemd/mpgearman.service, no mapping may be writable and executable at
+once, and every program run or file mapped executable must lie under the
+unit's ExecPaths= (NoExecPaths=/ covers the rest)."""
+import os
 import re
 import shutil
 import signal
@@ -19,6 +21,27 @@ from systemd_helpers import server_env, start
 
 SYSCALL = re.compile(r"^\d+\s+([a-z0-9_]+)\(", re.M)
 WRITE_EXEC = re.compile(r"PROT_WRITE\|PROT_EXEC|PROT_EXEC\|PROT_WRITE")
+# with strace -y a descriptor shows its path: 3</usr/lib/.../libc.so.6>
+EXEC_MAP = re.compile(r"^\d+\s+mmap\([^\n]*PROT_EXEC[^\n]*?, \d+<([^>\n]+)>", re.M)
+EXECVE = re.compile(r'^\d+\s+execve\("([^"]+)"', re.M)
+
+
+def _exec_roots():
+    """The unit's ExecPaths=, with its venv (/opt/mpgearman) standing for
+    where this test runs the server from: the interpreter's prefixes and
+    the source tree."""
+    unit = (REPO_ROOT / "systemd" / "mpgearman.service").read_text()
+    listed = re.search(r"(?m)^ExecPaths=(.*)$", unit).group(1).split()
+    roots = [p.lstrip("-") for p in listed if p != "/opt/mpgearman"]
+    assert len(roots) == len(listed) - 1, listed
+    roots += [sys.prefix, sys.base_prefix, str(REPO_ROOT)]
+    return {os.path.realpath(r) for r in roots} | set(roots)
+
+
+def _outside(paths, roots):
+    return sorted({p for p in paths
+                   if not any(os.path.realpath(p).startswith(r.rstrip("/") + "/")
+                              for r in roots)})
 
 
 def _filter_groups(analyze):
@@ -58,11 +81,11 @@ def _allowed_by_unit(analyze):
 
 def test_the_units_filter_allows_what_the_server_needs():
     """Without strace: the calls the server is known to make (fork, memfd
-    shared memory, eventfd doorbells, prctl, setrlimit, sendfile, epoll)."""
+    shared memory, eventfd doorbells, prctl, prlimit64 (glibc's setrlimit), sendfile, epoll)."""
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")
-    needed = {"memfd_create", "eventfd2", "prctl", "sendfile", "clone", "setrlimit",
+    needed = {"memfd_create", "eventfd2", "prctl", "sendfile", "clone",
               "prlimit64", "epoll_wait", "epoll_ctl", "socketpair", "sched_getaffinity",
               "mmap", "ftruncate", "wait4", "kill", "setsockopt", "accept4"}
     allowed = _allowed_by_unit(analyze)
@@ -76,7 +99,7 @@ def test_everything_the_server_calls_passes_the_units_filter(spawn, tmp_path, fn
     trace = tmp_path / "strace.out"
     conf = tmp_path / "mpgearman.toml"
     conf.write_text("")
-    argv = [strace, "-f", "-qq", "-o", str(trace), sys.executable, "-m", "mpgearman",
+    argv = [strace, "-f", "-qq", "-y", "-o", str(trace), sys.executable, "-m", "mpgearman",
             "serve", "--listen", "127.0.0.1", "--port", "0", "--acceptors", "2",
             "--spool-dir", str(tmp_path / "spool"), "--config", str(conf)]
     proc, [(host, port)] = start(spawn, tmp_path, argv=argv, env=server_env())
@@ -103,3 +126,7 @@ def test_everything_the_server_calls_passes_the_units_filter(spawn, tmp_path, fn
     assert {"memfd_create", "eventfd2", "sendfile", "prctl", "clone"} <= used
     assert used - _allowed_by_unit(analyze) == set()
     assert not WRITE_EXEC.search(text)
+    mapped = EXEC_MAP.findall(text)
+    assert any("libc" in p for p in mapped), mapped[:5]       # the pattern reads -y output
+    roots = _exec_roots()
+    assert _outside(mapped + EXECVE.findall(text), roots) == []
