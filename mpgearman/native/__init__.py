@@ -48,6 +48,25 @@ scan, _scan_impl = _choose("_scan", "scan_py")
 ring, _ring_impl = _choose("_ring", "ring_py")
 board, _board_impl = _choose("_board", "board_py")
 
+
+def _choose_loop():
+    """The acceptor's event loop: the C module _aloop, or None for its twin,
+    the Python loop of mpgearman/acceptor/loop.py. MPGEARMAN_ACCEPTOR_LOOP
+    =c asks for the C loop (=python, the default, for the twin);
+    MPGEARMAN_PURE=1 always runs the twin."""
+    if _PURE or os.environ.get("MPGEARMAN_ACCEPTOR_LOOP", "python") != "c":
+        return None
+    try:
+        return importlib.import_module(f"{__name__}._aloop")
+    except ImportError as exc:
+        if _REQUIRE:
+            raise
+        _MISSING.append(f"_aloop: {exc}")
+        return None
+
+
+aloop = _choose_loop()
+
 # "c" only when every module is the C one.
 IMPLEMENTATION = "c" if _scan_impl == _ring_impl == _board_impl == "c" else "python"
 
@@ -83,5 +102,5 @@ def check_platform(machine: str | None = None, bits: int | None = None) -> None:
         f"({bits}-bit). Use the C extensions: {how}")
 
 
-__all__ = ["IMPLEMENTATION", "UnsupportedPlatform", "board", "check_platform",
+__all__ = ["IMPLEMENTATION", "aloop", "UnsupportedPlatform", "board", "check_platform",
            "describe", "ring", "scan"]
