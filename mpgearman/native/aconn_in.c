@@ -345,7 +345,8 @@ static size_t
 decode(al_loop *L, al_conn *c, const unsigned char *p, size_t n)
 {
     size_t pos = 0;
-    while (pos < n) {
+    /* A skipped or streamed body of 0 bytes ends with no byte to read. */
+    while (pos < n || (c->state != ST_BOUNDARY && !c->left)) {
         size_t used = 0, k;
         int rc;
         switch (c->state) {
@@ -379,8 +380,6 @@ decode(al_loop *L, al_conn *c, const unsigned char *p, size_t n)
             pos += used;
         }
     }
-    if (c->state == ST_STREAM && !c->left && stream_end(L, c) < 0)
-        return (size_t)-1;
     return pos;
 }
 
