@@ -10,7 +10,7 @@ import logging
 
 from ..ipc.control import BEAT_INTERVAL
 from ..ipc.layout import CTR_FIRST_ACCEPTOR
-from ..native import aloop
+from ..native import _aloop as aloop
 from ..protocol.packets import ARGS, MAX_TYPE, REQUEST_TYPES
 from .inbound import SUBMISSIONS
 from .loop import share
@@ -52,7 +52,9 @@ class NativeAcceptor:
             capacity=share(config.max_connections, config.acceptor_count, index),
             spool_dir=spool.dir, spool_tag=spool.tag,
             counters=counters.mem if counters is not None else None,
-            counters_line=CTR_FIRST_ACCEPTOR + index)
+            counters_line=CTR_FIRST_ACCEPTOR + index,
+            board=board.mem if board is not None else None,
+            handle_prefix=config.handle_prefix)
 
     def run(self, heartbeat=None) -> None:
         loop = self.loop

@@ -66,6 +66,7 @@ relay_error(al_loop *L, al_conn *c, const char *code, const char *text,
     memcpy(pkt + AL_HEADER + nc + 1, text, nt);
     unsigned char flag = (unsigned char)(close_after != 0);
     al_emit(L, K_RELAY, c->id, &flag, 1, pkt, AL_HEADER + nc + 1 + nt);
+    c->last = L->records_in;
 }
 
 void
@@ -165,7 +166,10 @@ whole_packet(al_loop *L, al_conn *c, uint32_t type, const unsigned char *body,
     unsigned char t[2] = {(unsigned char)type, (unsigned char)(type >> 8)};
     if (!(L->types[type] & (AL_ARGC | AL_HAS_DATA)))
         size = 0;                 /* the payload is ignored, as the twin does */
+    if (type == AL_GET_STATUS && al_local_status(L, c, body, (size_t)size))
+        return AGAIN;
     al_emit(L, K_PACKET, c->id, t, 2, body, (size_t)size);
+    c->last = L->records_in;
     return AGAIN;
 }
 
@@ -231,6 +235,7 @@ stream_end(al_loop *L, al_conn *c)
     memcpy(fixed + 10, &n16, 2);
     memcpy(fixed + 12, c->spool_name, nlen);
     al_emit(L, K_SPOOLED, c->id, fixed, 12 + nlen, c->spool_args, c->spool_args_len);
+    c->last = L->records_in;
     free(c->spool_args);
     c->spool_args = NULL;
     L->spooled += c->spool_size;
@@ -300,6 +305,7 @@ text_line(al_loop *L, al_conn *c, const unsigned char *p, size_t avail,
     size_t end = (size_t)(nl - p);
     unsigned char crlf = end > 0 && p[end - 1] == '\r';
     al_emit(L, K_ADMIN, c->id, &crlf, 1, p, end - crlf);
+    c->last = L->records_in;
     *used = end + 1;
     return AGAIN;
 }
@@ -436,7 +442,7 @@ al_read(al_loop *L, al_conn *c)
         p = c->in;
         len = c->in_len;
     }
-    uint64_t before = L->records_in;
+    uint64_t before = L->records_in + L->local_answers;
     size_t used = decode(L, c, p, len);
     if (used == (size_t)-1) {
         keep(c, p, 0);
@@ -446,7 +452,7 @@ al_read(al_loop *L, al_conn *c)
         return 0;
     if (c->state != ST_BOUNDARY || c->in_len) {
         if (L->request_timeout > 0) {
-            if (L->records_in != before || !c->due) {
+            if (L->records_in + L->local_answers != before || !c->due) {
                 al_deadline_start(L, c);
             } else {
                 c->got += (uint64_t)n;

@@ -65,20 +65,29 @@ drop_name(al_loop *L, const char *name)
         al_log(L, LOG_ERROR, "cannot remove spool file %s: %s", name, strerror(errno));
 }
 
+/* Queue bytes made here (a local answer): never closes the connection. */
+int
+al_queue(al_loop *L, al_conn *c, const unsigned char *data, size_t len)
+{
+    al_item *it = new_item(data, len, -1, 0);
+    if (it == NULL)
+        return -1;
+    enqueue(c, it);
+    al_touch(L, c);
+    return 0;
+}
+
 static void
 on_send(al_loop *L, al_conn *c, const unsigned char *data, size_t len)
 {
     if (c == NULL || c->closing || !len)
         return;
-    al_item *it = new_item(data, len, -1, 0);
-    if (it == NULL) {
+    if (al_queue(L, c, data, len) < 0) {
         al_log(L, LOG_ERROR, "out of memory, closing connection %llu",
                (unsigned long long)c->number);
         al_close_conn(L, c);
         return;
     }
-    enqueue(c, it);
-    al_touch(L, c);
     if (c->out_bytes > L->max_queued)
         check_backlog(L, c);
 }

@@ -452,6 +452,7 @@ accept_some(al_loop *L, int lfd)
         peer_text(&ss, peer, sizeof peer);
         uint32_t number = (uint32_t)c->number;
         al_emit(L, K_CONNECT, c->id, &number, 4, peer, strlen(peer));
+        c->last = L->records_in;
         al_figure(L, MPG_CTR_A_OFF, L->serial);
         al_figure(L, MPG_CTR_B_OFF, L->nconns);
     }
@@ -731,7 +732,8 @@ loop_close_all(al_loop *L, PyObject *const *Py_UNUSED(args), Py_ssize_t Py_UNUSE
 PyObject *
 loop_stats(al_loop *L, PyObject *const *Py_UNUSED(args), Py_ssize_t Py_UNUSED(nargs))
 {
-    return Py_BuildValue("{sKsKsKsKsKsK}", "connections", (unsigned long long)L->nconns,
+    return Py_BuildValue("{sKsKsKsKsKsKsK}", "connections", (unsigned long long)L->nconns,
+                         "local_answers", (unsigned long long)L->local_answers,
                          "accepted", (unsigned long long)L->serial,
                          "records_in", (unsigned long long)L->records_in,
                          "records_out", (unsigned long long)L->records_out,

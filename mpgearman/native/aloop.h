@@ -27,6 +27,7 @@
 #define AL_HAS_DATA 0x10
 #define AL_REQUEST 0x20
 #define AL_SUBMISSION 0x40
+#define AL_GET_STATUS 15
 
 /* Record kinds (ipc/messages.py). */
 enum { K_CONNECT = 1, K_PACKET, K_SPOOLED, K_ADMIN, K_CLOSED, K_RELAY,
@@ -71,6 +72,7 @@ typedef struct al_conn {
     uint32_t mask;
     double linger_until, due;
     uint64_t got;
+    uint64_t last;               /* records_in after its latest record */
 } al_conn;
 
 typedef struct {
@@ -84,6 +86,11 @@ typedef struct {
     uint64_t tail, headc;        /* inbound producer working values */
     int unpublished;             /* records written after the last publish */
     Py_buffer ctr;               /* counters mapping (len 0: none) */
+    Py_buffer board;             /* job status board (obj NULL: none) */
+    uint64_t board_slots, board_mask;
+    unsigned char prefix[80];    /* job handle prefix and ':' */
+    size_t prefix_len;
+    uint64_t local_answers;
     uint64_t *fig;               /* our counters line */
     unsigned index, gen, slots;
     uint64_t serial;
@@ -142,7 +149,11 @@ void al_spool_abort(al_loop *L, al_conn *c);
 void al_deadline_start(al_loop *L, al_conn *c);
 void al_deadline_done(al_loop *L, al_conn *c);
 
+/* astatus.c */
+int al_local_status(al_loop *L, al_conn *c, const unsigned char *arg, size_t len);
+
 /* aconn_out.c */
+int al_queue(al_loop *L, al_conn *c, const unsigned char *data, size_t len);
 void al_apply(al_loop *L, const unsigned char *rec, uint32_t len);
 int al_flush(al_conn *c);        /* 1 done, 0 more to write, -1 failed */
 void al_free_output(al_conn *c);

@@ -83,6 +83,40 @@ setup_counters(al_loop *L, PyObject *counters, unsigned line)
     return 0;
 }
 
+/* The status board: its header says where the slots are. */
+static int
+setup_board(al_loop *L, PyObject *board, const char *prefix, Py_ssize_t plen)
+{
+    if (plen < 0 || (size_t)plen + 1 >= sizeof L->prefix) {
+        PyErr_SetString(PyExc_ValueError, "handle prefix too long");
+        return -1;
+    }
+    memcpy(L->prefix, prefix, (size_t)plen);
+    L->prefix[plen] = ':';
+    L->prefix_len = (size_t)plen + 1;
+    if (board == Py_None)
+        return 0;
+    if (PyObject_GetBuffer(board, &L->board, PyBUF_SIMPLE) < 0)
+        return -1;
+    unsigned char *b = L->board.buf;
+    uint32_t count;
+    uint64_t slots;
+    if (L->board.len < MPG_BOARD_DONE_OFF) {
+        PyErr_SetString(PyExc_ValueError, "status board too small");
+        return -1;
+    }
+    memcpy(&count, b + MPG_BOARD_COUNT_OFF, 4);
+    memcpy(&slots, b + MPG_BOARD_SLOTS_OFF, 8);
+    L->board_slots = MPG_BOARD_DONE_OFF + (uint64_t)count * MPG_BOARD_DONE_STRIDE;
+    if (L->index >= count || !slots || (slots & (slots - 1)) || slots > (1ULL << 40)
+        || L->board_slots + slots * MPG_SLOT_SIZE > (uint64_t)L->board.len) {
+        PyErr_SetString(PyExc_ValueError, "status board does not fit its mapping");
+        return -1;
+    }
+    L->board_mask = slots - 1;
+    return 0;
+}
+
 static PyObject *
 loop_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
@@ -90,19 +124,21 @@ loop_new(PyTypeObject *type, PyObject *args, PyObject *kw)
         "listen_fds", "segment", "in_off", "out_off", "bell_fd", "coord_bell_fd",
         "inbox_fd", "index", "gen", "slots", "types", "max_payload", "stream_threshold",
         "max_queued_output", "max_spool_bytes", "request_timeout", "capacity",
-        "spool_dir", "spool_tag", "counters", "counters_line", NULL};
-    PyObject *fds, *segment, *counters;
+        "spool_dir", "spool_tag", "counters", "counters_line", "board", "handle_prefix",
+        NULL};
+    PyObject *fds, *segment, *counters, *board;
     unsigned long long in_off, out_off, max_payload, threshold, max_queued, max_spool, cap;
     int bell, coord_bell, inbox;
     unsigned index, gen, slots, line;
-    const char *types, *dir, *tag;
-    Py_ssize_t ntypes;
+    const char *types, *dir, *tag, *prefix;
+    Py_ssize_t ntypes, nprefix;
     double timeout;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "$OOKKiiiIIIy#KKKKdKssOI", names, &fds,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "$OOKKiiiIIIy#KKKKdKssOIOy#", names, &fds,
                                      &segment, &in_off, &out_off, &bell, &coord_bell,
                                      &inbox, &index, &gen, &slots, &types, &ntypes,
                                      &max_payload, &threshold, &max_queued, &max_spool,
-                                     &timeout, &cap, &dir, &tag, &counters, &line))
+                                     &timeout, &cap, &dir, &tag, &counters, &line, &board,
+                                     &prefix, &nprefix))
         return NULL;
     if (ntypes != AL_MAX_TYPE + 1 || strlen(tag) >= 40 || !slots) {
         PyErr_SetString(PyExc_ValueError, "bad type table, spool tag or slots");
@@ -147,6 +183,7 @@ loop_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     }
     if (PyObject_GetBuffer(segment, &L->seg, PyBUF_WRITABLE) < 0
         || setup_rings(L, in_off, out_off) < 0 || setup_counters(L, counters, line) < 0
+        || setup_board(L, board, prefix, nprefix) < 0
         || setup_listeners(L, fds) < 0 || watch(L, bell, 2ULL << 32) < 0
         || watch(L, inbox, 3ULL << 32) < 0) {
         Py_DECREF(L);
@@ -183,6 +220,8 @@ loop_dealloc(al_loop *L)
         PyBuffer_Release(&L->seg);
     if (L->ctr.obj)
         PyBuffer_Release(&L->ctr);
+    if (L->board.obj)
+        PyBuffer_Release(&L->board);
     Py_XDECREF(L->logs);
     Py_TYPE(L)->tp_free((PyObject *)L);
 }

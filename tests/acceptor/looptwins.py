@@ -16,6 +16,7 @@ from mpgearman.acceptor.loop import Acceptor
 from mpgearman.acceptor.spool import Spool
 from mpgearman.config import Config
 from mpgearman.ipc import messages
+from mpgearman.ipc.board import StatusBoard
 from mpgearman.ipc.doorbell import Doorbell
 from mpgearman.ipc.shm import Segment
 
@@ -42,7 +43,7 @@ class Inbox:
 class Harness:
     def __init__(self, kind: str, spool_dir: str, **options):
         self.kind = kind
-        self.config = Config(port=0, acceptors=1, spool_dir=spool_dir,
+        self.config = Config(port=0, acceptors=1, spool_dir=spool_dir, job_handle_prefix="H:x",
                              spool_threshold=options.pop("spool_threshold", 4096),
                              ring_size=RING, **options)
         self.segment = Segment.create(1, RING)
@@ -53,8 +54,13 @@ class Harness:
         self.port = self.lsock.getsockname()[1]
         self.spool = Spool(spool_dir, f"a0.{os.getpid()}")
         self.inbox = Inbox()
+        # Job 7 runs, 1/2 done; the test says how many records were handled.
+        self.board = StatusBoard.create(1, 8).check()
+        self.board.claim(7)
+        self.board.show(7, True, 1, 2)
+        self.handled = 0
         args = (0, 1, self.config, [self.lsock], self.ring_in, self.ring_out, self.bell,
-                self.coord_bell, self.spool, self.inbox)
+                self.coord_bell, self.spool, self.inbox, self.board)
         if kind == "c":
             from mpgearman.acceptor.native_loop import NativeAcceptor
             self.acc = NativeAcceptor(*args)
@@ -91,7 +97,12 @@ class Harness:
             batch = self.ring_in.pop_batch(256)
             if not batch:
                 return out
+            self.handled += len(batch)
             out.extend(self._normal(rec) for rec in batch)
+
+    def answered(self) -> None:
+        """The coordinator has handled (and answered) every record taken."""
+        self.board.set_done(0, self.handled)
 
     def conn_id(self, index: int) -> int:
         return next(cid for cid, i in self.ids.items() if i == index)
@@ -127,6 +138,7 @@ class Harness:
     def shutdown(self) -> None:
         self.acc.close_all()
         self.acc = None          # the C loop holds the segment's buffer
+        self.board.close()
         self.bell.close()
         self.coord_bell.close()
         self.segment.close()

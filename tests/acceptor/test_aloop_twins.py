@@ -29,6 +29,7 @@ def res(ptype: int, body: bytes = b"") -> bytes:
 #   ("file", i, head, data)   ... a SENDFILE
 #   ("close", i)           the coordinator closes connection i
 #   ("hangup", i)          client i closes its socket
+#   ("answered", i)        the coordinator has handled every record so far
 CONVERSATIONS = {
     "echo and admin": [
         ("send", 0, req(16, b"hello") + b"status\r\nworkers\n" + req(7, b"f\0u\0data")),
@@ -61,6 +62,12 @@ CONVERSATIONS = {
         ("reply", 1, res(17, b"two")), ("reply", 0, res(17, b"one")), ("hangup", 1)],
     "spool file out": [
         ("send", 0, req(9)), ("file", 0, res(11, b"H:1\0")[:12], b"q" * 70000)],
+    "status from the board": [
+        ("send", 0, req(15, b"H:x:7")), ("answered", 0),
+        ("send", 0, req(15, b"H:x:7") + req(15, b"H:x:8\0tail") + req(15, b"H:x:07")
+         + req(15, b"H:y:7") + req(15, b"H:x:99999999999999999999999"))],
+    "status waits for earlier answers": [
+        ("send", 0, req(16, b"first") + req(15, b"H:x:7"))],
     "empty packet types": [("send", 0, req(4, b"ignored") + req(9) + req(9, b"zz"))],
 }
 
@@ -84,6 +91,8 @@ def play(kind, steps, tmp_path):
             else:
                 if step[0] == "reply":
                     h.send(i, step[2])
+                elif step[0] == "answered":
+                    h.answered()
                 elif step[0] == "file":
                     files += 1
                     h.sendfile(i, step[2], step[3], f"c.{files}")
