@@ -403,7 +403,7 @@ keep(al_conn *c, const unsigned char *p, size_t n)
         free(c->in);
         c->in = in;
         c->in_cap = cap;
-    } else {
+    } else if (n) {
         memmove(c->in, p, n);
     }
     c->in_len = n;
