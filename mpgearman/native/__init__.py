@@ -5,6 +5,7 @@ Each C module has a twin with the same functions and the same behaviour:
     _scan  (scan.c)  <->  scan_py   framing scan of complete small packets
     _ring  (ring.c)  <->  ring_py   SPSC shared-memory ring operations
     _board (board.c) <->  board_py  job status board: seqlock slots, counters
+    _aloop (aloop.c ...) <-> acceptor/loop.py   the acceptor's event loop
 
 MPGEARMAN_PURE=1 forces the twins (tests run both ways).
 MPGEARMAN_REQUIRE_NATIVE=1 makes a missing C module an ImportError (CI sets it).
@@ -50,11 +51,10 @@ board, _board_impl = _choose("_board", "board_py")
 
 
 def _choose_loop():
-    """The acceptor's event loop: the C module _aloop, or None for its twin,
-    the Python loop of mpgearman/acceptor/loop.py. MPGEARMAN_ACCEPTOR_LOOP
-    =c asks for the C loop (=python, the default, for the twin);
-    MPGEARMAN_PURE=1 always runs the twin."""
-    if _PURE or os.environ.get("MPGEARMAN_ACCEPTOR_LOOP", "python") != "c":
+    """The acceptor's event loop: the C module _aloop (the default), or None
+    for its twin, the Python loop of mpgearman/acceptor/loop.py, which
+    MPGEARMAN_PURE=1 or MPGEARMAN_ACCEPTOR_LOOP=python choose."""
+    if _PURE or os.environ.get("MPGEARMAN_ACCEPTOR_LOOP", "c") == "python":
         return None
     try:
         return importlib.import_module(f"{__name__}._aloop")
