@@ -9,17 +9,13 @@
  * run() returns: when its time slice is over (heartbeat), a signal arrived,
  * or log lines are waiting.
  *
- * This file: the object, the turn, accepting, closing, back-pressure,
- * deadlines and lingering.  aconn_in.c decodes input, aconn_out.c writes.
+ * This file: the turn, polling masks, back-pressure, deadlines, the end of
+ * lingering; aloop.h says where the rest is.
  */
 #include "aloop.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <malloc.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -27,266 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TAG_LISTEN (1ULL << 32)
-#define TAG_BELL (2ULL << 32)
-#define TAG_INBOX (3ULL << 32)
-#define ACCEPT_PAUSE 0.1
-#define LINGER 5.0
-#define FULL_WAIT_MIN 0.001
-#define FULL_WAIT_MAX 0.016
-#define LOG_EVERY 60.0
+
 #define SWEEP 0.5
 #define IDLE_TIMEOUT 1.0
-#define RELEASE_ABOVE (1u << 20)
-
-static double
-mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-void
-al_log(al_loop *L, int level, const char *fmt, ...)
-{
-    char text[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    PyObject *item = Py_BuildValue("(is)", level, text);
-    if (item == NULL || PyList_Append(L->logs, item) < 0)
-        PyErr_Clear();
-    Py_XDECREF(item);
-}
-
-void
-al_figure(al_loop *L, int off, uint64_t value)
-{
-    if (L->fig)
-        atomic_store_explicit((_Atomic uint64_t *)((unsigned char *)L->fig + off), value,
-                              memory_order_relaxed);
-}
-
-/* What --max-spool-bytes bounds: the coordinator's held spool plus every
-   acceptor's bodies being written (counters.Counters.spool_in_use). */
-uint64_t
-al_spool_in_use(al_loop *L)
-{
-    unsigned char *base = L->ctr.buf;
-    uint32_t lines;
-    memcpy(&lines, base + MPG_CTR_LINES_OFF, 4);
-    uint64_t max_lines = ((uint64_t)L->ctr.len - MPG_CTR_PROCS_OFF) / MPG_CTR_LINE_SIZE;
-    if (lines > max_lines)
-        lines = (uint32_t)max_lines;
-#define CTR(line, off) atomic_load_explicit((_Atomic uint64_t *)(base + MPG_CTR_PROCS_OFF \
-    + (uint64_t)(line) * MPG_CTR_LINE_SIZE + (off)), memory_order_relaxed)
-    uint64_t sum = CTR(MPG_CTR_COORDINATOR, MPG_CTR_C_OFF);
-    for (uint32_t line = MPG_CTR_FIRST_ACCEPTOR; line < lines; line++)
-        sum += CTR(line, MPG_CTR_D_OFF);
-#undef CTR
-    return sum;
-}
-
-void
-al_reserve(al_loop *L, al_conn *c, uint64_t size)
-{
-    L->writing += size - c->reserved;
-    c->reserved = size;
-    al_figure(L, MPG_CTR_D_OFF, L->writing);
-}
-
-/* -- connections by id and by descriptor ------------------------------ */
-
-static inline uint64_t
-slot_of(al_loop *L, uint64_t id)
-{
-    return ((id ^ (id >> 29)) * 0x9E3779B97F4A7C15ULL >> 20) & L->hash_mask;
-}
-
-al_conn *
-al_find(al_loop *L, uint64_t id)
-{
-    al_conn *c = L->hash[slot_of(L, id)];
-    while (c && c->id != id)
-        c = c->hnext;
-    return c;
-}
-
-static int
-grow_hash(al_loop *L)
-{
-    uint64_t size = (L->hash_mask + 1) * 2;
-    al_conn **table = calloc(size, sizeof *table);
-    if (table == NULL)
-        return -1;
-    al_conn **old = L->hash;
-    uint64_t old_size = L->hash_mask + 1;
-    L->hash = table;
-    L->hash_mask = size - 1;
-    for (uint64_t i = 0; i < old_size; i++) {
-        while (old[i]) {
-            al_conn *c = old[i];
-            old[i] = c->hnext;
-            uint64_t s = slot_of(L, c->id);
-            c->hnext = table[s];
-            table[s] = c;
-        }
-    }
-    free(old);
-    return 0;
-}
-
-static int
-insert(al_loop *L, al_conn *c)
-{
-    if (c->fd >= L->by_fd_cap) {
-        int cap = L->by_fd_cap * 2 > c->fd + 1 ? L->by_fd_cap * 2 : c->fd + 1;
-        al_conn **t = realloc(L->by_fd, (size_t)cap * sizeof *t);
-        if (t == NULL)
-            return -1;
-        memset(t + L->by_fd_cap, 0, (size_t)(cap - L->by_fd_cap) * sizeof *t);
-        L->by_fd = t;
-        L->by_fd_cap = cap;
-    }
-    if (L->nconns >= L->hash_mask && grow_hash(L) < 0)
-        return -1;
-    uint64_t s = slot_of(L, c->id);
-    c->hnext = L->hash[s];
-    L->hash[s] = c;
-    L->by_fd[c->fd] = c;
-    L->nconns++;
-    return 0;
-}
-
-static void
-unlink_conn(al_loop *L, al_conn *c)
-{
-    al_conn **p = &L->hash[slot_of(L, c->id)];
-    while (*p && *p != c)
-        p = &(*p)->hnext;
-    if (*p)
-        *p = c->hnext;
-    L->by_fd[c->fd] = NULL;
-    L->nconns--;
-}
-
-/* Visit every connection (rare: sweeps, lingering, unmuting, shutdown). */
-#define FOR_EACH_CONN(L, c, body)                                          \
-    for (uint64_t i_ = 0; i_ <= (L)->hash_mask; i_++) {                    \
-        al_conn *next_;                                                    \
-        for (al_conn *c = (L)->hash[i_]; c; c = next_) {                   \
-            next_ = c->hnext;                                              \
-            body                                                           \
-        }                                                                  \
-    }
-
-/* -- records for the coordinator ---------------------------------------- */
-
-static int
-pend_add(al_loop *L, const unsigned char *h, size_t nh, const void *b, size_t nb)
-{
-    size_t need = 4 + nh + nb;
-    if (L->pend_pos && L->pend_pos == L->pend_len)
-        L->pend_pos = L->pend_len = 0;
-    if (L->pend_len + need > L->pend_cap) {
-        if (L->pend_pos) {
-            memmove(L->pend, L->pend + L->pend_pos, L->pend_len - L->pend_pos);
-            L->pend_len -= L->pend_pos;
-            L->pend_pos = 0;
-        }
-        size_t cap = L->pend_cap ? L->pend_cap : 65536;
-        while (cap < L->pend_len + need)
-            cap *= 2;
-        if (cap != L->pend_cap) {
-            unsigned char *p = realloc(L->pend, cap);
-            if (p == NULL)
-                return -1;
-            L->pend = p;
-            L->pend_cap = cap;
-        }
-    }
-    uint32_t n = (uint32_t)(nh + nb);
-    memcpy(L->pend + L->pend_len, &n, 4);
-    memcpy(L->pend + L->pend_len + 4, h, nh);
-    if (nb)
-        memcpy(L->pend + L->pend_len + 4 + nh, b, nb);
-    L->pend_len += need;
-    return 0;
-}
-
-/* Queue one record: kind, conn, then a and b.  Straight onto the ring
-   (published at the end of the turn) unless records already wait. */
-int
-al_emit(al_loop *L, uint8_t kind, uint64_t conn, const void *a, size_t na,
-        const void *b, size_t nb)
-{
-    unsigned char h[9 + 128];
-    if (na > 128)
-        return -1;
-    h[0] = kind;
-    memcpy(h + 1, &conn, 8);
-    if (na)
-        memcpy(h + 9, a, na);
-    L->records_in++;
-    if (L->pend_pos == L->pend_len) {
-        int rc = rc_write2(&L->rin, &L->tail, &L->headc, h, 9 + na, b, nb);
-        if (rc == 1) {
-            L->unpublished = 1;
-            return 0;
-        }
-        if (rc < 0) {
-            al_log(L, LOG_ERROR, "record of %zu bytes dropped: %s", 9 + na + nb,
-                   rc == -1 ? "larger than the ring takes" : "the ring is corrupt");
-            return -1;
-        }
-    }
-    if (pend_add(L, h, 9 + na, b, nb) < 0) {
-        al_log(L, LOG_ERROR, "out of memory: record dropped");
-        return -1;
-    }
-    return 0;
-}
-
-static void
-unmute_all(al_loop *L);
-
-static void
-publish(al_loop *L)
-{
-    if (L->pend_pos < L->pend_len) {
-        int moved = 0, rc = 1;
-        while (L->pend_pos < L->pend_len) {
-            uint32_t n;
-            memcpy(&n, L->pend + L->pend_pos, 4);
-            rc = rc_write2(&L->rin, &L->tail, &L->headc, L->pend + L->pend_pos + 4, n,
-                           NULL, 0);
-            if (rc == 0)
-                break;
-            if (rc < 0)
-                al_log(L, LOG_ERROR, "waiting record of %u bytes dropped", n);
-            L->pend_pos += 4 + (size_t)n;
-            L->unpublished = moved = 1;
-        }
-        if (moved)
-            L->full_wait = FULL_WAIT_MIN;
-        else
-            L->full_wait = L->full_wait * 2 < FULL_WAIT_MAX ? L->full_wait * 2 : FULL_WAIT_MAX;
-    }
-    if (L->unpublished) {
-        L->unpublished = 0;
-        rc_publish_tail(&L->rin, L->tail);
-        if (rc_writer_should_ring(&L->rin)) {
-            uint64_t one = 1;
-            if (write(L->coord_bell_fd, &one, 8) < 0 && errno != EAGAIN)
-                al_log(L, LOG_ERROR, "doorbell: %s", strerror(errno));
-        }
-    }
-    L->ring_full = L->pend_pos < L->pend_len;
-    if (L->nmuted && !L->ring_full)
-        unmute_all(L);
-}
 
 /* -- polling ------------------------------------------------------------- */
 
@@ -310,8 +49,8 @@ al_touch(al_loop *L, al_conn *c)
     }
 }
 
-static void
-untouch(al_loop *L, al_conn *c)
+void
+al_untouch(al_loop *L, al_conn *c)
 {
     if (!c->touched)
         return;
@@ -333,8 +72,8 @@ mute(al_loop *L, al_conn *c)
     al_set_mask(L, c, c->mask & ~(uint32_t)EPOLLIN);
 }
 
-static void
-unmute_all(al_loop *L)
+void
+al_unmute_all(al_loop *L)
 {
     FOR_EACH_CONN(L, c, {
         if (c->muted) {
@@ -346,164 +85,6 @@ unmute_all(al_loop *L)
         }
     })
     L->nmuted = 0;
-}
-
-static void
-update_listening(al_loop *L)
-{
-    int listen = !(L->accept_paused || L->at_capacity);
-    if (listen == L->listening)
-        return;
-    L->listening = listen;
-    for (int i = 0; i < L->nlisten; i++) {
-        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_LISTEN | (uint64_t)i};
-        epoll_ctl(L->ep, listen ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, L->lfds[i], &ev);
-    }
-}
-
-static void
-set_at_capacity(al_loop *L, int full)
-{
-    if (full == L->at_capacity)
-        return;
-    L->at_capacity = full;
-    double now = mono();
-    if (full && (L->capacity_logged < 0 || now - L->capacity_logged >= LOG_EVERY)) {
-        L->capacity_logged = now;
-        L->log_resume = 1;
-        al_log(L, LOG_WARNING, "%llu connections, this acceptor's share of "
-               "--max-connections: not accepting new ones until one closes",
-               (unsigned long long)L->nconns);
-    } else if (!full && L->log_resume) {
-        L->log_resume = 0;
-        al_log(L, LOG_INFO, "below %llu connections again: accepting",
-               (unsigned long long)L->capacity);
-    }
-    update_listening(L);
-}
-
-/* -- accepting and closing ------------------------------------------------ */
-
-static void
-peer_text(const struct sockaddr_storage *ss, char *out, size_t n)
-{
-    out[0] = 0;
-    if (ss->ss_family == AF_INET) {
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, out, (socklen_t)n);
-    } else if (ss->ss_family == AF_INET6) {
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, out, (socklen_t)n);
-        if (strncmp(out, "::ffff:", 7) == 0)
-            memmove(out, out + 7, strlen(out + 7) + 1);
-    }
-}
-
-static int
-out_of_fds(int err)
-{
-    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
-}
-
-static void
-accept_some(al_loop *L, int lfd)
-{
-    for (int i = 0; i < 256; i++) {
-        if (L->capacity && L->nconns >= L->capacity) {
-            set_at_capacity(L, 1);
-            return;
-        }
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof ss;
-        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-                return;
-            if (out_of_fds(errno)) {
-                al_log(L, LOG_ERROR, "accept failed (%s); pausing new connections",
-                       strerror(errno));
-                L->accept_paused = mono() + ACCEPT_PAUSE;
-                update_listening(L);
-            } else {
-                al_log(L, LOG_WARNING, "accept failed: %s", strerror(errno));
-            }
-            return;
-        }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        al_conn *c = calloc(1, sizeof *c);
-        if (c == NULL) {
-            close(fd);
-            return;
-        }
-        c->fd = fd;
-        c->id = (uint64_t)L->index << 56 | (uint64_t)(L->gen & 0xFFFF) << 40 | ++L->serial;
-        c->number = (uint64_t)fd * L->slots + L->index;
-        c->reading = 1;
-        c->mask = EPOLLIN;
-        c->spool_fd = -1;
-        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)fd};
-        if (insert(L, c) < 0 || epoll_ctl(L->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            if (L->by_fd_cap > fd && L->by_fd[fd] == c)
-                unlink_conn(L, c);
-            close(fd);
-            free(c);
-            continue;
-        }
-        char peer[INET6_ADDRSTRLEN + 8];
-        peer_text(&ss, peer, sizeof peer);
-        uint32_t number = (uint32_t)c->number;
-        al_emit(L, K_CONNECT, c->id, &number, 4, peer, strlen(peer));
-        c->last = L->records_in;
-        al_figure(L, MPG_CTR_A_OFF, L->serial);
-        al_figure(L, MPG_CTR_B_OFF, L->nconns);
-    }
-}
-
-void
-al_close_conn(al_loop *L, al_conn *c)
-{
-    if (c->lingering)
-        L->nlinger--;
-    if (c->muted)
-        L->nmuted--;
-    al_deadline_done(L, c);
-    untouch(L, c);
-    unlink_conn(L, c);
-    epoll_ctl(L->ep, EPOLL_CTL_DEL, c->fd, NULL);
-    if (c->out_bytes + c->in_len > RELEASE_ABOVE)
-        L->release = 1;
-    al_free_output(c);
-    al_spool_abort(L, c);
-    close(c->fd);
-    al_emit(L, K_CLOSED, c->id, NULL, 0, NULL, 0);
-    al_figure(L, MPG_CTR_B_OFF, L->nconns);
-    free(c->in);
-    free(c);
-    if (L->at_capacity && !L->stop && L->nconns < L->capacity)
-        set_at_capacity(L, 0);
-}
-
-/* Close our side, but keep reading (and dropping) what the peer still
-   sends for a while: unread input at close sends a RST that can destroy
-   the reply we just sent. */
-static void
-linger(al_loop *L, al_conn *c)
-{
-    if (c->lingering)
-        return;
-    if (shutdown(c->fd, SHUT_WR) < 0) {
-        al_close_conn(L, c);
-        return;
-    }
-    c->reading = 0;
-    al_deadline_done(L, c);
-    c->lingering = 1;
-    L->nlinger++;
-    c->linger_until = mono() + LINGER;
-    if (c->muted) {
-        c->muted = 0;
-        L->nmuted--;
-    }
-    al_set_mask(L, c, EPOLLIN);
 }
 
 /* -- the turn ------------------------------------------------------------- */
@@ -528,7 +109,7 @@ event(al_loop *L, uint64_t tag, uint32_t mask)
     if (tag >= TAG_LISTEN) {
         uint64_t kind = tag & ~0xffffffffULL;
         if (kind == TAG_LISTEN)
-            accept_some(L, L->lfds[tag & 0xffffffffULL]);
+            al_accept(L, L->lfds[tag & 0xffffffffULL]);
         else if (kind == TAG_BELL) {
             uint64_t v;
             if (read(L->bell_fd, &v, 8) < 0 && errno != EAGAIN)
@@ -597,7 +178,7 @@ flush_touched(al_loop *L)
             continue;
         }
         if (rc == 1 && c->closing) {
-            linger(L, c);
+            al_linger(L, c);
             continue;
         }
         int reading = c->reading && !c->closing && !c->muted;
@@ -626,7 +207,7 @@ sweep(al_loop *L)
 static void
 end_lingering(al_loop *L)
 {
-    double now = mono();
+    double now = al_now();
     FOR_EACH_CONN(L, c, {
         if (c->lingering && c->linger_until <= now)
             al_close_conn(L, c);
@@ -645,7 +226,7 @@ timeout_ms(al_loop *L, double end)
         t = ACCEPT_PAUSE;
     else
         t = L->ndue ? SWEEP : IDLE_TIMEOUT;
-    double left = end - mono();
+    double left = end - al_now();
     if (left < t)
         t = left > 0 ? left : 0;
     return (int)(t * 1000 + 0.999);
@@ -665,16 +246,16 @@ turn(al_loop *L, double end)
         L->stop = 1;          /* a signal: let Python's handlers run */
         n = 0;
     }
-    L->now = mono();
+    L->now = al_now();
     L->turn_read = 0;
     for (int i = 0; i < n; i++)
         event(L, evs[i].data.u64, evs[i].events);
     drain_outbound(L);
     flush_touched(L);
-    publish(L);
+    al_publish(L);
     if (L->accept_paused && L->now >= L->accept_paused) {
         L->accept_paused = 0;
-        update_listening(L);
+        al_update_listening(L);
     }
     if (L->ndue && L->now >= L->next_sweep)
         sweep(L);
@@ -699,7 +280,7 @@ loop_run(al_loop *L, PyObject *const *args, Py_ssize_t nargs)
     double seconds = PyFloat_AsDouble(args[0]);
     if (seconds == -1 && PyErr_Occurred())
         return NULL;
-    double end = mono() + seconds;
+    double end = al_now() + seconds;
     L->stop = 0;
     do {
         if (turn(L, end) < 0)
@@ -725,7 +306,7 @@ loop_close_all(al_loop *L, PyObject *const *Py_UNUSED(args), Py_ssize_t Py_UNUSE
 {
     L->stop = 1;
     FOR_EACH_CONN(L, c, { al_close_conn(L, c); })
-    publish(L);
+    al_publish(L);
     Py_RETURN_NONE;
 }
 

@@ -1,6 +1,8 @@
 /* The acceptor's native event loop (module _aloop): shared declarations of
- * aloop.c (the loop, accepting, the rings, closing), aconn_in.c (bytes in
- * -> records) and aconn_out.c (records -> bytes out).
+ * aloop.c (the turn), atable.c (connections by id and fd), arecords.c
+ * (records to the coordinator, logs, figures), aaccept.c (accepting and
+ * closing), aconn_in.c (bytes in -> records), aconn_out.c (records ->
+ * bytes out), astatus.c (local GET_STATUS), aloop_py.c (the Python type).
  *
  * Behaviour is that of mpgearman/acceptor/ (the pure-Python twin): read
  * that package's docstrings for the why; the comments here say the how.
@@ -12,6 +14,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include "ringcore.h"
 
@@ -123,18 +126,55 @@ typedef struct {
     uint64_t records_in, records_out, writes;
 } al_loop;
 
-/* aloop.c */
+#define ACCEPT_PAUSE 0.1
+/* epoll data of what is not a connection (whose data is its fd) */
+#define TAG_LISTEN (1ULL << 32)
+#define TAG_BELL (2ULL << 32)
+#define TAG_INBOX (3ULL << 32)
+
+static inline double
+al_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+#define FOR_EACH_CONN(L, c, body)                                          \
+    for (uint64_t i_ = 0; i_ <= (L)->hash_mask; i_++) {                    \
+        al_conn *next_;                                                    \
+        for (al_conn *c = (L)->hash[i_]; c; c = next_) {                   \
+            next_ = c->hnext;                                              \
+            body                                                           \
+        }                                                                  \
+    }
+
+/* aloop.c: the turn */
+void al_touch(al_loop *L, al_conn *c);
+void al_untouch(al_loop *L, al_conn *c);
+void al_set_mask(al_loop *L, al_conn *c, uint32_t mask);
+void al_unmute_all(al_loop *L);
+
+/* atable.c */
+al_conn *al_find(al_loop *L, uint64_t id);
+int al_insert(al_loop *L, al_conn *c);
+void al_unlink(al_loop *L, al_conn *c);
+
+/* arecords.c */
+void al_publish(al_loop *L);
 void al_log(al_loop *L, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int al_emit(al_loop *L, uint8_t kind, uint64_t conn, const void *a, size_t na,
             const void *b, size_t nb);
-void al_touch(al_loop *L, al_conn *c);
-void al_set_mask(al_loop *L, al_conn *c, uint32_t mask);
-void al_close_conn(al_loop *L, al_conn *c);
-al_conn *al_find(al_loop *L, uint64_t id);
 void al_reserve(al_loop *L, al_conn *c, uint64_t size);
 void al_figure(al_loop *L, int off, uint64_t value);
 uint64_t al_spool_in_use(al_loop *L);
+
+/* aaccept.c */
+void al_accept(al_loop *L, int lfd);
+void al_close_conn(al_loop *L, al_conn *c);
+void al_linger(al_loop *L, al_conn *c);
+void al_update_listening(al_loop *L);
 
 PyObject *loop_run(al_loop *L, PyObject *const *args, Py_ssize_t nargs);
 PyObject *loop_take_logs(al_loop *L, PyObject *const *args, Py_ssize_t nargs);

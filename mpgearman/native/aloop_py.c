@@ -41,7 +41,7 @@ setup_listeners(al_loop *L, PyObject *fds)
             return -1;
         }
         L->lfds[i] = (int)fd;
-        if (watch(L, (int)fd, (1ULL << 32) | (uint64_t)i) < 0) {
+        if (watch(L, (int)fd, TAG_LISTEN | (uint64_t)i) < 0) {
             Py_DECREF(seq);
             return -1;
         }
@@ -184,8 +184,8 @@ loop_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     if (PyObject_GetBuffer(segment, &L->seg, PyBUF_WRITABLE) < 0
         || setup_rings(L, in_off, out_off) < 0 || setup_counters(L, counters, line) < 0
         || setup_board(L, board, prefix, nprefix) < 0
-        || setup_listeners(L, fds) < 0 || watch(L, bell, 2ULL << 32) < 0
-        || watch(L, inbox, 3ULL << 32) < 0) {
+        || setup_listeners(L, fds) < 0 || watch(L, bell, TAG_BELL) < 0
+        || watch(L, inbox, TAG_INBOX) < 0) {
         Py_DECREF(L);
         return NULL;
     }

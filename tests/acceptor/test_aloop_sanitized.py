@@ -13,7 +13,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 NATIVE = REPO / "mpgearman" / "native"
-SOURCES = ["aloop.c", "aconn_in.c", "aconn_out.c", "astatus.c", "aloop_py.c"]
+SOURCES = ["aloop.c", "atable.c", "arecords.c", "aaccept.c", "aconn_in.c", "aconn_out.c", "astatus.c", "aloop_py.c"]
 
 CHILD = r"""
 import importlib.util, os, pathlib, random, sys, tempfile
