@@ -9,6 +9,7 @@ payloads arrive and leave as spool-file names.
 import logging
 import select
 
+from .. import process
 from ..acceptor.spool import SpoolNames
 from ..ipc import layout, messages
 from ..protocol.encoder import encode
@@ -21,6 +22,9 @@ log = logging.getLogger(__name__)
 
 IDLE_TIMEOUT = 1.0   # safety net only: wake-ups come from the doorbell
 BATCH = 256
+# A connection that registered more functions than this closed: hand the
+# memory its registrations held back to the system at the end of the turn.
+RELEASE_ABOVE = 10_000
 # The answers to a request whose handling failed (before its connection closes).
 INTERNAL_ERROR = encode(T.ERROR, b"SERVER_ERROR", b"Internal server error")
 INTERNAL_ERROR_TEXT = b"ERR SERVER_ERROR Internal+server+error\r\n"
@@ -60,6 +64,7 @@ class CoordinatorLoop:
         self.piece = max(layout.max_payload(self.rings_out[0].capacity) // 2, self.merge_limit) \
             if n else self.merge_limit
         self.running = True
+        self.release = False      # give freed memory back at the end of the turn
         self.deadline = None
         self.ep = select.epoll()
         for fd in (my_bell.fileno(), control.fileno(), inbox.fileno()):
@@ -95,6 +100,9 @@ class CoordinatorLoop:
             self._publish()
             if self.figures is not None and self.core.functions.dirty:
                 self._publish_figures()
+            if self.release:
+                self.release = False
+                process.release_freed_memory()
             if heartbeat:
                 heartbeat()
 
@@ -188,6 +196,9 @@ class CoordinatorLoop:
 
     def _on_closed(self, i, conn, _rest):
         self.conns[i].discard(conn)
+        c = self.core.conns.get(conn)
+        if c is not None and len(c.funcs) > RELEASE_ABOVE:
+            self.release = True
         self.core.disconnect(conn)
 
     # -- outbound -------------------------------------------------------------
