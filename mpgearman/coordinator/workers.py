@@ -284,3 +284,20 @@ class Deadlines:
 
 def timeout_seconds(timeout_ms: int) -> float:
     return max(timeout_ms, MIN_TIMEOUT_MS) / 1000.0
+
+
+def staffing(conns) -> dict:
+    """Function -> [busy, idle]: the connections registered for it that run
+    a job (of any function) and those that run none. A walk over every
+    registration: for the `stats` command and a publication at most once a
+    second, never a job's path."""
+    counts = {}
+    for c in conns:
+        if c.funcs:
+            k = 0 if c.running else 1
+            for fn in c.funcs:
+                pair = counts.get(fn)
+                if pair is None:
+                    pair = counts[fn] = [0, 0]
+                pair[k] += 1
+    return counts
