@@ -38,7 +38,7 @@ from .actions import Close, Send, SendSpooled
 from .admin import run_admin
 from .dispatch import TABLE, not_expected
 from .jobtable import Job, JobTable
-from .queues import BOUNDS, HIST_LEN, FunctionTable
+from .queues import BOUNDS, FunctionTable
 from .spoolref import SpoolOps, SpoolRef, release_args, release_data
 from .workers import NOOP, Conn, Deadlines, Registry, timeout_seconds
 
@@ -247,9 +247,7 @@ class Core:
             self.board.show(job.no, True, job.num, job.den)
         now = self.clock()
         wait, job.since = now - job.since, now
-        hist = fn.waits
-        if hist is None:
-            hist = fn.waits = [0] * HIST_LEN
+        hist = fn.waits     # made with its queues (FunctionTable.push)
         if wait < 0:        # the clock was set back
             wait = 0.0
         hist[bisect_left(BOUNDS, wait)] += 1
@@ -330,8 +328,6 @@ class Core:
         if worker is not None:
             run = self.clock() - job.since
             hist = fn.runs
-            if hist is None:
-                hist = fn.runs = [0] * HIST_LEN
             if run < 0:
                 run = 0.0
             hist[bisect_left(BOUNDS, run)] += 1

@@ -50,7 +50,8 @@ class Function:
         "slot",           # its counters slot, None until first published
         "shown",          # figures it last added to the overflow bucket, None = zeros
         # Latency: histograms (see BOUNDS) of the wait (queued -> assigned)
-        # and run (assigned -> ended) times, None until the first one; and
+        # and run (assigned -> ended) times, None until its first job is
+        # queued (then kept, like the counters); and
         # the workers registered for it that run a job (busy) or not (idle),
         # counted by coordinator/figures.py at most once a second.
         "waits", "runs", "busy", "idle",
@@ -134,6 +135,8 @@ class FunctionTable:
         queues = fn.queues
         if queues is None:
             queues = fn.queues = (deque(), deque(), deque())
+            if fn.waits is None:      # kept for good, like the counters
+                fn.waits, fn.runs = [0] * HIST_LEN, [0] * HIST_LEN
         queues[job.prio].append(job)
         if not fn.queued:
             self.ready.add(fn)

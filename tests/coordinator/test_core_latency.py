@@ -65,7 +65,7 @@ def test_a_requeued_job_waits_again_from_its_requeue(pub):
     h.clock.advance(7)
     h.core.disconnect(w)                    # requeued at T0 + 9, no run recorded
     fn = h.core.functions.by_name[b"f"]
-    assert fn.oldest() == T0 + 9 and fn.runs is None
+    assert fn.oldest() == T0 + 9 and fn.runs == hist()
     h.clock.advance(0.5)
     h.grab_handle(h.worker(b"f"))
     assert fn.waits == pytest.approx(hist(2, 0.5))
