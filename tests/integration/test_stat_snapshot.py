@@ -30,7 +30,7 @@ def _worker(server, names, stop):
         while not stop.is_set():
             pkt = w.call(T.GRAB_JOB)
             if pkt.type == T.JOB_ASSIGN:
-                w.send_packet(T.WORK_COMPLETE, pkt.args()[0], b"")
+                w.send_packet(T.WORK_COMPLETE, pkt.args[0], b"")
 
 
 def test_each_sample_under_load_is_one_moment(mpgearman_server, unique_name):
