@@ -48,7 +48,8 @@ def test_rates_and_cpu_share_from_two_samples():
     assert [(p["role"], p["index"], p["cpu_percent"]) for p in doc["processes"]] == [
         ("supervisor", 0, 0.0), ("acceptor", 1, 50.0)]
     assert doc["totals"] == {"functions": 1, "queued": 3, "running": 1, "workers": 2,
-                             "queued_by_priority": {"high": 1, "normal": 2, "low": 0}}
+                             "queued_by_priority": {"high": 1, "normal": 2, "low": 0},
+                             "oldest_age_seconds": None}
     text = render.as_text(doc)
     assert "up 1h02m05s, 3 connections (9 accepted)" in text
     assert "jobs/s over 2.0 s: 50.0 submitted" in text
@@ -156,3 +157,63 @@ def test_lines_that_do_not_parse_are_reported_and_the_rest_is_read():
                            "(queued > 2), 2 unreadable lines |")
     assert render.check(document("h:1", sample(1.0, 0, "0")), None, None, None, None, None)[1] \
         .startswith("MPGEARMAN OK - 3 jobs queued, 2 workers |")
+
+
+def doc_aged(age, kind_stats=True):
+    fn = {"queued": 1, "queued_by_priority": None, "running": 0, "workers": 0,
+          "oldest_age_seconds": age}
+    return document("h:1", sample(1.0, 0, "0", {"f": fn}, stats=kind_stats))
+
+
+@pytest.mark.parametrize("age,limits,state", [
+    (None, (10, 20), render.OK),            # nothing queued
+    (10.0, (10, 20), render.OK),
+    (10.5, (10, 20), render.WARNING),
+    (21.0, (10, 20), render.CRITICAL),
+    (21.0, (None, 20), render.CRITICAL),
+])
+def test_check_oldest_job_age(age, limits, state):
+    for function in ("f", None):
+        got, line = render.check(doc_aged(age), function, None, None, None, None, *limits)
+        assert got == state, line
+        assert f"oldest waited {age or 0:.1f} s" in line
+        assert f" oldest={age or 0:.3f}s;{limits[0] or ''};{limits[1]};0" in line
+    if state == render.CRITICAL:
+        assert "(oldest job waited > 20 s)" in line
+
+
+def test_check_oldest_job_age_of_gearmand_is_unknown():
+    state, line = render.check(doc_aged(None, kind_stats=False), "f", None, None, None, None,
+                               None, 5)
+    assert state == render.UNKNOWN
+    assert line == "MPGEARMAN UNKNOWN - gearmand does not tell how long jobs have waited"
+
+
+def test_p95_over_the_interval_and_the_latency_columns():
+    def hist(counts, total):
+        running, buckets = 0, {}
+        for bound, n in zip(["0.1", "1.0", "+Inf"], counts):
+            running += n
+            buckets[bound] = running
+        return {"count": running, "sum_seconds": total, "buckets": buckets}
+
+    def fn(wait, run, age):
+        return {"queued": 1, "queued_by_priority": {"high": 0, "normal": 1, "low": 0},
+                "running": 1, "workers": 2, "busy_workers": 1, "idle_workers": 1,
+                "epoch_waiting": 0, "oldest_age_seconds": age,
+                "wait_seconds": wait, "run_seconds": run}
+    before = sample(10.0, 0, "1", {"f": fn(hist([100, 0, 0], 1), hist([0, 0, 0], 0), 2.0)})
+    after = sample(11.0, 0, "1", {"f": fn(hist([100, 10, 0], 5), hist([0, 0, 4], 90), 3.25)})
+    doc = document("h:1", after, before)
+    f = doc["functions"]["f"]
+    assert f["wait_p95_seconds"] == pytest.approx(0.955)     # the 10 jobs of the interval
+    assert f["run_p95_seconds"] == 1.0       # beyond the last bound: that bound
+    assert doc["totals"]["oldest_age_seconds"] == 3.25
+    table = [line.split() for line in render.as_text(doc).splitlines()
+             if line.startswith(("FUNCTION", "f ", "TOTAL"))]
+    assert table[0][-5:] == ["BUSY", "IDLE", "OLDEST", "WAIT95", "RUN95"]
+    assert table[1][-5:] == ["1", "1", "3.25s", "0.955s", "1s"]
+    assert table[2][-1] == "3.25s"
+    alone = document("h:1", after)            # one sample: since the server started
+    # rank 104.5 of 110: 4.5 of the 10 jobs between 0.1 and 1.0 s
+    assert alone["functions"]["f"]["wait_p95_seconds"] == pytest.approx(0.505)

@@ -89,15 +89,20 @@ def _watch(server, timeout, every) -> None:
               help="Check mode: WARNING when more than N jobs are queued.")
 @click.option("--crit-queued", type=click.IntRange(0), metavar="N",
               help="Check mode: CRITICAL when more than N jobs are queued.")
+@click.option("--warn-oldest", type=click.FloatRange(0), metavar="SECONDS",
+              help="Check mode: WARNING when a queued job has waited more than SECONDS.")
+@click.option("--crit-oldest", type=click.FloatRange(0), metavar="SECONDS",
+              help="Check mode: CRITICAL when a queued job has waited more than SECONDS.")
 @click.option("--warn-workers-below", type=click.IntRange(0), metavar="N",
               help="Check mode: WARNING when fewer than N workers are available.")
 @click.option("--crit-workers-below", type=click.IntRange(0), metavar="N",
               help="Check mode: CRITICAL when fewer than N workers are available.")
 def stat(server, timeout, interval, watch, as_json, function, warn_queued, crit_queued,
-         warn_workers_below, crit_workers_below):
+         warn_oldest, crit_oldest, warn_workers_below, crit_workers_below):
     """Show queues, workers and (for mpgearman) rates and processes of a
     job server; with a threshold option, act as a Nagios/Icinga check."""
-    limits = (warn_queued, crit_queued, warn_workers_below, crit_workers_below)
+    limits = (warn_queued, crit_queued, warn_workers_below, crit_workers_below,
+              warn_oldest, crit_oldest)
     checking = any(v is not None for v in limits)
     if sum((checking, as_json, watch is not None)) > 1:
         raise click.UsageError("--json, --watch and the threshold options do not combine")

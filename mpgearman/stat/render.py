@@ -52,28 +52,52 @@ def _header(doc: dict) -> list:
     return lines
 
 
+def _seconds(value) -> str:
+    """A latency for the table: "-" for none, else 3 significant figures."""
+    if value is None:
+        return "-"
+    if value >= 3600:
+        return _duration(value)
+    return f"{value:.3g}s" if value < 100 else f"{value:.0f}s"
+
+
+LATENCY_HEAD = ("BUSY", "IDLE", "OLDEST", "WAIT95", "RUN95")
+
+
+def _latency(fn: dict) -> tuple:
+    """The latency cells of a function of mpgearman (busy and idle workers,
+    age of the oldest queued job, 95th percentile wait and run times)."""
+    return (fn["busy_workers"], fn["idle_workers"], _seconds(fn["oldest_age_seconds"]),
+            _seconds(fn.get("wait_p95_seconds")), _seconds(fn.get("run_p95_seconds")))
+
+
 def _function_table(doc: dict) -> list:
     rows = [(name, fn) for name, fn in doc["functions"].items()]
     t = doc["totals"]
     total = f"TOTAL ({t['functions']})"
     width = max([len(name) for name, _ in rows] + [8, len(total)])
     prio = doc["totals"]["queued_by_priority"] is not None
+    latency = doc["kind"] == "mpgearman" and all("busy_workers" in fn for _, fn in rows)
 
-    def row(name, queued, by_prio, running, workers):
+    def row(name, queued, by_prio, running, workers, extra=None):
         cells = [f"{name:<{width}}", f"{queued:>8}"]
         if prio:
             cells += [f"{v:>7}" for v in by_prio] if by_prio else [f"{'-':>7}"] * 3
-        return " ".join(cells + [f"{running:>8}", f"{workers:>8}"])
+        cells += [f"{running:>8}", f"{workers:>8}"]
+        if latency:
+            cells += [f"{v:>7}" for v in extra or ("", "", "", "", "")]
+        return " ".join(cells).rstrip()
 
     lines = [row("FUNCTION", "QUEUED", ("HIGH", "NORMAL", "LOW") if prio else None,
-                 "RUNNING", "WORKERS")]
+                 "RUNNING", "WORKERS", LATENCY_HEAD)]
     for name, fn in rows:
         qp = fn["queued_by_priority"]
         lines.append(row(name, fn["queued"], qp and tuple(qp.values()), fn["running"],
-                         fn["workers"]))
+                         fn["workers"], latency and _latency(fn)))
     qp = t["queued_by_priority"]
+    oldest = ("", "", _seconds(t.get("oldest_age_seconds")), "", "")
     lines.append(row(total, t["queued"], qp and tuple(qp.values()),
-                     t["running"], t["workers"]))
+                     t["running"], t["workers"], oldest))
     return lines
 
 
@@ -108,15 +132,22 @@ def as_text(doc: dict) -> str:
 # -- Nagios / Icinga ----------------------------------------------------------------
 
 def check(doc: dict, function: str | None, warn_queued, crit_queued,
-          warn_workers, crit_workers) -> tuple:
-    """(state, line): queued above a threshold or workers below one; the
-    figures are the function's with `function`, else the totals (workers =
-    connections that registered at least one function)."""
+          warn_workers, crit_workers, warn_oldest=None, crit_oldest=None) -> tuple:
+    """(state, line): queued above a threshold, workers below one, or the
+    oldest queued job older than one (seconds); the figures are the
+    function's with `function`, else the totals (workers = connections that
+    registered at least one function; oldest = over all functions)."""
     if function is not None:
         fn = doc["functions"].get(function, {"queued": 0, "workers": 0})
         queued, workers, what = fn["queued"], fn["workers"], f"function {function}: "
+        oldest = fn.get("oldest_age_seconds")
     else:
         queued, workers, what = doc["totals"]["queued"], doc["totals"]["workers"], ""
+        oldest = doc["totals"].get("oldest_age_seconds")
+    ages = warn_oldest is not None or crit_oldest is not None
+    if ages and doc["kind"] != "mpgearman":
+        return UNKNOWN, unknown(f"{doc['kind']} does not tell how long jobs have waited")
+    oldest = oldest or 0.0
     state, reasons = OK, []
     for value, limit, level, text in (
             (queued, crit_queued, CRITICAL, f"queued > {crit_queued}"),
@@ -124,6 +155,11 @@ def check(doc: dict, function: str | None, warn_queued, crit_queued,
         if limit is not None and value > limit:
             state = max(state, level)
             reasons.append(text)
+            break
+    for limit, level in ((crit_oldest, CRITICAL), (warn_oldest, WARNING)):
+        if limit is not None and oldest > limit:
+            state = max(state, level)
+            reasons.append(f"oldest job waited > {limit:g} s")
             break
     for value, limit, level, text in (
             (workers, crit_workers, CRITICAL, f"workers < {crit_workers}"),
@@ -133,6 +169,8 @@ def check(doc: dict, function: str | None, warn_queued, crit_queued,
             reasons.append(text)
             break
     summary = f"{what}{queued} jobs queued, {workers} workers"
+    if ages:
+        summary += f", oldest waited {oldest:.1f} s"
     if reasons:
         summary += " (" + ", ".join(reasons) + ")"
     bad = len(doc.get("unreadable") or ())
@@ -141,6 +179,8 @@ def check(doc: dict, function: str | None, warn_queued, crit_queued,
     perf = (f"queued={queued};{_limit(warn_queued)};{_limit(crit_queued)};0 "
             f"workers={workers};{_limit(warn_workers, below=True)};"
             f"{_limit(crit_workers, below=True)};0")
+    if ages:
+        perf += f" oldest={oldest:.3f}s;{_limit(warn_oldest)};{_limit(crit_oldest)};0"
     return state, f"{CHECK} {STATE_NAMES[state]} - {summary} | {perf}"
 
 
