@@ -187,12 +187,9 @@ def stats_pairs(core) -> list:
 
 def _function_lines(core) -> list:
     now = core.clock()
-    staff = staffing(core.conns.values())
-    return [function_line(fn, now, staff.get(fn, NOBODY))
+    busy, idle = staffing(core.conns.values())
+    return [function_line(fn, now, (busy[fn], idle[fn]))
             for fn in core.functions.by_name.values()]
-
-
-NOBODY = (0, 0)
 
 
 def _hist(hist) -> bytes:

@@ -18,7 +18,10 @@ its counters, so they never go backwards.
 Busy and idle workers per function change with every job a worker starts
 or ends, for each function it registered: counting them on the job path
 would cost a worker's number of functions per job, so count_workers()
-walks the registrations instead, at most once a second (the loop decides).
+walks the registrations instead, at most once a second (the loop decides),
+and compares only the functions with a slot of their own (so a worker of
+thousands of functions going busy publishes at most the table). The
+overflow bucket has no busy and idle workers, as it has no oldest job.
 
 The bucket is a running sum: each of its functions remembers the figures it
 last added (Function.shown, None for all zeros) and a change adds only the
@@ -68,21 +71,16 @@ class Figures:
         self.overflowed = 0      # functions placed in the bucket
         self.shared = {}         # figures of job-less functions -> one shared tuple
         self.warned = False
-        self.staffed = {}        # Function -> [busy, idle] of the last count
 
     def count_workers(self, conns, dirty: dict) -> None:
-        """Count busy and idle workers per function again; the functions
-        whose figures changed are marked in `dirty`."""
-        counts = staffing(conns)
-        for fn in self.staffed:
-            if fn not in counts:
-                fn.busy = fn.idle = 0
+        """Count busy and idle workers again for the functions with a slot
+        of their own; those whose figures changed are marked in `dirty`."""
+        busy, idle = staffing(conns)
+        for fn in self.by_name.values():
+            now_busy, now_idle = busy[fn], idle[fn]
+            if fn.busy != now_busy or fn.idle != now_idle:
+                fn.busy, fn.idle = now_busy, now_idle
                 dirty[fn] = None
-        for fn, (busy, idle) in counts.items():
-            if fn.busy != busy or fn.idle != idle:
-                fn.busy, fn.idle = busy, idle
-                dirty[fn] = None
-        self.staffed = counts
 
     def publish(self, dirty: dict) -> None:
         """Write the figures of every function in `dirty`, then empty it."""

@@ -109,12 +109,14 @@ class CoordinatorLoop:
         if dirty:
             self.recount = True
         try:
+            if dirty:               # first: a new function gets its slot
+                self.figures.publish(dirty)
             now = time.monotonic()
             if self.recount and now - self.counted >= RECOUNT_EVERY:
                 self.recount, self.counted = False, now
                 self.figures.count_workers(self.core.conns.values(), dirty)
-            if dirty:
-                self.figures.publish(dirty)
+                if dirty:
+                    self.figures.publish(dirty)
         except Exception:
             log.exception("publishing the function figures failed; they may be stale")
             dirty.clear()

@@ -105,6 +105,7 @@ def test_busy_and_idle_workers_are_counted_per_function(pub):
     a, b = h.worker(b"f", b"g"), h.worker(b"f")
     h.submit(c, b"g", ptype=T.SUBMIT_JOB_BG)
     handle = h.grab_handle(a)
+    h.publish()             # only functions with a slot of their own are counted
     h.figures.count_workers(h.core.conns.values(), h.core.functions.dirty)
     shown = h.publish()
     assert (shown["f"]["busy"], shown["f"]["idle"]) == (1, 1)
@@ -161,3 +162,21 @@ def test_a_clock_set_back_counts_as_no_wait(pub):
     h.clock.advance(-5)
     h.grab_handle(w)
     assert h.core.functions.by_name[b"f"].waits == hist(0)
+
+
+def test_busy_and_idle_go_to_slotted_functions_only(pub, monkeypatch):
+    """A worker of thousands of functions going busy changes the figures
+    of at most the table's functions; the bucket shows no busy or idle."""
+    h = pub
+    c, w = h.conn(), h.conn()
+    for i in range(3000):
+        h.send(w, T.CAN_DO, b"many-%d" % i)
+    h.publish()
+    h.submit(c, b"many-2999", ptype=T.SUBMIT_JOB_BG)
+    h.grab_handle(w)
+    h.publish()
+    h.figures.count_workers(h.core.conns.values(), h.core.functions.dirty)
+    assert len(h.core.functions.dirty) == 2       # the two slots of the table
+    shown = h.publish()
+    assert (shown["many-0"]["busy"], shown["many-1"]["busy"]) == (1, 1)
+    assert (shown["__other__"]["busy"], shown["__other__"]["idle"]) == (0, 0)
