@@ -14,14 +14,17 @@ byte in one of them (a newline, say) cannot break a listing or make a
 function impossible to name. `shutdown` is deliberately
 absent: 1.1.20 no longer has it.
 """
+from itertools import chain
+
 from ..protocol import admin as text
 from .actions import Send
 from .cnum import atoi
-from .queues import BOUNDS
+from .queues import BOUNDS, HIST_LEN
 from .workers import staffing
 
 _END = text.END
 CHUNK = 64 * 1024     # bytes per piece of a listing
+HIST = b"%d," * (HIST_LEN - 1) + b"%.6f"    # a histogram in a `stats` function line
 
 
 def run_admin(core, c, line: bytes, crlf: bool) -> None:
@@ -161,7 +164,7 @@ def stats(core, words):
     line per function (function_line), then ".". All of it is one moment:
     `mpgearman stat` reads everything it shows of an mpgearman here."""
     pairs = [b"%s %s\n" % (str(k).encode(), str(v).encode()) for k, v in stats_pairs(core)]
-    return listing(pairs + _function_lines(core))
+    return listing(chain(pairs, _function_lines(core)))
 
 
 def stats_pairs(core) -> list:
@@ -185,17 +188,17 @@ def stats_pairs(core) -> list:
     return pairs + list(core.extra_stats())
 
 
-def _function_lines(core) -> list:
+def _function_lines(core):
     now = core.clock()
     busy, idle = staffing(core.conns.values())
-    return [function_line(fn, now, (busy[fn], idle[fn]))
-            for fn in core.functions.by_name.values()]
+    for fn in core.functions.by_name.values():
+        yield function_line(fn, now, (busy[fn], idle[fn]))
 
 
 def _hist(hist) -> bytes:
-    if hist is None:
+    if hist is None or not any(hist):
         return b"0"
-    return b"%s,%.6f" % (b",".join(b"%d" % n for n in hist[:-1]), hist[-1])
+    return HIST % tuple(hist)
 
 
 def function_line(fn, now: float, staff) -> bytes:

@@ -168,7 +168,7 @@ def test_stats_admin_command_adds_up(p):
                                         "30.0,60.0,300.0,900.0,3600.0"}
     # queued high, normal, low, running, workers, busy, idle, epoch waiting,
     # oldest age, wait and run histograms: g's job waited and ran 0 s
-    zero, none = "1" + ",0" * 14 + ",0.000000", "0" + ",0" * 14 + ",0.000000"
+    zero, none = "1" + ",0" * 14 + ",0.000000", "0"
     assert lines[-2:] == [f"function\tf\t0\t1\t0\t0\t1\t0\t1\t0\t12.500\t{none}\t{none}",
                           f"function\tg\t0\t0\t0\t0\t1\t0\t1\t0\t-\t{zero}\t{zero}"]
     h.core.extra_stats = lambda: [("process.coordinator.0.pid", 42)]
