@@ -217,3 +217,23 @@ def test_p95_over_the_interval_and_the_latency_columns():
     alone = document("h:1", after)            # one sample: since the server started
     # rank 104.5 of 110: 4.5 of the 10 jobs between 0.1 and 1.0 s
     assert alone["functions"]["f"]["wait_p95_seconds"] == pytest.approx(0.505)
+
+
+def test_one_stats_answer_gives_the_whole_sample():
+    from mpgearman.stat.probe import from_stats
+    lines = [b"version 0.1.0", b"jobs_queued 3", b"worker_connections 2",
+             b"latency_buckets 0.1,1.0",
+             b"function\tsay hi\\x0a\t1\t2\t0\t1\t3\t1\t1\t1\t4.500\t2,1,0,0.700000\t0",
+             b"function\tbroken\t1"]
+    got = from_stats(lines)
+    assert got["version"] == "0.1.0" and got["worker_connections"] == 2
+    assert got["stats"]["jobs_queued"] == "3"
+    assert got["functions"] == {"say hi\\x0a": {
+        "queued": 3, "queued_by_priority": {"high": 1, "normal": 2, "low": 0},
+        "running": 1, "workers": 3, "busy_workers": 1, "idle_workers": 1,
+        "epoch_waiting": 1, "oldest_age_seconds": 4.5,
+        "wait_seconds": {"count": 3, "sum_seconds": 0.7,
+                         "buckets": {"0.1": 2, "1.0": 3, "+Inf": 3}},
+        "run_seconds": {"count": 0, "sum_seconds": 0.0,
+                        "buckets": {"0.1": 0, "1.0": 0, "+Inf": 0}}}}
+    assert got["unreadable"] == [{"command": "stats", "line": "function\tbroken\t1"}]
