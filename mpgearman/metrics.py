@@ -272,13 +272,17 @@ def app(reg):
             return _plain(start_response, "405 Method Not Allowed",
                           "Use GET or HEAD\n", [("Allow", "GET, HEAD")])
         environ = dict(environ, REQUEST_METHOD="GET")
+        answer = []
         try:
-            body = b"".join(metrics_app(environ, start_response))
+            body = b"".join(metrics_app(environ, lambda *a: answer.extend(a[:2])))
         except Exception:      # noqa: BLE001 - one failed scrape, not a dead process
             logger.exception("rendering the metrics failed")
             return _plain(start_response, "500 Internal Server Error",
                           "Rendering the metrics failed; see the server log\n",
                           exc_info=True)
+        status, headers = answer
+        # HEAD: the headers GET would have, Content-Length included.
+        start_response(status, [*headers, ("Content-Length", str(len(body)))])
         return [] if method == "HEAD" else [body]
     return serve
 
@@ -294,6 +298,7 @@ def _plain(start_response, status, text, headers=(), exc_info=False):
 class _Response(ServerHandler):
     """HTTP/1.1 answers; each connection serves one request and says so."""
     http_version = "1.1"
+    server_software = "mpgearman-metrics"
 
     def cleanup_headers(self):
         super().cleanup_headers()
@@ -304,6 +309,7 @@ class _Response(ServerHandler):
 
 class Handler(WSGIRequestHandler):
     timeout = 10            # a client that stalls mid-request is dropped
+    server_version, sys_version = "mpgearman-metrics", ""
 
     def handle(self):
         self.raw_requestline = self.rfile.readline(65537)

@@ -237,6 +237,7 @@ def test_http_1_1_openmetrics_head_and_methods(server_factory):
     reply = raw_http(port, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ") and body == b""
+    assert b"Server: mpgearman-metrics\r\n" in head and b"Content-Length: 0\r\n" not in head
     reply = raw_http(port, b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
     assert reply.startswith(b"HTTP/1.1 405 ") and b"Allow: GET, HEAD" in reply
 
