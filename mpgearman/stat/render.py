@@ -156,11 +156,10 @@ def check(doc: dict, function: str | None, warn_queued, crit_queued,
             state = max(state, level)
             reasons.append(text)
             break
-    for limit, level in ((crit_oldest, CRITICAL), (warn_oldest, WARNING)):
-        if limit is not None and oldest > limit:
-            state = max(state, level)
-            reasons.append(f"oldest job waited > {limit:g} s")
-            break
+    level, reason = _too_old(oldest, warn_oldest, crit_oldest)
+    if reason:
+        state = max(state, level)
+        reasons.append(reason)
     for value, limit, level, text in (
             (workers, crit_workers, CRITICAL, f"workers < {crit_workers}"),
             (workers, warn_workers, WARNING, f"workers < {warn_workers}")):
@@ -182,6 +181,14 @@ def check(doc: dict, function: str | None, warn_queued, crit_queued,
     if ages:
         perf += f" oldest={oldest:.3f}s;{_limit(warn_oldest)};{_limit(crit_oldest)};0"
     return state, f"{CHECK} {STATE_NAMES[state]} - {summary} | {perf}"
+
+
+def _too_old(oldest: float, warn, crit) -> tuple:
+    """(state, reason or None) of the oldest queued job's age."""
+    for limit, level in ((crit, CRITICAL), (warn, WARNING)):
+        if limit is not None and oldest > limit:
+            return level, f"oldest job waited > {limit:g} s"
+    return OK, None
 
 
 def _limit(value, below=False) -> str:
