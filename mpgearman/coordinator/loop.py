@@ -8,6 +8,7 @@ payloads arrive and leave as spool-file names.
 """
 import logging
 import select
+import time
 
 from .. import process
 from ..acceptor.spool import SpoolNames
@@ -21,6 +22,7 @@ from .spoolref import SpoolRef
 log = logging.getLogger(__name__)
 
 IDLE_TIMEOUT = 1.0   # safety net only: wake-ups come from the doorbell
+RECOUNT_EVERY = 1.0  # seconds between counts of busy and idle workers
 BATCH = 256
 # A connection that registered more functions than this closed: hand the
 # memory its registrations held back to the system at the end of the turn.
@@ -39,6 +41,9 @@ class CoordinatorLoop:
         self.core = Core(config, self.spool, pid=pid, version=version, board=board)
         # Per-function figures for monitoring, published once per turn.
         self.figures = Figures(counters) if counters is not None else None
+        # Busy/idle workers are counted again (a walk over the registrations)
+        # at most every RECOUNT_EVERY s, when something changed since.
+        self.recount, self.counted = False, 0.0
         # The spool held by jobs, for the acceptors' --max-spool-bytes check.
         self.counters, self.spool_shown = counters, -1
         if counters is not None:
@@ -98,7 +103,7 @@ class CoordinatorLoop:
                 self.counters.set_spool_held(self.spool_shown)
             self._route()
             self._publish()
-            if self.figures is not None and self.core.functions.dirty:
+            if self.figures is not None:
                 self._publish_figures()
             if self.release:
                 self.release = False
@@ -109,8 +114,17 @@ class CoordinatorLoop:
     def _publish_figures(self) -> None:
         """Monitoring figures: a failure there must not stop the serving."""
         dirty = self.core.functions.dirty
+        if dirty:
+            self.recount = True
         try:
-            self.figures.publish(dirty)
+            if dirty:               # first: a new function gets its slot
+                self.figures.publish(dirty)
+            now = time.monotonic()
+            if self.recount and now - self.counted >= RECOUNT_EVERY:
+                self.recount, self.counted = False, now
+                self.figures.count_workers(self.core.conns.values(), dirty)
+                if dirty:
+                    self.figures.publish(dirty)
         except Exception:
             log.exception("publishing the function figures failed; they may be stale")
             dirty.clear()
