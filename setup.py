@@ -38,6 +38,15 @@ EXTENSIONS = [
     Extension("mpgearman.native._board", ["mpgearman/native/board.c"],
               depends=["mpgearman/native/layout.h"],
               extra_compile_args=CFLAGS),
+    Extension("mpgearman.native._aloop",
+              ["mpgearman/native/aloop.c", "mpgearman/native/atable.c",
+               "mpgearman/native/arecords.c", "mpgearman/native/aaccept.c",
+               "mpgearman/native/aconn_in.c",
+               "mpgearman/native/aconn_out.c", "mpgearman/native/astatus.c",
+               "mpgearman/native/aloop_py.c"],
+              depends=["mpgearman/native/layout.h", "mpgearman/native/ringcore.h",
+                       "mpgearman/native/aloop.h"],
+              extra_compile_args=CFLAGS + ["-D_GNU_SOURCE"]),
 ]
 
 if PURE_BUILD:
