@@ -220,12 +220,13 @@ class AsyncWorker(FunctionRegistry):
         finally:
             job.release()
             self._running -= 1
-        if overrun(job, outcome):
-            pass
-        elif conn.closed:
-            if outcome[0] == "complete":
+        dropped = overrun(job, outcome)
+        if conn.closed:
+            if outcome[0] == "complete" and not dropped:
                 outcome[1].close()
         else:
-            deliver(conn.session, job.raw_handle, outcome)
+            if not dropped:
+                deliver(conn.session, job.raw_handle, outcome)
+            conn.session.ended(job.raw_handle)
             conn.kick()
         self._changed.set()

@@ -327,9 +327,10 @@ class Worker(FunctionRegistry):
 
     def _finished(self, session: WorkerSession, job: WorkerJob, outcome: Outcome) -> None:
         self._running -= 1
-        if overrun(job, outcome):
-            return
+        dropped = overrun(job, outcome)
         if self._alive(session):
-            deliver(session, job.raw_handle, outcome)
-        elif outcome[0] == "complete":
+            if not dropped:
+                deliver(session, job.raw_handle, outcome)
+            session.ended(job.raw_handle)
+        elif outcome[0] == "complete" and not dropped:
             outcome[1].close()
