@@ -11,7 +11,7 @@ from typing import Any, Union
 from mpgearman.protocol.decoder import Decoder
 from mpgearman.protocol.errors import ProtocolError as WireError
 from mpgearman.protocol.events import NEED_DATA
-from mpgearman.protocol.packets import MAX_SIZE
+from mpgearman.protocol.packets import HEADER, HEADER_SIZE, MAX_ARGS_BYTES, MAX_SIZE, RES
 
 from .errors import ProtocolError
 
@@ -39,6 +39,36 @@ def inbound_events(decoder: Decoder, data: bytes) -> Iterator[Any]:
         if event is NEED_DATA:
             return
         yield event
+
+
+def quick_packets(data: bytes, argc: dict[int, int]) -> tuple[list[Any], int]:
+    """The common case without the decoder's generality: the whole packets
+    at the start of `data` whose type is in `argc` (type -> number of
+    arguments before the data; -1: no arguments, no payload), as (type,
+    args) in order, and the number of bytes they took. Stops at the first
+    packet that is incomplete, of another type, or anything but plainly
+    valid: the decoder takes it from there, with its checks and errors.
+    Only for a decoder holding nothing (its `idle`)."""
+    packets: list[Any] = []
+    pos, end = 0, len(data)
+    while end - pos >= HEADER_SIZE:
+        magic, ptype, size = HEADER.unpack_from(data, pos)
+        start = pos + HEADER_SIZE
+        n = argc.get(ptype)
+        if magic != RES or n is None or size > STREAM_THRESHOLD or start + size > end:
+            break
+        if n < 0:
+            if size:
+                break
+            packets.append((ptype, ()))
+        else:
+            args = data[start:start + size].split(b"\0", n)
+            if len(args) <= n or (size > MAX_ARGS_BYTES and
+                                  size - len(args[-1]) > MAX_ARGS_BYTES):
+                break
+            packets.append((ptype, tuple(args)))
+        pos = start + size
+    return packets, pos
 
 
 class Outbox(deque[Union[bytes, memoryview, Iterator[bytes]]]):

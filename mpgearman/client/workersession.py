@@ -33,13 +33,16 @@ from mpgearman.protocol.packets import MAX_SIZE
 from mpgearman.protocol.packets import PacketType as T
 
 from .errors import ProtocolError
-from .payload import Payload
-from .wire import Outbox, inbound_events, response_decoder, text as _text
+from .payload import BytesPayload, Payload
+from .wire import Outbox, inbound_events, quick_packets, response_decoder, text as _text
 
 PART_SIZE = 1 << 30            # WORK_DATA parts of a result above 4 GiB - 1
 PROBE_EVERY = 16               # while sleeping after each job, GRAB after every 16th
 _GRAB = request(T.GRAB_JOB_UNIQ)
 _PRE_SLEEP = request(T.PRE_SLEEP)
+# What a worker is sent per job, decoded by wire.quick_packets when whole.
+_QUICK: dict[int, int] = {T.NOOP: -1, T.NO_JOB: -1, T.JOB_ASSIGN_UNIQ: 3}
+SMALL_RESULT = 64 << 10        # a result up to this is sent as one bytes packet
 
 
 class Assignment:
@@ -128,6 +131,9 @@ class WorkerSession:
         payload is closed once sent. A result too big for one packet
         (4 GiB - 1 with the handle) goes first as WORK_DATA parts."""
         limit = min(self.part_size, MAX_SIZE - len(handle) - 1)
+        if type(payload) is BytesPayload and payload.size <= min(limit, SMALL_RESULT):
+            self._out.append(request(ptype, handle, payload.data))
+            return
         offset, size = 0, payload.size
         while size - offset > limit:
             self._send_part(T.WORK_DATA, handle, payload.slice(offset, limit), None)
@@ -167,8 +173,14 @@ class WorkerSession:
     def receive(self, data: bytes) -> list[Assignment]:
         """Feed bytes; returns the jobs whose payload is now complete.
         Raises ProtocolError on input that is not the protocol."""
-        for event in inbound_events(self.decoder, data):
-            self._dispatch(event)
+        if self.decoder.idle:
+            packets, used = quick_packets(data, _QUICK)
+            for ptype, args in packets:
+                self._packet(ptype, args)
+            data = data[used:] if used else data
+        if data:
+            for event in inbound_events(self.decoder, data):
+                self._dispatch(event)
         done, self._assigned = self._assigned, []
         return done
 
