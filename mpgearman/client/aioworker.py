@@ -8,6 +8,8 @@ concurrency) and the job tasks. The protocol is workersession.py's and the
 job object and outcome rules workerjob.py's; this module must not build
 packets itself.
 """
+from __future__ import annotations  # no annotation objects built per job
+
 import asyncio
 import inspect
 import logging

@@ -41,7 +41,7 @@ PROBE_EVERY = 16               # while sleeping after each job, GRAB after every
 _GRAB = request(T.GRAB_JOB_UNIQ)
 _PRE_SLEEP = request(T.PRE_SLEEP)
 # What a worker is sent per job, decoded by wire.quick_packets when whole.
-_QUICK: dict[int, int] = {T.NOOP: -1, T.NO_JOB: -1, T.JOB_ASSIGN_UNIQ: 3}
+_QUICK = frozenset({T.NOOP, T.NO_JOB, T.JOB_ASSIGN_UNIQ})
 SMALL_RESULT = 64 << 10        # a result up to this is sent as one bytes packet
 
 

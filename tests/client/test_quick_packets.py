@@ -4,6 +4,9 @@ it takes decodes exactly as the decoder would, and it leaves the rest
 import pytest
 
 from mpgearman.client.errors import ProtocolError
+from mpgearman.client.session import Session
+from mpgearman.client.submit import new_job
+from mpgearman.client.jobs import WorkData, WorkStatus
 from mpgearman.client.wire import STREAM_THRESHOLD, quick_packets, response_decoder
 from mpgearman.client.workersession import WorkerSession
 from mpgearman.protocol.encoder import encode
@@ -11,7 +14,8 @@ from mpgearman.protocol.events import NEED_DATA, Packet
 from mpgearman.protocol.packets import HEADER, MAX_ARGS_BYTES, REQ
 from mpgearman.protocol.packets import PacketType as T
 
-KINDS = {T.NOOP: -1, T.NO_JOB: -1, T.JOB_ASSIGN_UNIQ: 3}
+KINDS = frozenset({T.NOOP, T.NO_JOB, T.JOB_ASSIGN_UNIQ, T.JOB_CREATED, T.WORK_COMPLETE,
+                   T.WORK_STATUS, T.WORK_FAIL, T.ERROR})
 ASSIGN = encode(T.JOB_ASSIGN_UNIQ, b"H:h:1", b"rev", b"u1", b"da\0ta")
 
 
@@ -39,6 +43,12 @@ def decoded(data):
     encode(T.NOOP) + encode(T.NO_JOB, magic=REQ),
     encode(T.NOOP) + HEADER.pack(b"\0RES", 99, 0),
     encode(T.ERROR, b"ERR", b"text") + encode(T.NOOP),
+    encode(T.ERROR, b"ERR") + encode(T.NOOP),                       # missing arg
+    encode(T.JOB_CREATED, b"H:5") + encode(T.WORK_COMPLETE, b"H:5", b"r\0x"),
+    encode(T.JOB_CREATED, b"H" * (MAX_ARGS_BYTES + 1)),
+    encode(T.WORK_STATUS, b"H:6", b"1", b"2\0x") + encode(T.WORK_FAIL, b"H:6"),
+    encode(T.WORK_STATUS, b"H:6", b"1") + encode(T.NOOP),
+    encode(T.ECHO_RES, b"echo") + encode(T.NOOP),                   # not in the set
 ])
 def test_what_it_takes_decodes_as_the_decoder_does(wire):
     for cut in range(len(wire) + 1) if len(wire) < 200 else (0, 12, 40, len(wire)):
@@ -74,3 +84,18 @@ def test_the_session_hands_the_decoder_the_rest_and_its_errors():
     assert job.data == b"da\0ta"
     with pytest.raises(ProtocolError):
         session.receive(encode(T.NOOP) + encode(T.NO_JOB, magic=REQ))
+
+
+def test_the_client_session_takes_a_job_s_replies_without_the_decoder(monkeypatch):
+    session = Session("s:1")
+    job = new_job("f", b"x", unique="u")
+    session.submit(job)
+
+    def feed(data):
+        raise AssertionError("decoder used")
+    monkeypatch.setattr(session.decoder, "feed", feed)
+    session.receive(encode(T.JOB_CREATED, b"H:1") + encode(T.WORK_STATUS, b"H:1", b"1", b"2")
+                    + encode(T.WORK_DATA, b"H:1", b"d\0") + encode(T.WORK_COMPLETE, b"H:1", b"r"))
+    assert job.created and job.done and job.handle == "H:1"
+    assert job.result == b"r"
+    assert list(job.events) == [WorkStatus(1, 2), WorkData(b"d\0")]
