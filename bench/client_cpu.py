@@ -11,6 +11,7 @@ port) unless --server names one.
     python bench/client_cpu.py                     # 3 runs of 5000 jobs each
     python bench/client_cpu.py --jobs 20000 --runs 5 --server 127.0.0.1:4730
     python bench/client_cpu.py --profile client    # cProfile of our client
+    python bench/client_cpu.py --profile worker    # cProfile of our worker
 
 pygearman is looked for where tests/run installs it
 (~/.cache/mpgearman-tests/pylibs/pygearman, or $MPGEARMAN_PYLIBS/pygearman).
@@ -45,13 +46,20 @@ def cpu() -> float:
 
 # -- the measured processes ---------------------------------------------------
 
-def our_worker(address: str, function: str) -> None:
+def our_worker(address: str, function: str, profile: bool = False) -> None:
     from mpgearman import Worker
     worker = Worker(address)
     worker.register(function, lambda job: job.data)
     started = cpu()
     print("ready", flush=True)
-    worker.run()                    # until SIGTERM, which it handles itself
+    if profile:
+        import cProfile
+        import pstats
+        prof = cProfile.Profile()
+        prof.runcall(worker.run)
+        pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(30)
+    else:
+        worker.run()                # until SIGTERM, which it handles itself
     print(json.dumps({"cpu": cpu() - started}), flush=True)
 
 
@@ -104,9 +112,12 @@ ROLES = {("ours", "worker"): our_worker, ("ours", "client"): our_client,
 def child_main(lib: str, role: str, address: str, function: str, jobs: str,
                profile: str | None) -> None:
     if role == "worker":
-        ROLES[lib, role](address, function)
+        if profile == "worker":
+            our_worker(address, function, True)
+        else:
+            ROLES[lib, role](address, function)
         return
-    if profile:
+    if profile == "client":
         import cProfile
         import pstats
         prof = cProfile.Profile()
@@ -149,21 +160,21 @@ def env_for(lib: str) -> dict[str, str]:
     return env
 
 
-def one_run(lib: str, address: str, jobs: int, profile: bool) -> dict[str, float]:
+def one_run(lib: str, address: str, jobs: int, profile: str) -> dict[str, float]:
     function = f"cpu_{uuid.uuid4().hex[:8]}"
     me = [sys.executable, str(Path(__file__).resolve()), "--child"]
-    worker = subprocess.Popen(me + [lib, "worker", address, function, "0", ""],
+    worker = subprocess.Popen(me + [lib, "worker", address, function, "0", profile],
                               stdout=subprocess.PIPE, env=env_for(lib), text=True)
     try:
         assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
         time.sleep(0.3)                 # registered (CAN_DO is sent on connect)
         client = subprocess.run(me + [lib, "client", address, function, str(jobs),
-                                      "1" if profile else ""],
+                                      profile],
                                 capture_output=True, text=True, env=env_for(lib),
                                 timeout=600)
         if client.returncode != 0:
             sys.exit(f"{lib} client failed:\n{client.stderr}")
-        if profile:
+        if profile == "client":
             print(client.stderr, file=sys.stderr)
         result = json.loads(client.stdout.splitlines()[-1])
         worker.terminate()
@@ -183,8 +194,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--server", help="HOST:PORT (default: start gearmand)")
     parser.add_argument("--libs", default="ours,pygearman")
-    parser.add_argument("--profile", choices=["client"],
-                        help="print a cProfile of our client's calls (one run)")
+    parser.add_argument("--profile", choices=["client", "worker"],
+                        help="print a cProfile of our client's calls or of our "
+                             "worker's run() (one run)")
     args = parser.parse_args()
     libs = args.libs.split(",")
     if "pygearman" in libs and not any((PYLIBS / "pygearman").glob("*.dist-info")):
@@ -194,12 +206,12 @@ def main() -> None:
         server, address = (None, args.server) if args.server else start_gearmand(Path(tmp))
         try:
             if args.profile:
-                one_run("ours", address, args.jobs, True)
+                one_run("ours", address, args.jobs, args.profile)
                 return
             runs: dict[str, list[dict[str, float]]] = {lib: [] for lib in libs}
             for n in range(args.runs):
                 for lib in libs:         # interleaved: drift hits both alike
-                    r = one_run(lib, address, args.jobs, False)
+                    r = one_run(lib, address, args.jobs, "")
                     runs[lib].append(r)
                     print(f"run {n + 1} {lib:10} {args.jobs / r['wall']:8.0f} calls/s  "
                           f"client {1e6 * r['cpu'] / args.jobs:6.1f} us/job  "

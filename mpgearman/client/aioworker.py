@@ -8,6 +8,8 @@ concurrency) and the job tasks. The protocol is workersession.py's and the
 job object and outcome rules workerjob.py's; this module must not build
 packets itself.
 """
+from __future__ import annotations  # no annotation objects built per job
+
 import asyncio
 import inspect
 import logging
@@ -220,12 +222,13 @@ class AsyncWorker(FunctionRegistry):
         finally:
             job.release()
             self._running -= 1
-        if overrun(job, outcome):
-            pass
-        elif conn.closed:
-            if outcome[0] == "complete":
+        dropped = overrun(job, outcome)
+        if conn.closed:
+            if outcome[0] == "complete" and not dropped:
                 outcome[1].close()
         else:
-            deliver(conn.session, job.raw_handle, outcome)
+            if not dropped:
+                deliver(conn.session, job.raw_handle, outcome)
+            conn.session.ended(job.raw_handle)
             conn.kick()
         self._changed.set()

@@ -21,7 +21,7 @@ from mpgearman.protocol.events import (BodyChunk, Packet, PacketEnd,
 from mpgearman.protocol.packets import PacketType as T
 
 from .errors import GearmanError, ProtocolError
-from .wire import Outbox, inbound_events, response_decoder, text as _text
+from .wire import Outbox, inbound_events, quick_packets, response_decoder, text as _text
 from .jobs import COMPLETE, DATA, EXCEPTION, WARNING, JobState, JobStatus
 
 WORK_KINDS: dict[int, str] = {T.WORK_DATA: DATA, T.WORK_WARNING: WARNING,
@@ -122,8 +122,14 @@ class Session:
     def receive(self, data: bytes) -> None:
         """Feed bytes from the server. Raises ProtocolError on input that is
         not the protocol; the connection must then be dropped."""
-        for event in inbound_events(self.decoder, data):
-            self._dispatch(event)
+        if self.decoder.idle:
+            packets, used = quick_packets(data, _QUICK)
+            for ptype, args in packets:
+                _HANDLERS[ptype](self, *args)
+            data = data[used:] if used else data
+        if data:
+            for event in inbound_events(self.decoder, data):
+                self._dispatch(event)
 
     def _dispatch(self, event: Any) -> None:
         if type(event) is Packet:
@@ -284,6 +290,9 @@ def _int(b: bytes) -> int:
         return 0
 
 
+# What a client is sent per job, decoded by wire.quick_packets when whole.
+_QUICK = frozenset({T.JOB_CREATED, T.WORK_DATA, T.WORK_WARNING, T.WORK_COMPLETE,
+                    T.WORK_EXCEPTION, T.WORK_STATUS, T.WORK_FAIL})
 _HANDLERS: dict[int, Callable[..., None]] = {
     T.JOB_CREATED: Session._on_created,
     T.WORK_DATA: lambda s, h, d: s._on_work(T.WORK_DATA, h, d),

@@ -11,7 +11,8 @@ from typing import Any, Union
 from mpgearman.protocol.decoder import Decoder
 from mpgearman.protocol.errors import ProtocolError as WireError
 from mpgearman.protocol.events import NEED_DATA
-from mpgearman.protocol.packets import MAX_SIZE
+from mpgearman.protocol.packets import (ARGS, HEADER, HEADER_SIZE, MAX_ARGS_BYTES,
+                                        MAX_SIZE, RES)
 
 from .errors import ProtocolError
 
@@ -39,6 +40,41 @@ def inbound_events(decoder: Decoder, data: bytes) -> Iterator[Any]:
         if event is NEED_DATA:
             return
         yield event
+
+
+def quick_packets(data: bytes, types: frozenset[int]) -> tuple[list[Any], int]:
+    """The common case without the decoder's generality: the whole packets
+    at the start of `data` whose type is in `types`, as (type, args) in
+    order (args split as the decoder splits them), and the number of bytes
+    they took. Stops at the first packet that is incomplete, of another
+    type, or anything but plainly valid: the decoder takes it from there,
+    with its checks and errors. Only for a decoder holding nothing (its
+    `idle`)."""
+    packets: list[Any] = []
+    pos, end = 0, len(data)
+    while end - pos >= HEADER_SIZE:
+        magic, ptype, size = HEADER.unpack_from(data, pos)
+        start = pos + HEADER_SIZE
+        if magic != RES or ptype not in types or size > STREAM_THRESHOLD \
+                or start + size > end:
+            break
+        argc, has_data = ARGS[ptype]
+        if has_data:
+            args = data[start:start + size].split(b"\0", argc)
+            if len(args) <= argc or (size > MAX_ARGS_BYTES and
+                                     size - len(args[-1]) > MAX_ARGS_BYTES):
+                break
+        elif size > MAX_ARGS_BYTES or (argc == 0 and size):
+            break
+        elif argc:
+            args = data[start:start + size].split(b"\0", argc - 1)
+            if len(args) < argc:
+                break
+        else:
+            args = []
+        packets.append((ptype, tuple(args)))
+        pos = start + size
+    return packets, pos
 
 
 class Outbox(deque[Union[bytes, memoryview, Iterator[bytes]]]):

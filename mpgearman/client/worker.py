@@ -11,6 +11,8 @@ finishing a job, or by stop()). The protocol lives in workersession.py and
 the job object and outcome rules in workerjob.py; this module must not
 parse or build packets itself.
 """
+from __future__ import annotations  # no annotation objects built per job
+
 import errno
 import logging
 import selectors
@@ -41,6 +43,7 @@ class _Conn:
         self.session: Any = None           # WorkerSession once connected
         self.pending: memoryview | None = None
         self.connecting_until = 0.0
+        self.events = 0                    # what the selector watches for
 
 
 class Worker(FunctionRegistry):
@@ -222,7 +225,8 @@ class Worker(FunctionRegistry):
             return
         conn.sock = sock
         conn.connecting_until = time.monotonic() + self.connect_timeout
-        self._selector.register(sock, selectors.EVENT_WRITE, conn)
+        conn.events = selectors.EVENT_WRITE
+        self._selector.register(sock, conn.events, conn)
 
     def _finish_connect(self, conn: _Conn) -> None:
         err = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
@@ -233,7 +237,8 @@ class Worker(FunctionRegistry):
         self.pool.mark_up(conn.address)
         conn.session = WorkerSession(conn.address, self.timeouts(), self.client_id,
                                      self.spool_threshold, self._spool)
-        self._selector.modify(conn.sock, selectors.EVENT_READ, conn)
+        conn.events = selectors.EVENT_READ
+        self._selector.modify(conn.sock, conn.events, conn)
 
     def _spool(self) -> IO[bytes]:
         return tempfile.TemporaryFile(dir=self.spool_dir)
@@ -268,7 +273,8 @@ class Worker(FunctionRegistry):
             want = selectors.EVENT_READ
             if conn.pending is not None:
                 want |= selectors.EVENT_WRITE
-            if self._selector.get_key(conn.sock).events != want:
+            if conn.events != want:
+                conn.events = want
                 self._selector.modify(conn.sock, want, conn)
 
     def _read(self, conn: _Conn) -> None:
@@ -327,9 +333,10 @@ class Worker(FunctionRegistry):
 
     def _finished(self, session: WorkerSession, job: WorkerJob, outcome: Outcome) -> None:
         self._running -= 1
-        if overrun(job, outcome):
-            return
+        dropped = overrun(job, outcome)
         if self._alive(session):
-            deliver(session, job.raw_handle, outcome)
-        elif outcome[0] == "complete":
+            if not dropped:
+                deliver(session, job.raw_handle, outcome)
+            session.ended(job.raw_handle)
+        elif outcome[0] == "complete" and not dropped:
             outcome[1].close()

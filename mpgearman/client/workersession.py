@@ -11,6 +11,16 @@ caller asks `ready` and calls grab().
 
 States: "idle" (may grab), "grabbing" (GRAB sent), "sleeping" (PRE_SLEEP
 sent, waiting for NOOP).
+
+After a job ends (`ended`) with no other job of this connection in hand,
+the session goes to sleep at once (PRE_SLEEP after the result, in the same
+send) instead of leaving the caller to send a GRAB that an empty queue
+answers with NO_JOB: one round trip less per job when jobs come one at a
+time. PRE_SLEEP makes gearmand cancel the connection's CAN_DO_TIMEOUT
+timer, so it is never sent while a job is in hand. When jobs are waiting
+(a GRAB after a job got one) it grabs instead, as long as GRABs find jobs;
+while sleeping after each job, every PROBE_EVERY-th job tries a GRAB to
+find out whether the queue has filled up.
 """
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -23,10 +33,16 @@ from mpgearman.protocol.packets import MAX_SIZE
 from mpgearman.protocol.packets import PacketType as T
 
 from .errors import ProtocolError
-from .payload import Payload
-from .wire import Outbox, inbound_events, response_decoder, text as _text
+from .payload import BytesPayload, Payload
+from .wire import Outbox, inbound_events, quick_packets, response_decoder, text as _text
 
 PART_SIZE = 1 << 30            # WORK_DATA parts of a result above 4 GiB - 1
+PROBE_EVERY = 16               # while sleeping after each job, GRAB after every 16th
+_GRAB = request(T.GRAB_JOB_UNIQ)
+_PRE_SLEEP = request(T.PRE_SLEEP)
+# What a worker is sent per job, decoded by wire.quick_packets when whole.
+_QUICK = frozenset({T.NOOP, T.NO_JOB, T.JOB_ASSIGN_UNIQ})
+SMALL_RESULT = 64 << 10        # a result up to this is sent as one bytes packet
 
 
 class Assignment:
@@ -58,6 +74,10 @@ class WorkerSession:
         self._assigned: list[Assignment] = []
         self._streaming: Assignment | None = None     # whose body is arriving
         self._parts: list[bytes] = []
+        self._in_hand: set[bytes] = set()     # handles of jobs assigned, not ended
+        self._busy = False                    # a GRAB after a job found one waiting
+        self._probing = False                 # the GRAB in flight was sent after a job
+        self._slept = 0                       # jobs ended by PRE_SLEEP since a probe
         if client_id:
             self._out.append(request(T.SET_CLIENT_ID, client_id.encode()))
         for name, timeout in functions.items():
@@ -75,8 +95,24 @@ class WorkerSession:
         return self.state == "idle"
 
     def grab(self) -> None:
-        self._out.append(request(T.GRAB_JOB_UNIQ))
+        self._out.append(_GRAB)
         self.state = "grabbing"
+
+    def ended(self, handle: bytes) -> None:
+        """The job `handle` is over for this worker: its last packet is
+        queued, or its result was dropped. With no other job in hand, go to
+        sleep now, or stay idle for a GRAB when jobs are waiting or it is
+        time to probe (see the module docstring)."""
+        self._in_hand.discard(handle)
+        if self._in_hand or self.state != "idle":
+            return
+        if self._busy or self._slept >= PROBE_EVERY - 1:
+            self._slept = 0
+            self._probing = True
+            return
+        self._slept += 1
+        self._out.append(_PRE_SLEEP)
+        self.state = "sleeping"
 
     # -- results -------------------------------------------------------------
 
@@ -95,6 +131,9 @@ class WorkerSession:
         payload is closed once sent. A result too big for one packet
         (4 GiB - 1 with the handle) goes first as WORK_DATA parts."""
         limit = min(self.part_size, MAX_SIZE - len(handle) - 1)
+        if type(payload) is BytesPayload and payload.size <= min(limit, SMALL_RESULT):
+            self._out.append(request(ptype, handle, payload.data))
+            return
         offset, size = 0, payload.size
         while size - offset > limit:
             self._send_part(T.WORK_DATA, handle, payload.slice(offset, limit), None)
@@ -134,8 +173,14 @@ class WorkerSession:
     def receive(self, data: bytes) -> list[Assignment]:
         """Feed bytes; returns the jobs whose payload is now complete.
         Raises ProtocolError on input that is not the protocol."""
-        for event in inbound_events(self.decoder, data):
-            self._dispatch(event)
+        if self.decoder.idle:
+            packets, used = quick_packets(data, _QUICK)
+            for ptype, args in packets:
+                self._packet(ptype, args)
+            data = data[used:] if used else data
+        if data:
+            for event in inbound_events(self.decoder, data):
+                self._dispatch(event)
         done, self._assigned = self._assigned, []
         return done
 
@@ -157,14 +202,15 @@ class WorkerSession:
             if self.state == "sleeping":
                 self.state = "idle"
         elif ptype == T.NO_JOB:
-            self._out.append(request(T.PRE_SLEEP))
+            self._busy = self._probing = False
+            self._out.append(_PRE_SLEEP)
             self.state = "sleeping"
         elif ptype == T.JOB_ASSIGN_UNIQ or ptype == T.JOB_ASSIGN:
             handle, function, *rest = args
             job = Assignment(handle, function, rest[0] if len(rest) > 1 else b"")
             job.data = rest[-1]
             job.size = len(job.data)
-            self.state = "idle"
+            self._assign(job)
             self._assigned.append(job)
         elif ptype == T.ERROR:
             self.errors.append(f"{_text(args[0])}: {_text(args[1])}")
@@ -180,7 +226,13 @@ class WorkerSession:
         if head.size > self.spool_threshold:
             job.file = self.spool()
         self._streaming, self._parts = job, []
+        self._assign(job)
+
+    def _assign(self, job: Assignment) -> None:
         self.state = "idle"
+        self._in_hand.add(job.raw_handle)
+        if self._probing:
+            self._busy, self._probing = True, False
 
     def _chunk(self, data: bytes) -> None:
         job = self._streaming

@@ -8,8 +8,8 @@ from mpgearman.client.errors import WorkFailed
 from mpgearman.client.registry import FunctionRegistry
 from mpgearman.client.workerjob import (WorkerJob, deliver, outcome_of_exception,
                                         outcome_of_return)
-from mpgearman.client.workersession import WorkerSession
-from mpgearman.protocol.encoder import encode
+from mpgearman.client.workersession import PROBE_EVERY, WorkerSession
+from mpgearman.protocol.encoder import encode, request
 from mpgearman.protocol.events import Packet
 from mpgearman.protocol.packets import PacketType as T
 
@@ -46,6 +46,101 @@ def test_grab_sleep_wake_cycle():
     [job] = session.receive(encode(T.JOB_ASSIGN_UNIQ, b"H:1", b"rev", b"u", b"da\0ta"))
     assert (job.handle, job.function, job.unique, job.data) == ("H:1", "rev", "u", b"da\0ta")
     assert session.ready
+
+
+def assign(session, handle):
+    return session.receive(encode(T.JOB_ASSIGN_UNIQ, handle, b"rev", b"", b"x"))[0]
+
+
+def finish(session, handle):
+    deliver(session, handle, outcome_of_return(b"r"))
+    session.ended(handle)
+
+
+def test_job_ended_with_none_in_hand_sleeps_in_the_same_send():
+    # GRAB -> NO_JOB -> PRE_SLEEP after each job costs a round trip when
+    # jobs come one at a time: the session sleeps right after the result.
+    session, _ = make()
+    sent(session)
+    session.grab()
+    assign(session, b"H:1")
+    sent(session)
+    finish(session, b"H:1")
+    assert session.output() == request(T.WORK_COMPLETE, b"H:1", b"r") + request(T.PRE_SLEEP)
+    assert session.state == "sleeping" and not session.ready
+    session.receive(encode(T.NOOP))
+    assert session.ready
+
+
+def test_no_sleep_while_another_job_is_in_hand():
+    # gearmand's PRE_SLEEP cancels the connection's CAN_DO_TIMEOUT timer.
+    session, _ = make(rev=5.0)
+    sent(session)
+    for handle in (b"H:1", b"H:2"):
+        session.grab()
+        assign(session, handle)
+    sent(session)
+    finish(session, b"H:1")
+    assert sent(session) == [Packet(T.WORK_COMPLETE, (b"H:1", b"r"))]
+    assert session.ready
+    finish(session, b"H:2")
+    assert sent(session)[-1] == Packet(T.PRE_SLEEP, ())
+    session.ended(b"H:9")               # not in hand (a dropped overrun twice)
+    assert sent(session) == [] and session.state == "sleeping"
+
+
+def test_no_sleep_when_a_grab_is_in_flight():
+    session, _ = make()
+    session.grab()
+    assign(session, b"H:1")
+    session.grab()
+    sent(session)
+    finish(session, b"H:1")
+    assert sent(session) == [Packet(T.WORK_COMPLETE, (b"H:1", b"r"))]
+    assert session.state == "grabbing"
+
+
+def wake_and_run(session, handle):
+    session.receive(encode(T.NOOP))
+    session.grab()
+    assign(session, handle)
+    sent(session)
+    finish(session, handle)
+    return sent(session)
+
+
+def test_probe_grab_switches_to_grabbing_while_jobs_wait():
+    session, _ = make()
+    session.grab()
+    session.receive(encode(T.NO_JOB))
+    sent(session)
+    for n in range(PROBE_EVERY - 1):
+        assert wake_and_run(session, b"H:%d" % n)[-1] == Packet(T.PRE_SLEEP, ())
+    # Every PROBE_EVERY-th job, a GRAB finds out whether jobs are waiting.
+    assert wake_and_run(session, b"H:p") == [Packet(T.WORK_COMPLETE, (b"H:p", b"r"))]
+    assert session.ready
+    for n in range(3):              # they are: grab after each job
+        session.grab()
+        assign(session, b"H:b%d" % n)
+        finish(session, b"H:b%d" % n)
+        assert sent(session) == [Packet(T.GRAB_JOB_UNIQ, ()),
+                                 Packet(T.WORK_COMPLETE, (b"H:b%d" % n, b"r"))]
+        assert session.ready
+    session.grab()
+    session.receive(encode(T.NO_JOB))   # the queue is empty again
+    assert sent(session)[-1] == Packet(T.PRE_SLEEP, ())
+    assert wake_and_run(session, b"H:s")[-1] == Packet(T.PRE_SLEEP, ())
+
+
+def test_probe_that_finds_no_job_keeps_sleeping_after_jobs():
+    session, _ = make()
+    for n in range(PROBE_EVERY - 1):
+        wake_and_run(session, b"H:%d" % n)
+    assert wake_and_run(session, b"H:p")[-1] == Packet(T.WORK_COMPLETE, (b"H:p", b"r"))
+    session.grab()
+    session.receive(encode(T.NO_JOB))
+    assert sent(session) == [Packet(T.GRAB_JOB_UNIQ, ()), Packet(T.PRE_SLEEP, ())]
+    assert wake_and_run(session, b"H:n")[-1] == Packet(T.PRE_SLEEP, ())
 
 
 def test_big_payload_is_spooled_not_held():
