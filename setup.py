@@ -38,6 +38,11 @@ EXTENSIONS = [
     Extension("mpgearman.native._board", ["mpgearman/native/board.c"],
               depends=["mpgearman/native/layout.h"],
               extra_compile_args=CFLAGS),
+    Extension("mpgearman.native._core",
+              ["mpgearman/native/core.c", "mpgearman/native/core_ops.c",
+               "mpgearman/native/core_handlers.c", "mpgearman/native/core_table.c"],
+              depends=["mpgearman/native/core.h", "mpgearman/native/core_table.h"],
+              extra_compile_args=CFLAGS),
 ]
 
 if PURE_BUILD:
