@@ -43,6 +43,15 @@ EXTENSIONS = [
                "mpgearman/native/core_handlers.c", "mpgearman/native/core_table.c"],
               depends=["mpgearman/native/core.h", "mpgearman/native/core_table.h"],
               extra_compile_args=CFLAGS),
+    Extension("mpgearman.native._aloop",
+              ["mpgearman/native/aloop.c", "mpgearman/native/atable.c",
+               "mpgearman/native/arecords.c", "mpgearman/native/aaccept.c",
+               "mpgearman/native/aconn_in.c",
+               "mpgearman/native/aconn_out.c", "mpgearman/native/astatus.c",
+               "mpgearman/native/aloop_py.c"],
+              depends=["mpgearman/native/layout.h", "mpgearman/native/ringcore.h",
+                       "mpgearman/native/aloop.h"],
+              extra_compile_args=CFLAGS + ["-D_GNU_SOURCE"]),
 ]
 
 if PURE_BUILD:

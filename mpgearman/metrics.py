@@ -1,28 +1,42 @@
-"""Prometheus metrics: the `mpg-metrics` process and its text exposition.
+"""Prometheus metrics: the `mpg-metrics` process and its exposition.
 
 Owns: the listening socket for `serve --metrics-port` on
 `--metrics-listen` (bound by the
 supervisor before it forks, so a taken port stops `serve` at once and a
-scrape never races the start), the HTTP answers (GET /metrics in the text
-format 0.0.4; 404 for any other path), and turning what shared memory and
-/proc say into metric families at scrape time.
+scrape never races the start), the HTTP answers (GET or HEAD /metrics,
+served by prometheus_client: the text format 0.0.4 or OpenMetrics as the
+scraper's Accept header asks, gzip when it accepts that; 404 for any other
+path, 405 for other methods), and the custom collector that turns what
+shared memory and /proc say into metric families at scrape time.
 
 Must not: write to shared memory, talk to the coordinator or slow anyone
 down: everything is read when a scrape asks, from the counters mapping
 (ipc/counters.py), the ring control blocks, the spool directory and psutil.
+
+Label cardinality is bounded: functions by the counters table (the rest
+share function="__other__"), acceptors and processes by --acceptors.
 """
-import http.server
 import logging
 import os
 import signal
 import socket
+import sys
+import time
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
-from . import log, native, process, procstat
+from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
+                                    HistogramMetricFamily, InfoMetricFamily)
+from prometheus_client.exposition import generate_latest, make_wsgi_app
+from prometheus_client.registry import CollectorRegistry
+
+from . import __version__, log, native, process, procstat
+from .coordinator.queues import BOUNDS
 from .ipc import layout as L
+from .ipc.counters import histogram
 
 logger = logging.getLogger(__name__)
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 JOB_COUNTERS = {
     "submitted": "Jobs created by a submission (joining an existing job by its unique id does not count).",
     "completed": "Jobs ended by WORK_COMPLETE.",
@@ -30,7 +44,7 @@ JOB_COUNTERS = {
     "exceptions": "Jobs ended by WORK_EXCEPTION.",
     "requeued": "Jobs put back in their queue because their worker was lost or timed out.",
 }
-
+LE = [*(repr(b) for b in BOUNDS), "+Inf"]
 
 def bind(listen: str, port: int) -> socket.socket:
     """The metrics listening socket on the --metrics-listen address
@@ -59,65 +73,156 @@ def _bind(listen: str, port: int) -> socket.socket:
     return socket.create_server(addr[:2], family=family)
 
 
-# -- the exposition -----------------------------------------------------------
+# -- the collector ---------------------------------------------------------------
 
-def _label(value) -> str:
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "backslashreplace")
-    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+def _name(raw: bytes) -> str:
+    return raw.decode("utf-8", "backslashreplace")
 
 
-class Exposition:
-    """Metric families in the text format, each with HELP and TYPE once."""
-
-    def __init__(self):
-        self.lines = []
-
-    def family(self, name, kind, help_text, samples) -> None:
-        """samples: (labels dict, value) pairs; a family without samples is
-        still declared, so a dashboard sees the name."""
-        self.lines.append(f"# HELP {name} {help_text}")
-        self.lines.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            text = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
-            self.lines.append(f"{name}{{{text}}} {value}" if text else f"{name} {value}")
-
-    def text(self) -> bytes:
-        return ("\n".join(self.lines) + "\n").encode()
+def _gauge(name, help_text, labels, samples):
+    family = GaugeMetricFamily(name, help_text, labels=labels)
+    for values, value in samples:
+        family.add_metric(values, value)
+    return family
 
 
-def _function_families(out, functions) -> None:
-    for field, help_text in JOB_COUNTERS.items():
-        out.family(f"mpgearman_jobs_{field}_total", "counter", help_text,
-                   [({"function": name}, f[field]) for name, f in functions])
-    out.family("mpgearman_jobs_queued", "gauge",
+def _counter(name, help_text, labels, samples):
+    family = CounterMetricFamily(name, help_text, labels=labels)
+    for values, value in samples:
+        family.add_metric(values, value)
+    return family
+
+
+def _histogram(name, help_text, functions, kind):
+    family = HistogramMetricFamily(name, help_text, labels=["function"])
+    for fname, f in functions:
+        counts, total = histogram(f, kind)
+        running, buckets = 0, []
+        for le, n in zip(LE, counts):
+            running += n
+            buckets.append((le, running))
+        family.add_metric([fname], buckets, total)
+    return family
+
+
+def function_families(functions, now: float) -> list:
+    """functions: (name, counters.functions() dict) pairs."""
+    out = [_counter(f"mpgearman_jobs_{field}", help_text, ["function"],
+                    [([n], f[field]) for n, f in functions])
+           for field, help_text in JOB_COUNTERS.items()]
+    out += [
+        _gauge("mpgearman_jobs_queued",
                "Jobs waiting in a queue (future epoch jobs count as normal).",
-               [({"function": name, "priority": prio}, f[f"queued_{prio}"])
-                for name, f in functions for prio in ("high", "normal", "low")])
-    out.family("mpgearman_jobs_running", "gauge", "Jobs assigned to a worker.",
-               [({"function": name}, f["running"]) for name, f in functions])
-    out.family("mpgearman_workers", "gauge",
-               "Worker registrations (CAN_DO) for the function, busy or not.",
-               [({"function": name}, f["workers"]) for name, f in functions])
+               ["function", "priority"],
+               [([n, p], f[f"queued_{p}"]) for n, f in functions
+                for p in ("high", "normal", "low")]),
+        _gauge("mpgearman_jobs_running", "Jobs assigned to a worker.", ["function"],
+               [([n], f["running"]) for n, f in functions]),
+        _gauge("mpgearman_workers",
+               "Worker registrations (CAN_DO) for the function, busy or not.", ["function"],
+               [([n], f["workers"]) for n, f in functions]),
+        _gauge("mpgearman_workers_busy",
+               "Worker connections registered for the function that run a job "
+               "(counted at most once a second).", ["function"],
+               [([n], f["busy"]) for n, f in functions]),
+        _gauge("mpgearman_workers_idle",
+               "Worker connections registered for the function that run no job "
+               "(counted at most once a second).", ["function"],
+               [([n], f["idle"]) for n, f in functions]),
+        _gauge("mpgearman_oldest_queued_job_age_seconds",
+               "How long the longest-waiting queued job of the function has waited "
+               "(0 when none is queued; not known for function=\"__other__\").",
+               ["function"],
+               [([n], max(now - f["oldest_queued_us"] / 1e6, 0.0)
+                 if f["oldest_queued_us"] else 0.0) for n, f in functions]),
+        _histogram("mpgearman_job_wait_seconds",
+                   "Time from queued (submitted, due, or requeued) to assigned to a worker.",
+                   functions, "wait"),
+        _histogram("mpgearman_job_run_seconds",
+                   "Time from assigned to a worker to the job's end.", functions, "run"),
+    ]
+    return out
 
 
-def _acceptor_families(out, counters, segment) -> None:
+def _acceptor_families(counters, segment) -> list:
     figures = counters.acceptor_figures()
-    out.family("mpgearman_connections_open", "gauge", "Connections an acceptor holds.",
-               [({"acceptor": i}, open_now) for i, _, open_now, _ in figures])
-    out.family("mpgearman_connections_accepted_total", "counter",
-               "Connections an acceptor accepted since it started.",
-               [({"acceptor": i}, accepted) for i, accepted, _, _ in figures])
-    out.family("mpgearman_spool_written_bytes_total", "counter",
-               "Payload bytes an acceptor streamed into spool files since it started.",
-               [({"acceptor": i}, spooled) for i, _, _, spooled in figures])
-    out.family("mpgearman_ring_used_bytes", "gauge",
+    return [
+        _gauge("mpgearman_connections_open", "Connections an acceptor holds.", ["acceptor"],
+               [([str(i)], open_now) for i, _, open_now, _ in figures]),
+        _counter("mpgearman_connections_accepted",
+                 "Connections an acceptor accepted since it started.", ["acceptor"],
+                 [([str(i)], accepted) for i, accepted, _, _ in figures]),
+        _counter("mpgearman_spool_written_bytes",
+                 "Payload bytes an acceptor streamed into spool files since it started.",
+                 ["acceptor"], [([str(i)], spooled) for i, _, _, spooled in figures]),
+        _gauge("mpgearman_ring_used_bytes",
                "Bytes in flight in a shared-memory ring (inbound: acceptor to "
-               "coordinator; outbound: coordinator to acceptor).",
-               [({"acceptor": i, "direction": d}, ring_used(segment, i, d))
-                for i, *_ in figures for d in ("inbound", "outbound")])
-    out.family("mpgearman_ring_capacity_bytes", "gauge", "Data bytes per ring.",
-               [({}, segment.ring_capacity)])
+               "coordinator; outbound: coordinator to acceptor).", ["acceptor", "direction"],
+               [([str(i), d], ring_used(segment, i, d))
+                for i, *_ in figures for d in ("inbound", "outbound")]),
+        _gauge("mpgearman_ring_capacity_bytes", "Data bytes per ring.", [],
+               [([], segment.ring_capacity)]),
+    ]
+
+
+def _process_families(counters) -> list:
+    running = counters.processes()
+    who = [([r, str(i)], p) for r, i, *p in procstat.sample(running)]
+    labels = ["role", "index"]
+    started = [([r, str(i)], t) for r, i, t in procstat.start_times(running)]
+    return [
+        _counter("mpgearman_process_cpu_seconds", "User and system CPU time of a server process.",
+                 labels, [(k, round(p[1], 3)) for k, p in who]),
+        _gauge("mpgearman_process_resident_memory_bytes", "Resident memory of a server process.",
+               labels, [(k, p[2]) for k, p in who]),
+        _gauge("mpgearman_process_id", "Pid of a server process.", labels,
+               [(k, p[0]) for k, p in who]),
+        _gauge("mpgearman_process_start_time_seconds",
+               "Start time of a server process since the Unix epoch.", labels,
+               started),
+    ]
+
+
+class Collector:
+    """Everything /metrics shows, read from shared memory and /proc when a
+    scrape asks."""
+
+    def __init__(self, counters, segment, spool_dir: str, clock=time.time):
+        self.counters, self.segment, self.spool_dir = counters, segment, spool_dir
+        self.clock = clock
+
+    def describe(self):
+        return []       # no fixed list: families depend on what is there
+
+    def collect(self):
+        counters = self.counters
+        functions = [(_name(name), f) for name, f in counters.functions()
+                     if name != b"__other__" or any(f.values())]
+        yield from function_families(functions, self.clock())
+        yield _gauge("mpgearman_functions_overflowed",
+                     'Functions counted in function="__other__" (the table was full or '
+                     "the name too long).", [], [([], counters.overflowed())])
+        yield from _acceptor_families(counters, self.segment)
+        yield _gauge("mpgearman_spool_bytes", "Bytes in spool files on disk now.", [],
+                     [([], spool_bytes(self.spool_dir))])
+        info = InfoMetricFamily("mpgearman_build",
+                                'The version, and implementation="c" for the C '
+                                'extensions, "python" for their pure-Python twins '
+                                "(about three times slower).")
+        info.add_metric([], {"version": __version__, "implementation": native.IMPLEMENTATION})
+        yield info
+        yield from _process_families(counters)
+
+
+def registry(counters, segment, spool_dir: str) -> CollectorRegistry:
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(Collector(counters, segment, spool_dir))
+    return reg
+
+
+def render(counters, segment, spool_dir: str) -> bytes:
+    """The text format 0.0.4 (what a scrape without an Accept header gets)."""
+    return generate_latest(registry(counters, segment, spool_dir))
 
 
 def ring_used(segment, acceptor: int, direction: str) -> int:
@@ -152,71 +257,87 @@ def spool_bytes(directory: str) -> int:
     return total
 
 
-def render(counters, segment, spool_dir: str) -> bytes:
-    out = Exposition()
-    functions = [(name, f) for name, f in counters.functions()
-                 if name != b"__other__" or any(f.values())]
-    _function_families(out, functions)
-    out.family("mpgearman_functions_overflowed", "gauge",
-               'Functions counted in function="__other__" (the table was full or '
-               "the name too long).", [({}, counters.overflowed())])
-    _acceptor_families(out, counters, segment)
-    out.family("mpgearman_spool_bytes", "gauge", "Bytes in spool files on disk now.",
-               [({}, spool_bytes(spool_dir))])
-    out.family("mpgearman_data_plane_info", "gauge",
-               'Always 1; implementation="c" for the C extensions, "python" for '
-               "their pure-Python twins (about three times slower).",
-               [({"implementation": native.IMPLEMENTATION}, 1)])
-    procs = procstat.sample(counters.processes())
-    out.family("mpgearman_process_cpu_seconds_total", "counter",
-               "User and system CPU time of a server process.",
-               [({"role": r, "index": i}, round(cpu, 3)) for r, i, _, cpu, _ in procs])
-    out.family("mpgearman_process_resident_memory_bytes", "gauge",
-               "Resident memory of a server process.",
-               [({"role": r, "index": i}, rss) for r, i, _, _, rss in procs])
-    out.family("mpgearman_process_id", "gauge", "Pid of a server process.",
-               [({"role": r, "index": i}, pid) for r, i, pid, _, _ in procs])
-    return out.text()
-
-
 
 # -- HTTP -----------------------------------------------------------------------
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    timeout = 10            # a client that stalls mid-request is dropped
-    server_version = "mpgearman-metrics"
+def app(reg):
+    """The WSGI application: /metrics by prometheus_client, GET and HEAD."""
+    metrics_app = make_wsgi_app(reg)
 
-    def do_GET(self):
-        if self.path.split("?", 1)[0] != "/metrics":
-            self.send_error(404, "Only /metrics is served here")
-            return
+    def serve(environ, start_response):
+        method = environ["REQUEST_METHOD"]
+        if environ.get("PATH_INFO") != "/metrics":
+            return _plain(start_response, "404 Not Found", "Only /metrics is served here\n")
+        if method not in ("GET", "HEAD"):
+            return _plain(start_response, "405 Method Not Allowed",
+                          "Use GET or HEAD\n", [("Allow", "GET, HEAD")])
+        environ = dict(environ, REQUEST_METHOD="GET")
+        answer = []
         try:
-            body = self.server.render()
-        except Exception:       # noqa: BLE001 - one failed scrape, not a dead process
+            body = b"".join(metrics_app(environ, lambda *a: answer.extend(a[:2])))
+        except Exception:      # noqa: BLE001 - one failed scrape, not a dead process
             logger.exception("rendering the metrics failed")
-            self.send_error(500, "Rendering the metrics failed; see the server log")
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", CONTENT_TYPE)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+            return _plain(start_response, "500 Internal Server Error",
+                          "Rendering the metrics failed; see the server log\n",
+                          exc_info=True)
+        status, headers = answer
+        # HEAD: the headers GET would have, Content-Length included.
+        start_response(status, [*headers, ("Content-Length", str(len(body)))])
+        return [] if method == "HEAD" else [body]
+    return serve
 
-    do_HEAD = do_GET
+
+def _plain(start_response, status, text, headers=(), exc_info=False):
+    body = text.encode()
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
+                            ("Content-Length", str(len(body))), *headers],
+                   sys.exc_info() if exc_info else None)
+    return [body]
+
+
+class _Response(ServerHandler):
+    """HTTP/1.1 answers; each connection serves one request and says so."""
+    http_version = "1.1"
+    server_software = "mpgearman-metrics"
+
+    def cleanup_headers(self):
+        super().cleanup_headers()
+        self.headers["Connection"] = "close"
+        if "Content-Length" not in self.headers:
+            self.set_content_length()
+
+
+class Handler(WSGIRequestHandler):
+    timeout = 10            # a client that stalls mid-request is dropped
+    server_version, sys_version = "mpgearman-metrics", ""
+
+    def handle(self):
+        self.raw_requestline = self.rfile.readline(65537)
+        if len(self.raw_requestline) > 65536:
+            self.requestline, self.request_version, self.command = "", "", ""
+            self.send_error(414)
+            return
+        if not self.parse_request():
+            return
+        handler = _Response(self.rfile, self.wfile, self.get_stderr(), self.get_environ(),
+                            multithread=True)
+        handler.request_handler = self
+        handler.run(self.server.get_app())
 
     def log_message(self, fmt, *args):
         logger.debug("%s %s", self.address_string(), fmt % args)
 
 
-class Server(http.server.ThreadingHTTPServer):
+class Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
-    def __init__(self, sock, render_fn):
+    def __init__(self, sock, application):
         super().__init__(sock.getsockname()[:2], Handler, bind_and_activate=False)
         self.socket.close()
         self.socket, self.address_family = sock, sock.family
-        self.render = render_fn
+        self.server_name, self.server_port = "mpgearman", sock.getsockname()[1]
+        self.setup_environ()
+        self.set_app(application)
 
 
 def run(config, segment, counters, sock) -> int:
@@ -228,6 +349,6 @@ def run(config, segment, counters, sock) -> int:
     segment.check()
     counters.check().start_process(L.CTR_METRICS, os.getpid())
     sock.listen(64)
-    server = Server(sock, lambda: render(counters, segment, config.spool_dir))
+    server = Server(sock, app(registry(counters, segment, config.spool_dir)))
     server.serve_forever()
     return 0

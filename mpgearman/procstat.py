@@ -21,3 +21,15 @@ def sample(processes) -> list:
             continue
         out.append((role, index, pid, cpu.user + cpu.system, rss))
     return out
+
+
+def start_times(processes) -> list:
+    """(role, index, start time since the epoch) for each (role, index, pid)
+    that still runs."""
+    out = []
+    for role, index, pid in processes:
+        try:
+            out.append((role, index, psutil.Process(pid).create_time()))
+        except psutil.Error:
+            continue
+    return out

@@ -132,6 +132,16 @@ def test_check_of_several_servers_sums_their_figures():
         render.CRITICAL, "8 jobs queued, 4 workers")
 
 
+def test_check_of_several_servers_judges_the_oldest_job_of_any():
+    docs = [document(f"h:{i}", sample(1.0, 0, "0", {"f": {
+        "queued": 1, "queued_by_priority": None, "running": 0, "workers": 1,
+        "oldest_age_seconds": age}})) for i, age in ((1, 2.0), (2, 40.0))]
+    state, line = render.check(render.merged(docs), "f", None, None, None, None, 30, 60)
+    assert state == render.WARNING and "oldest job waited > 30 s" in line
+    state, _ = render.check(render.merged(docs), None, None, None, None, None, None, 10)
+    assert state == render.CRITICAL
+
+
 def test_json_totals_hold_no_null():
     """No function yet on a server that answers prioritystatus: zeros;
     a server without prioritystatus: the key is left out, not null."""
@@ -194,3 +204,95 @@ def test_lines_that_do_not_parse_are_reported_and_the_rest_is_read():
                            "(queued > 2), 2 unreadable lines |")
     assert render.check(document("h:1", sample(1.0, 0, "0")), None, None, None, None, None)[1] \
         .startswith("MPGEARMAN OK - 3 jobs queued, 2 workers |")
+
+
+def doc_aged(age, kind_stats=True):
+    fn = {"queued": 1, "queued_by_priority": None, "running": 0, "workers": 0,
+          "oldest_age_seconds": age}
+    return document("h:1", sample(1.0, 0, "0", {"f": fn}, stats=kind_stats))
+
+
+@pytest.mark.parametrize("age,limits,state", [
+    (None, (10, 20), render.OK),            # nothing queued
+    (10.0, (10, 20), render.OK),
+    (10.5, (10, 20), render.WARNING),
+    (21.0, (10, 20), render.CRITICAL),
+    (21.0, (None, 20), render.CRITICAL),
+])
+def test_check_oldest_job_age(age, limits, state):
+    for function in ("f", None):
+        got, line = render.check(doc_aged(age), function, None, None, None, None, *limits)
+        assert got == state, line
+        assert f"oldest waited {age or 0:.1f} s" in line
+        assert f" oldest={age or 0:.3f}s;{limits[0] or ''};{limits[1]};0" in line
+    if state == render.CRITICAL:
+        assert "(oldest job waited > 20 s)" in line
+
+
+def test_check_oldest_job_age_of_gearmand_is_unknown():
+    state, line = render.check(doc_aged(None, kind_stats=False), "f", None, None, None, None,
+                               None, 5)
+    assert state == render.UNKNOWN
+    assert line == "MPGEARMAN UNKNOWN - gearmand does not tell how long jobs have waited"
+
+
+def test_p95_over_the_interval_and_the_latency_columns():
+    def hist(counts, total):
+        running, buckets = 0, {}
+        for bound, n in zip(["0.1", "1.0", "+Inf"], counts):
+            running += n
+            buckets[bound] = running
+        return {"count": running, "sum_seconds": total, "buckets": buckets}
+
+    def fn(wait, run, age):
+        return {"queued": 1, "queued_by_priority": {"high": 0, "normal": 1, "low": 0},
+                "running": 1, "workers": 2, "busy_workers": 1, "idle_workers": 1,
+                "epoch_waiting": 0, "oldest_age_seconds": age,
+                "wait_seconds": wait, "run_seconds": run}
+    before = sample(10.0, 0, "1", {"f": fn(hist([100, 0, 0], 1), hist([0, 0, 0], 0), 2.0)})
+    after = sample(11.0, 0, "1", {"f": fn(hist([100, 10, 0], 5), hist([0, 0, 4], 90), 3.25)})
+    doc = document("h:1", after, before)
+    f = doc["functions"]["f"]
+    assert f["wait_p95_seconds"] == pytest.approx(0.955)     # the 10 jobs of the interval
+    assert f["run_p95_seconds"] == 1.0       # beyond the last bound: that bound
+    assert doc["totals"]["oldest_age_seconds"] == 3.25
+    table = [line.split() for line in render.as_text(doc).splitlines()
+             if line.startswith(("FUNCTION", "f ", "TOTAL"))]
+    assert table[0][-5:] == ["BUSY", "IDLE", "OLDEST", "WAIT95", "RUN95"]
+    assert table[1][-5:] == ["1", "1", "3.25s", "0.955s", "1s"]
+    assert table[2][-1] == "3.25s"
+    alone = document("h:1", after)            # one sample: since the server started
+    # rank 104.5 of 110: 4.5 of the 10 jobs between 0.1 and 1.0 s
+    assert alone["functions"]["f"]["wait_p95_seconds"] == pytest.approx(0.505)
+
+
+def test_one_stats_answer_gives_the_whole_sample():
+    from mpgearman.stat.probe import from_stats
+    lines = [b"version 0.1.0", b"jobs_queued 3", b"worker_connections 2",
+             b"latency_buckets 0.1,1.0",
+             b"function\tsay hi\\x0a\t1\t2\t0\t1\t3\t1\t1\t1\t4.500\t2,1,0,0.700000\t0",
+             b"function\tbroken\t1"]
+    got = from_stats(lines)
+    assert got["version"] == "0.1.0" and got["worker_connections"] == 2
+    assert got["stats"]["jobs_queued"] == "3"
+    assert got["functions"] == {"say hi\\x0a": {
+        "queued": 3, "queued_by_priority": {"high": 1, "normal": 2, "low": 0},
+        "running": 1, "workers": 3, "busy_workers": 1, "idle_workers": 1,
+        "epoch_waiting": 1, "oldest_age_seconds": 4.5,
+        "wait_seconds": {"count": 3, "sum_seconds": 0.7,
+                         "buckets": {"0.1": 2, "1.0": 3, "+Inf": 3}},
+        "run_seconds": {"count": 0, "sum_seconds": 0.0,
+                        "buckets": {"0.1": 0, "1.0": 0, "+Inf": 0}}}}
+    assert got["unreadable"] == [{"command": "stats", "line": "function\tbroken\t1"}]
+
+
+def test_totals_of_an_mpgearman_hold_no_null_age():
+    """Nothing queued: the oldest age in the totals is 0 (JSON has no null
+    there), shown as `-` in the table like a function's."""
+    fn = {"queued": 0, "queued_by_priority": {"high": 0, "normal": 0, "low": 0},
+          "running": 0, "workers": 1, "oldest_age_seconds": None}
+    cur = {"at": 1.0, "functions": {"f": fn}, "stats": None, "worker_connections": 1,
+           "version": "x", "priorities": True, "scheduled": None}
+    doc = document("h:1", cur)
+    assert doc["totals"]["oldest_age_seconds"] == 0.0
+    assert None not in doc["totals"].values()

@@ -6,6 +6,7 @@ import signal
 from .. import listeners, log, process
 from ..ipc.control import Heartbeat
 from ..ipc.layout import CTR_FIRST_ACCEPTOR
+from ..native import aloop
 from .loop import Acceptor
 from .spool import Spool
 
@@ -32,10 +33,14 @@ def run(index, gen, config, port, segment, board, my_bell, coord_bell, control,
     # Ctrl-C reaches the whole process group: the supervisor alone acts on it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     inbox = process.SignalInbox([signal.SIGTERM])
-    acc = Acceptor(index, gen, config, listeners.open_listeners(config.listen, port, inherited),
-                   segment.inbound(index), segment.outbound(index), my_bell, coord_bell,
-                   Spool(config.spool_dir, spool_tag(index, os.getpid())), inbox, board,
-                   figures, slots=segment.pairs)
+    args = (index, gen, config, listeners.open_listeners(config.listen, port, inherited),
+            segment.inbound(index), segment.outbound(index), my_bell, coord_bell,
+            Spool(config.spool_dir, spool_tag(index, os.getpid())), inbox, board, figures)
+    if aloop is not None:       # the event loop in C (native_loop.py)
+        from .native_loop import NativeAcceptor
+        acc = NativeAcceptor(*args, slots=segment.pairs, counters=counters)
+    else:
+        acc = Acceptor(*args, slots=segment.pairs)
     control.send("ready")
     logger.info("accepting on %s", ", ".join(listeners.describe(s) for s in acc.listeners.values()))
     try:

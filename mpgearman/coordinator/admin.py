@@ -14,12 +14,17 @@ byte in one of them (a newline, say) cannot break a listing or make a
 function impossible to name. `shutdown` is deliberately
 absent: 1.1.20 no longer has it.
 """
+from itertools import chain
+
 from ..protocol import admin as text
 from .actions import Send
 from .cnum import atoi
+from .queues import BOUNDS, HIST_LEN
+from .workers import staffing
 
 _END = text.END
 CHUNK = 64 * 1024     # bytes per piece of a listing
+HIST = b"%d," * (HIST_LEN - 1) + b"%.6f"    # a histogram in a `stats` function line
 
 
 def run_admin(core, c, line: bytes, crlf: bool) -> None:
@@ -155,8 +160,59 @@ def maxqueue(core, words):
 
 def stats(core, words):
     """Ours, not gearmand's (gearmand answers it as an unknown command, which
-    is how `mpgearman stat` tells the two apart): "key value" lines, then "."."""
-    return listing(b"%s %s\n" % (str(k).encode(), str(v).encode()) for k, v in core.stats())
+    is how `mpgearman stat` tells the two apart): "key value" lines, then a
+    line per function (function_line), then ".". All of it is one moment:
+    `mpgearman stat` reads everything it shows of an mpgearman here."""
+    pairs = [b"%s %s\n" % (str(k).encode(), str(v).encode()) for k, v in stats_pairs(core)]
+    return listing(chain(pairs, _function_lines(core)))
+
+
+def stats_pairs(core) -> list:
+    """The (key, value) pairs of `stats`: totals over the functions, and
+    what only the process around the core knows (core.extra_stats)."""
+    total = dict.fromkeys(("submitted", "completed", "failed", "exceptions",
+                           "requeued", "queued", "running", "workers"), 0)
+    for fn in core.functions.by_name.values():
+        for name in ("submitted", "completed", "failed", "exceptions", "requeued",
+                     "running", "workers"):
+            total[name] += getattr(fn, name)
+        total["queued"] += sum(fn.queued_by_priority())
+    pairs = [("version", core.version.decode()),
+             ("uptime", f"{core.clock() - core.started:.3f}"),
+             ("functions", len(core.functions.by_name)),
+             ("jobs", len(core.jobs))]
+    pairs += [(f"jobs_{k}" if k != "workers" else k, v) for k, v in total.items()]
+    pairs += [("connections", len(core.conns)),
+              ("worker_connections", sum(1 for c in core.conns.values() if c.funcs)),
+              ("latency_buckets", ",".join(map(str, BOUNDS)))]
+    return pairs + list(core.extra_stats())
+
+
+def _function_lines(core):
+    now = core.clock()
+    busy, idle = staffing(core.conns.values())
+    for fn in core.functions.by_name.values():
+        yield function_line(fn, now, (busy[fn], idle[fn]))
+
+
+def _hist(hist) -> bytes:
+    if hist is None or not any(hist):
+        return b"0"
+    return HIST % tuple(hist)
+
+
+def function_line(fn, now: float, staff) -> bytes:
+    """function TAB name TAB queued high, normal, low TAB running TAB
+    workers TAB busy TAB idle TAB epoch jobs waiting TAB age in seconds of
+    the oldest queued job ("-": none) TAB wait histogram TAB run histogram;
+    a histogram is its bucket counts (not cumulative, for the bounds of
+    `latency_buckets`) then the sum of the seconds, comma-separated, or 0
+    when it has none yet."""
+    oldest = fn.oldest()
+    age = b"%.3f" % max(now - oldest, 0.0) if oldest else b"-"
+    return b"function\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n" % (
+        text.shown(fn.name), *fn.queued_by_priority(), fn.running, fn.workers, *staff,
+        fn.waiting, age, _hist(fn.waits), _hist(fn.runs))
 
 
 def scheduled(core, words):

@@ -28,6 +28,7 @@ new submission attached to an abandoned job revives it.
 import logging
 import os
 import time
+from bisect import bisect_left
 
 from .. import __version__
 from ..protocol import errors
@@ -37,7 +38,7 @@ from .actions import Close, Send, SendSpooled
 from .admin import run_admin
 from .dispatch import TABLE, not_expected
 from .jobtable import Job, JobTable
-from .queues import FunctionTable
+from .queues import BOUNDS, FunctionTable
 from .spoolref import SpoolOps, SpoolRef, release_args, release_data
 from .workers import NOOP, Conn, Deadlines, Registry, timeout_seconds
 
@@ -162,24 +163,6 @@ class Core:
         workers = sum(1 for c in conns if c.funcs)
         return len(self.conns), len(self.jobs) - running, workers
 
-    def stats(self) -> list:
-        """(key, value) pairs of the `stats` admin command (our extension)."""
-        fns = self.functions.by_name.values()
-        total = {name: 0 for name in ("submitted", "completed", "failed", "exceptions",
-                                      "requeued", "queued", "running", "workers")}
-        for fn in fns:
-            for name in ("submitted", "completed", "failed", "exceptions", "requeued",
-                         "running", "workers"):
-                total[name] += getattr(fn, name)
-            total["queued"] += sum(fn.queued_by_priority())
-        pairs = [("version", self.version.decode()),
-                 ("uptime", f"{self.clock() - self.started:.3f}"),
-                 ("functions", len(self.functions.by_name)),
-                 ("jobs", len(self.jobs))]
-        pairs += [(f"jobs_{k}" if k != "workers" else k, v) for k, v in total.items()]
-        pairs.append(("connections", len(self.conns)))
-        return pairs + list(self.extra_stats())
-
     # -- submission -------------------------------------------------------------
 
     def submit(self, c: Conn, fname: bytes, unique: bytes, data, prio: int, bg: bool,
@@ -214,7 +197,8 @@ class Core:
             if not bg:
                 job.clients.append(c)
                 c.attached[job] = None
-            if when and when > self.clock():
+            now = job.since = self.clock()
+            if when and when > now:
                 self.functions.defer(job, when)   # no NOOP until it is due
             else:
                 self.functions.push(job)
@@ -266,12 +250,19 @@ class Core:
         job.worker = c
         if job.held:
             self.board.show(job.no, True, job.num, job.den)
+        now = self.clock()
+        wait, job.since = now - job.since, now
+        hist = fn.waits     # made with its queues (FunctionTable.push)
+        if wait < 0:        # the clock was set back
+            wait = 0.0
+        hist[bisect_left(BOUNDS, wait)] += 1
+        hist[-1] += wait
         fn.running += 1
         self.dirty[fn] = None
         c.running[job] = None
         regs = c.funcs[fn]
         if type(regs) is not int and regs[-1][1] > 0:     # a CAN_DO_TIMEOUT serves
-            self.deadlines.arm(job, self.clock() + timeout_seconds(regs[-1][1]))
+            self.deadlines.arm(job, now + timeout_seconds(regs[-1][1]))
         if self.round_robin:
             self.registry.rotate(c, fn)
         self.out.append(action)
@@ -340,6 +331,12 @@ class Core:
         self.dirty[fn] = None
         worker = job.worker
         if worker is not None:
+            run = self.clock() - job.since
+            hist = fn.runs
+            if run < 0:
+                run = 0.0
+            hist[bisect_left(BOUNDS, run)] += 1
+            hist[-1] += run
             fn.running -= 1
             del worker.running[job]
             job.worker = None
@@ -393,6 +390,7 @@ class Core:
         job.num = job.den = 0
         if job.held:
             self.board.show(job.no, False, 0, 0)
+        job.since = self.clock()
         self.functions.push(job)
         self.registry.wake(fn, self.out)
 

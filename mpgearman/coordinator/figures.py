@@ -15,6 +15,14 @@ bucket "__other__" (slot 0) with every other such function, and a warning
 is logged once. A function dropped and created again keeps its slot and
 its counters, so they never go backwards.
 
+Busy and idle workers per function change with every job a worker starts
+or ends, for each function it registered: counting them on the job path
+would cost a worker's number of functions per job, so count_workers()
+walks the registrations instead, at most once a second (the loop decides),
+and compares only the functions with a slot of their own (so a worker of
+thousands of functions going busy publishes at most the table). The
+overflow bucket has no busy and idle workers, as it has no oldest job.
+
 The bucket is a running sum: each of its functions remembers the figures it
 last added (Function.shown, None for all zeros) and a change adds only the
 difference, so publishing costs the functions that changed, never the
@@ -28,19 +36,30 @@ import logging
 
 from .. import native, procstat
 from ..ipc import layout as L
+from ..ipc.counters import FUNCTION_FIELDS, HIST_BUCKETS
+from .workers import staffing
 
 log = logging.getLogger(__name__)
 OVERFLOW = L.CTR_OVERFLOW_SLOT
 COUNTERS = ("submitted", "completed", "failed", "exceptions", "requeued")
-ZERO = (0,) * 10
+FIELDS = len(FUNCTION_FIELDS)
+ZERO = (0,) * FIELDS
+NO_HIST = (0,) * (HIST_BUCKETS + 1)
 SHARED_MAX = 1024        # distinct figures of job-less functions kept for sharing
 
 
-def values(fn) -> tuple:
-    """The slot fields of one function, in counters.FUNCTION_FIELDS order."""
+def _hist(hist) -> tuple:
+    return NO_HIST if hist is None else (*hist[:-1], round(hist[-1] * 1e6))
+
+
+def values(fn, oldest: bool = True) -> tuple:
+    """The slot fields of one function, in counters.FUNCTION_FIELDS order
+    (oldest=False: without its oldest queued time, for the bucket)."""
     high, normal, low = fn.queued_by_priority()
+    since = round(fn.oldest() * 1e6) if oldest else 0
     return (fn.submitted, fn.completed, fn.failed, fn.exceptions, fn.requeued,
-            high, normal, low, fn.running, fn.workers)
+            high, normal, low, fn.running, fn.workers, fn.busy, fn.idle, since,
+            *_hist(fn.waits), *_hist(fn.runs))
 
 
 class Figures:
@@ -48,10 +67,20 @@ class Figures:
         self.counters = counters
         # name -> the Function that last had its slot (at most one per slot)
         self.by_name = {}
-        self.bucket = [0] * 10   # the overflow bucket's running sums
+        self.bucket = [0] * FIELDS   # the overflow bucket's running sums
         self.overflowed = 0      # functions placed in the bucket
         self.shared = {}         # figures of job-less functions -> one shared tuple
         self.warned = False
+
+    def count_workers(self, conns, dirty: dict) -> None:
+        """Count busy and idle workers again for the functions with a slot
+        of their own; those whose figures changed are marked in `dirty`."""
+        busy, idle = staffing(conns)
+        for fn in self.by_name.values():
+            now_busy, now_idle = busy[fn], idle[fn]
+            if fn.busy != now_busy or fn.idle != now_idle:
+                fn.busy, fn.idle = now_busy, now_idle
+                dirty[fn] = None
 
     def publish(self, dirty: dict) -> None:
         """Write the figures of every function in `dirty`, then empty it."""
@@ -72,12 +101,12 @@ class Figures:
     def _add_to_bucket(self, fn) -> bool:
         """Add what changed in fn's figures since it was last added; False
         when nothing did."""
-        now = values(fn)
+        now = values(fn, oldest=False)
         was = fn.shown or ZERO
         if now == was:
             return False
         sums = self.bucket
-        for i in range(10):
+        for i in range(FIELDS):
             sums[i] += now[i] - was[i]
         if now == ZERO:
             fn.shown = None
@@ -99,6 +128,8 @@ class Figures:
         if old is not None and old is not fn:
             for field in COUNTERS:
                 setattr(fn, field, getattr(fn, field) + getattr(old, field))
+            fn.waits = _merged(fn.waits, old.waits)
+            fn.runs = _merged(fn.runs, old.runs)
             fn.slot = old.slot
         else:
             fn.slot = self.counters.claim_slot(name)
@@ -114,6 +145,12 @@ class Figures:
         else:
             self.by_name[name] = fn
         return fn.slot
+
+
+def _merged(hist, old):
+    if old is None:
+        return hist
+    return list(old) if hist is None else [a + b for a, b in zip(hist, old)]
 
 
 def extra_stats(counters) -> list:

@@ -28,6 +28,7 @@ class Job:
         "same_unique",  # older job with the same unique in another function
         "no",          # the handle's number
         "held",        # its status is mirrored in the shared status board
+        "since",       # clock time it was last queued, then when it was assigned
     )
 
     def __init__(self, handle, fn, unique, data, prio, bg, reducer):
@@ -48,6 +49,7 @@ class Job:
         self.same_unique = None
         self.no = 0
         self.held = False
+        self.since = 0
 
     def __repr__(self):
         return f"<Job {self.handle!r} {self.fn.name!r} unique={self.unique!r}>"

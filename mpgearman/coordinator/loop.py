@@ -8,7 +8,9 @@ payloads arrive and leave as spool-file names.
 """
 import logging
 import select
+import time
 
+from .. import process
 from ..acceptor.spool import SpoolNames
 from ..ipc import layout, messages
 from ..protocol.encoder import encode
@@ -20,7 +22,11 @@ from .spoolref import SpoolRef
 log = logging.getLogger(__name__)
 
 IDLE_TIMEOUT = 1.0   # safety net only: wake-ups come from the doorbell
+RECOUNT_EVERY = 1.0  # seconds between counts of busy and idle workers
 BATCH = 256
+# A connection that registered more functions than this closed: hand the
+# memory its registrations held back to the system at the end of the turn.
+RELEASE_ABOVE = 10_000
 # The answers to a request whose handling failed (before its connection closes).
 INTERNAL_ERROR = encode(T.ERROR, b"SERVER_ERROR", b"Internal server error")
 INTERNAL_ERROR_TEXT = b"ERR SERVER_ERROR Internal+server+error\r\n"
@@ -35,6 +41,9 @@ class CoordinatorLoop:
         self.core = Core(config, self.spool, pid=pid, version=version, board=board)
         # Per-function figures for monitoring, published once per turn.
         self.figures = Figures(counters) if counters is not None else None
+        # Busy/idle workers are counted again (a walk over the registrations)
+        # at most every RECOUNT_EVERY s, when something changed since.
+        self.recount, self.counted = False, 0.0
         # The spool held by jobs, for the acceptors' --max-spool-bytes check.
         self.counters, self.spool_shown = counters, -1
         if counters is not None:
@@ -60,6 +69,7 @@ class CoordinatorLoop:
         self.piece = max(layout.max_payload(self.rings_out[0].capacity) // 2, self.merge_limit) \
             if n else self.merge_limit
         self.running = True
+        self.release = False      # give freed memory back at the end of the turn
         self.deadline = None
         self.ep = select.epoll()
         for fd in (my_bell.fileno(), control.fileno(), inbox.fileno()):
@@ -93,16 +103,28 @@ class CoordinatorLoop:
                 self.counters.set_spool_held(self.spool_shown)
             self._route()
             self._publish()
-            if self.figures is not None and self.core.functions.dirty:
+            if self.figures is not None:
                 self._publish_figures()
+            if self.release:
+                self.release = False
+                process.release_freed_memory()
             if heartbeat:
                 heartbeat()
 
     def _publish_figures(self) -> None:
         """Monitoring figures: a failure there must not stop the serving."""
         dirty = self.core.functions.dirty
+        if dirty:
+            self.recount = True
         try:
-            self.figures.publish(dirty)
+            if dirty:               # first: a new function gets its slot
+                self.figures.publish(dirty)
+            now = time.monotonic()
+            if self.recount and now - self.counted >= RECOUNT_EVERY:
+                self.recount, self.counted = False, now
+                self.figures.count_workers(self.core.conns.values(), dirty)
+                if dirty:
+                    self.figures.publish(dirty)
         except Exception:
             log.exception("publishing the function figures failed; they may be stale")
             dirty.clear()
@@ -188,6 +210,9 @@ class CoordinatorLoop:
 
     def _on_closed(self, i, conn, _rest):
         self.conns[i].discard(conn)
+        c = self.core.conns.get(conn)
+        if c is not None and len(c.funcs) > RELEASE_ABOVE:
+            self.release = True
         self.core.disconnect(conn)
 
     # -- outbound -------------------------------------------------------------

@@ -22,6 +22,13 @@ from collections import OrderedDict, deque
 
 HIGH, NORMAL, LOW = 0, 1, 2
 NO_LIMITS = (0, 0, 0)
+# Upper bounds (seconds) of the wait and run time histograms' buckets; a
+# histogram is a list of len(BOUNDS) + 1 bucket counts (the last one for
+# anything longer) and, last, the sum of the times: recording a time is a
+# bisect, an increment and an addition (Core.grab and Core._free).
+BOUNDS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0,
+          900.0, 3600.0)
+HIST_LEN = len(BOUNDS) + 2
 
 
 class Function:
@@ -42,6 +49,12 @@ class Function:
         "submitted", "completed", "failed", "exceptions", "requeued",
         "slot",           # its counters slot, None until first published
         "shown",          # figures it last added to the overflow bucket, None = zeros
+        # Latency: histograms (see BOUNDS) of the wait (queued -> assigned)
+        # and run (assigned -> ended) times, None until its first job is
+        # queued (then kept, like the counters); and
+        # the workers registered for it that run a job (busy) or not (idle),
+        # counted by coordinator/figures.py at most once a second.
+        "waits", "runs", "busy", "idle",
     )
 
     def __init__(self, name: bytes):
@@ -50,7 +63,8 @@ class Function:
         self.queued = self.total = self.running = self.workers = self.waiting = 0
         self.maxq = NO_LIMITS
         self.submitted = self.completed = self.failed = self.exceptions = self.requeued = 0
-        self.slot = self.shown = None
+        self.slot = self.shown = self.waits = self.runs = None
+        self.busy = self.idle = 0
 
     def __repr__(self):
         return f"<Function {self.name!r}>"
@@ -66,6 +80,16 @@ class Function:
             return 0, self.waiting, 0
         high, normal, low = self.queues
         return len(high), len(normal) + self.waiting, len(low)
+
+    def oldest(self) -> float:
+        """When its longest-waiting queued job was put in its queue (each
+        queue is in that order), 0 when none is queued; epoch jobs count
+        from when they became due."""
+        queues = self.queues
+        if queues is None:
+            return 0
+        since = [q[0].since for q in queues if q]
+        return min(since) if since else 0
 
     def release(self) -> None:
         """Its last job or worker left: let go of what only they needed.
@@ -111,6 +135,8 @@ class FunctionTable:
         queues = fn.queues
         if queues is None:
             queues = fn.queues = (deque(), deque(), deque())
+            if fn.waits is None:      # kept for good, like the counters
+                fn.waits, fn.runs = [0] * HIST_LEN, [0] * HIST_LEN
         queues[job.prio].append(job)
         if not fn.queued:
             self.ready.add(fn)
@@ -157,6 +183,7 @@ class FunctionTable:
         while heap and heap[0][0] <= now:
             job = heapq.heappop(heap)[2]
             job.when = 0
+            job.since = now
             job.fn.waiting -= 1
             self.dirty[job.fn] = None
             self.push(job)

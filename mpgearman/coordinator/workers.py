@@ -33,7 +33,7 @@ that many list insertions; it goes on one `broad` list instead, which every
 wake-up checks (such workers are few).
 """
 import heapq
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 
 from ..protocol.encoder import encode
 from ..protocol.packets import T
@@ -284,3 +284,15 @@ class Deadlines:
 
 def timeout_seconds(timeout_ms: int) -> float:
     return max(timeout_ms, MIN_TIMEOUT_MS) / 1000.0
+
+
+def staffing(conns) -> tuple:
+    """(busy, idle): Counters of Function -> the connections registered for
+    it that run a job (of any function), and that run none. A walk over
+    every registration (in C: about 8 ms for 100,000), for the `stats`
+    command and a publication at most once a second, never a job's path."""
+    busy, idle = Counter(), Counter()
+    for c in conns:
+        if c.funcs:
+            (busy if c.running else idle).update(c.funcs.keys())
+    return busy, idle

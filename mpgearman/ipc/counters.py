@@ -22,9 +22,24 @@ _Q = 8
 LINE_Q = L.CTR_LINE_SIZE // _Q
 SLOT_Q = L.CTR_SLOT_SIZE // _Q
 OVERFLOW_NAME = b"__other__"
-# What each function slot holds after its name length, in order.
+HIST_BUCKETS = L.CTR_HIST_FIELDS - 1
+# What each function slot holds after its name length, in order: counters,
+# gauges (oldest_queued_us: unix time in microseconds the longest-waiting
+# queued job was queued, 0 = none), then the wait and run time histograms
+# (bucket counts, not cumulative, then the sum in microseconds).
 FUNCTION_FIELDS = ("submitted", "completed", "failed", "exceptions", "requeued",
-                   "queued_high", "queued_normal", "queued_low", "running", "workers")
+                   "queued_high", "queued_normal", "queued_low", "running", "workers",
+                   "busy", "idle", "oldest_queued_us",
+                   *(f"wait_{i}" for i in range(HIST_BUCKETS)), "wait_sum_us",
+                   *(f"run_{i}" for i in range(HIST_BUCKETS)), "run_sum_us")
+assert len(FUNCTION_FIELDS) == L.CTR_SLOT_FIELDS - 1
+
+
+def histogram(figures: dict, kind: str) -> tuple:
+    """([bucket counts], sum in seconds) of the "wait" or "run" histogram in
+    a functions() dict."""
+    return ([figures[f"{kind}_{i}"] for i in range(HIST_BUCKETS)],
+            figures[f"{kind}_sum_us"] / 1e6)
 ROLES = {L.CTR_SUPERVISOR: "supervisor", L.CTR_COORDINATOR: "coordinator",
          L.CTR_METRICS: "metrics"}
 
@@ -168,7 +183,8 @@ class Counters:
         return self._get(L.CTR_COORDINATOR, L.CTR_B_OFF)
 
     def write_function(self, slot: int, values) -> None:
-        """The ten FUNCTION_FIELDS of a slot, in order."""
+        """The FUNCTION_FIELDS of a slot, in order (non-negative ints); each
+        field one aligned 8-byte store."""
         q, at = self.q, self.slots_q + slot * SLOT_Q + 1
         for value in values:
             q[at] = value

@@ -56,7 +56,7 @@ SLOT_READ_TRIES = 1024             # seqlock attempts before a reader gives up
 
 # Counters for monitoring (a third mapping; see layout.h).
 CTR_MAGIC = 0x5352544E4347504D      # b"MPGCNTRS" read as a little-endian u64
-CTR_VERSION = 1
+CTR_VERSION = 2
 CTR_MAGIC_OFF = 0
 CTR_VERSION_OFF = 8
 CTR_LINES_OFF = 12
@@ -73,9 +73,10 @@ CTR_A_OFF = 8
 CTR_B_OFF = 16
 CTR_C_OFF = 24
 CTR_D_OFF = 32
-CTR_SLOT_SIZE = 256
-CTR_SLOT_FIELDS = 11                # name length + 5 counters + 5 gauges
-CTR_SLOT_NAME_OFF = 128
+CTR_SLOT_SIZE = 512
+CTR_SLOT_FIELDS = 46                # name length + 5 counters + 8 gauges + 2 histograms
+CTR_HIST_FIELDS = 16                # 15 bucket counts, then the sum in microseconds
+CTR_SLOT_NAME_OFF = 384
 CTR_NAME_MAX = 128
 CTR_OVERFLOW_SLOT = 0
 

@@ -47,6 +47,12 @@ class Ring:
         return self._off
 
     @property
+    def buffer(self):
+        """The shared buffer the ring lives in (for a native loop that
+        works on it directly)."""
+        return self._mem
+
+    @property
     def capacity(self) -> int:
         """Data bytes in the ring (records carry 4 bytes of length and are
         padded to 8; one payload may be at most capacity // 4)."""

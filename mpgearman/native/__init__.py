@@ -5,6 +5,7 @@ Each C module has a twin with the same functions and the same behaviour:
     _scan  (scan.c)  <->  scan_py   framing scan of complete small packets
     _ring  (ring.c)  <->  ring_py   SPSC shared-memory ring operations
     _board (board.c) <->  board_py  job status board: seqlock slots, counters
+    _aloop (aloop.c ...) <-> acceptor/loop.py   the acceptor's event loop
 
 MPGEARMAN_PURE=1 forces the twins (tests run both ways).
 MPGEARMAN_REQUIRE_NATIVE=1 makes a missing C module an ImportError (CI sets it).
@@ -48,6 +49,24 @@ scan, _scan_impl = _choose("_scan", "scan_py")
 ring, _ring_impl = _choose("_ring", "ring_py")
 board, _board_impl = _choose("_board", "board_py")
 
+
+def _choose_loop():
+    """The acceptor's event loop: the C module _aloop (the default), or None
+    for its twin, the Python loop of mpgearman/acceptor/loop.py, which
+    MPGEARMAN_PURE=1 or MPGEARMAN_ACCEPTOR_LOOP=python choose."""
+    if _PURE or os.environ.get("MPGEARMAN_ACCEPTOR_LOOP", "c") == "python":
+        return None
+    try:
+        return importlib.import_module(f"{__name__}._aloop")
+    except ImportError as exc:
+        if _REQUIRE:
+            raise
+        _MISSING.append(f"_aloop: {exc}")
+        return None
+
+
+aloop = _choose_loop()
+
 # "c" only when every module is the C one.
 IMPLEMENTATION = "c" if _scan_impl == _ring_impl == _board_impl == "c" else "python"
 
@@ -83,5 +102,5 @@ def check_platform(machine: str | None = None, bits: int | None = None) -> None:
         f"({bits}-bit). Use the C extensions: {how}")
 
 
-__all__ = ["IMPLEMENTATION", "UnsupportedPlatform", "board", "check_platform",
+__all__ = ["IMPLEMENTATION", "aloop", "UnsupportedPlatform", "board", "check_platform",
            "describe", "ring", "scan"]

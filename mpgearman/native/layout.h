@@ -190,12 +190,19 @@
  *   +--------+-----------+-----------+--------+-----------+----------+
  *   | queued high | queued normal | queued low | running | workers   |  gauges
  *   +-------------+---------------+------------+---------+-----------+
+ *   | busy workers | idle workers | oldest queued (unix time, us; 0 none) |
+ *   +--------------+--------------+---------------------------------------+
+ *   | wait histogram: MPG_CTR_HIST_FIELDS u64 = 15 bucket counts (not   |
+ *   |   cumulative; bounds in coordinator/queues.py), sum in us          |
+ *   | run histogram: the same                                           |
+ *   +--------------------------------------------------------------------+
  *   | pad up to MPG_CTR_SLOT_NAME_OFF | name[MPG_CTR_NAME_MAX]         |
  * Slot 0 is the overflow bucket: the functions that found the table full,
- * or whose name is longer than the name field, summed.
+ * or whose name is longer than the name field, summed (its oldest queued
+ * time is 0: times do not add up).
  */
 #define MPG_CTR_MAGIC 0x5352544e4347504dULL
-#define MPG_CTR_VERSION 1
+#define MPG_CTR_VERSION 2
 #define MPG_CTR_MAGIC_OFF 0
 #define MPG_CTR_VERSION_OFF 8
 #define MPG_CTR_LINES_OFF 12
@@ -212,9 +219,10 @@
 #define MPG_CTR_B_OFF 16
 #define MPG_CTR_C_OFF 24
 #define MPG_CTR_D_OFF 32
-#define MPG_CTR_SLOT_SIZE 256
-#define MPG_CTR_SLOT_FIELDS 11
-#define MPG_CTR_SLOT_NAME_OFF 128
+#define MPG_CTR_SLOT_SIZE 512
+#define MPG_CTR_SLOT_FIELDS 46
+#define MPG_CTR_HIST_FIELDS 16
+#define MPG_CTR_SLOT_NAME_OFF 384
 #define MPG_CTR_NAME_MAX 128
 #define MPG_CTR_OVERFLOW_SLOT 0
 

@@ -21,7 +21,7 @@ from .snapshot import document
 WATCH_DEFAULT = 2.0
 # options only a check takes: one of them on the line means Nagios is asking
 CHECK_OPTIONS = ("--warn-queued", "--crit-queued", "--warn-workers-below",
-                 "--crit-workers-below", "--function")
+                 "--crit-workers-below", "--warn-oldest", "--crit-oldest", "--function")
 
 
 class StatCommand(click.Command):
@@ -65,10 +65,14 @@ def _addresses(values) -> list:
         raise click.BadParameter(str(exc), param_hint="'-s' / '--server'") from None
 
 
-def _refuse_inverted(warn_queued, crit_queued, warn_workers, crit_workers) -> None:
+def _refuse_inverted(warn_queued, crit_queued, warn_workers, crit_workers,
+                     warn_oldest, crit_oldest) -> None:
     if None not in (warn_queued, crit_queued) and warn_queued > crit_queued:
         raise click.UsageError(f"--warn-queued {warn_queued} is above "
                                f"--crit-queued {crit_queued}")
+    if None not in (warn_oldest, crit_oldest) and warn_oldest > crit_oldest:
+        raise click.UsageError(f"--warn-oldest {warn_oldest:g} is above "
+                               f"--crit-oldest {crit_oldest:g}")
     if None not in (warn_workers, crit_workers) and warn_workers < crit_workers:
         raise click.UsageError(f"--warn-workers-below {warn_workers} is below "
                                f"--crit-workers-below {crit_workers}")
@@ -131,17 +135,22 @@ def _show(servers, timeout, interval, as_json) -> None:
               help="Check mode: WARNING when more than N jobs are queued.")
 @click.option("--crit-queued", type=click.IntRange(0), metavar="N",
               help="Check mode: CRITICAL when more than N jobs are queued.")
+@click.option("--warn-oldest", type=click.FloatRange(0), metavar="SECONDS",
+              help="Check mode: WARNING when a queued job has waited more than SECONDS.")
+@click.option("--crit-oldest", type=click.FloatRange(0), metavar="SECONDS",
+              help="Check mode: CRITICAL when a queued job has waited more than SECONDS.")
 @click.option("--warn-workers-below", type=click.IntRange(0), metavar="N",
               help="Check mode: WARNING when fewer than N workers are available.")
 @click.option("--crit-workers-below", type=click.IntRange(0), metavar="N",
               help="Check mode: CRITICAL when fewer than N workers are available.")
 def stat(servers, timeout, interval, watch, as_json, function, warn_queued, crit_queued,
-         warn_workers_below, crit_workers_below):
+         warn_oldest, crit_oldest, warn_workers_below, crit_workers_below):
     """Show queues, workers and (for mpgearman) rates and processes of a
     job server, or of several; with a threshold option, act as a
     Nagios/Icinga check (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, bad
     arguments included) on the figures summed over the servers."""
-    limits = (warn_queued, crit_queued, warn_workers_below, crit_workers_below)
+    limits = (warn_queued, crit_queued, warn_workers_below, crit_workers_below,
+              warn_oldest, crit_oldest)
     checking = any(v is not None for v in limits)
     if sum((checking, as_json, watch is not None)) > 1:
         raise click.UsageError("--json, --watch and the threshold options do not combine")

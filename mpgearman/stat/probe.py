@@ -4,10 +4,14 @@ Owns: the connection (one, bounded by a timeout), sending admin commands
 and reading their replies, parsing them, and turning one or two samples
 into a snapshot dict (the document `stat --json` prints).
 
-Works with gearmand and mpgearman alike: `status`, `prioritystatus`,
-`workers` and `version` exist on both; mpgearman's own `stats` command adds
-uptime, job counters and per-process figures, and gearmand's "unknown
-command" answer to it is how the two are told apart.
+Works with gearmand and mpgearman alike. mpgearman answers everything in
+its own `stats` command, taken in one go by the coordinator, so every
+figure of a sample is from one moment (QUEUED is HIGH + NORMAL + LOW and
+the totals add up): uptime, job counters, per-process figures, and a line
+per function with its queues, workers (busy and idle), the age of its
+oldest queued job and its wait and run time histograms. gearmand answers
+`stats` as an unknown command, which is how the two are told apart; it is
+then asked `status`, `prioritystatus`, `workers` and `version` in turn.
 
 A line of `status`, `prioritystatus` or `workers` that does not parse is
 kept in the sample's "unreadable" list and the rest is read: gearmand
@@ -177,51 +181,93 @@ def parse_workers(lines: list) -> tuple:
     return count, bad
 
 
-def _stats(admin: Admin) -> dict | None:
-    """mpgearman's `stats` as a dict, None from a server without it."""
+def _stats(admin: Admin) -> list | None:
+    """The lines of mpgearman's `stats`, None from a server without it."""
     reply = admin.command("stats")
     if isinstance(reply, bytes):
         if reply.startswith(b"ERR UNKNOWN_COMMAND"):
             return None
         raise ProbeError(f"{admin.where} answered 'stats' with {_name(reply)!r}")
-    return dict(_name(line).split(" ", 1) for line in reply if b" " in line)
+    return reply
 
 
-def parse_scheduled(lines: list) -> tuple:
-    """({name: future epoch jobs}, [unreadable]) from mpgearman's `scheduled`."""
-    counts, bad = {}, []
+def _histogram(text: bytes, bounds: list) -> dict:
+    """A `stats` histogram field (bucket counts then the sum, or "0") ->
+    {count, sum_seconds, buckets: {upper bound: cumulative count}}."""
+    if text == b"0":
+        return {"count": 0, "sum_seconds": 0.0,
+                "buckets": dict.fromkeys([*bounds, "+Inf"], 0)}
+    *counts, total = text.split(b",")
+    if len(counts) != len(bounds) + 1:
+        raise ValueError("histogram of the wrong size")
+    running, buckets = 0, {}
+    for bound, n in zip([*bounds, "+Inf"], counts):
+        running += int(n)
+        buckets[bound] = running
+    return {"count": running, "sum_seconds": float(total), "buckets": buckets}
+
+
+def parse_function_line(line: bytes, bounds: list) -> tuple:
+    """(name, figures) from a `function` line of mpgearman's `stats`."""
+    (_, name, high, normal, low, running, workers, busy, idle, epoch, age, wait,
+     run) = line.split(b"\t")
+    by_prio = dict(zip(PRIORITIES, map(int, (high, normal, low))))
+    return _name(name), {
+        "queued": sum(by_prio.values()), "queued_by_priority": by_prio,
+        "running": int(running), "workers": int(workers), "busy_workers": int(busy),
+        "idle_workers": int(idle), "epoch_waiting": int(epoch),
+        "oldest_age_seconds": None if age == b"-" else float(age),
+        "wait_seconds": _histogram(wait, bounds), "run_seconds": _histogram(run, bounds)}
+
+
+def from_stats(lines: list) -> dict:
+    """A sample's figures from the lines of one `stats` answer."""
+    stats, rows = {}, []
     for line in lines:
+        if line.startswith(b"function\t"):
+            rows.append(line)
+        elif b" " in line:
+            key, value = _name(line).split(" ", 1)
+            stats[key] = value
+    bounds = [b for b in stats.get("latency_buckets", "").split(",") if b]
+    functions, bad = {}, []
+    for line in rows:
         try:
-            name, count = line.rsplit(b"\t", 1)
-            counts[_name(name)] = int(count)
+            name, figures = parse_function_line(line, bounds)
         except ValueError:
-            bad.append(_unreadable("scheduled", line))
-    return counts, bad
+            bad.append(_unreadable("stats", line))
+            continue
+        functions[name] = figures
+    return {"functions": functions, "unreadable": bad, "stats": stats,
+            "worker_connections": int(stats.get("worker_connections", 0)),
+            "priorities": True,
+            "scheduled": {name: fn["epoch_waiting"] for name, fn in functions.items()},
+            "version": stats.get("version")}
 
 
-def _scheduled(admin: Admin) -> tuple:
-    """mpgearman's `scheduled`; (None, []) from a server without it."""
-    reply = admin.command("scheduled")
-    if isinstance(reply, bytes):
-        return None, []
-    return parse_scheduled(reply)
+def _gearmand_sample(admin: Admin) -> dict:
+    version = admin.command("version")
+    functions, unreadable, priorities = _functions(admin)
+    workers, bad = parse_workers(_listing(admin.command("workers"), "workers",
+                                          admin.where))
+    return {"functions": functions, "unreadable": unreadable + bad,
+            "worker_connections": workers, "stats": None,
+            "priorities": priorities, "scheduled": None,
+            "version": _name(version[3:]) if version.startswith(b"OK ") else None}
 
 
 def sample(admin: Admin) -> dict:
     """One look at the server: raw figures and the time they were taken."""
     try:
-        version = admin.command("version")
-        functions, unreadable, priorities = _functions(admin)
-        workers, bad = parse_workers(_listing(admin.command("workers"), "workers",
-                                              admin.where))
-        stats = _stats(admin)
-        # only an mpgearman is asked: gearmand would log an unknown command
-        scheduled, bad2 = _scheduled(admin) if stats is not None else (None, [])
-        return {"at": time.monotonic(), "functions": functions,
-                "unreadable": unreadable + bad + bad2,
-                "worker_connections": workers, "stats": stats,
-                "priorities": priorities, "scheduled": scheduled,
-                "version": _name(version[3:]) if version.startswith(b"OK ") else None}
+        lines = _stats(admin)
+        if lines is None:
+            got = _gearmand_sample(admin)
+        else:
+            got = from_stats(lines)
+            if "latency_buckets" not in got["stats"]:    # an older mpgearman
+                got = {**_gearmand_sample(admin), "stats": got["stats"]}
+        got["at"] = time.monotonic()
+        return got
     except ValueError as exc:     # a line that does not parse: not a Gearman server?
         raise ProbeError(f"{admin.where} gave an answer that is not the admin "
                          f"protocol ({exc})") from None

@@ -52,32 +52,57 @@ def _header(doc: dict) -> list:
     return lines
 
 
+def _seconds(value) -> str:
+    """A latency for the table: "-" for none, else 3 significant figures."""
+    if value is None:
+        return "-"
+    if value >= 3600:
+        return _duration(value)
+    return f"{value:.3g}s" if value < 100 else f"{value:.0f}s"
+
+
+LATENCY_HEAD = ("BUSY", "IDLE", "OLDEST", "WAIT95", "RUN95")
+
+
+def _latency(fn: dict) -> tuple:
+    """The latency cells of a function of mpgearman (busy and idle workers,
+    age of the oldest queued job, 95th percentile wait and run times)."""
+    return (fn["busy_workers"], fn["idle_workers"], _seconds(fn["oldest_age_seconds"]),
+            _seconds(fn.get("wait_p95_seconds")), _seconds(fn.get("run_p95_seconds")))
+
+
 def _function_table(doc: dict) -> list:
     rows = [(name, fn) for name, fn in doc["functions"].items()]
     t = doc["totals"]
     total = f"TOTAL ({t['functions']})"
     width = max([len(name) for name, _ in rows] + [8, len(total)])
-    prio = doc["totals"].get("queued_by_priority") is not None
+    prio = t.get("queued_by_priority") is not None
     # future epoch jobs, apart from the queued ones (mpgearman only)
     timed = "scheduled" in t
+    latency = doc["kind"] == "mpgearman" and all("busy_workers" in fn for _, fn in rows)
 
-    def row(name, queued, by_prio, scheduled, running, workers):
+    def row(name, queued, by_prio, scheduled, running, workers, extra=None):
         cells = [f"{name:<{width}}", f"{queued:>8}"]
         if prio:
             cells += [f"{v:>7}" for v in by_prio] if by_prio else [f"{'-':>7}"] * 3
         if timed:
             cells.append(f"{scheduled:>9}")
-        return " ".join(cells + [f"{running:>8}", f"{workers:>8}"])
+        cells += [f"{running:>8}", f"{workers:>8}"]
+        if latency:
+            cells += [f"{v:>7}" for v in extra or ("", "", "", "", "")]
+        return " ".join(cells).rstrip()
 
     lines = [row("FUNCTION", "QUEUED", ("HIGH", "NORMAL", "LOW") if prio else None,
-                 "SCHEDULED", "RUNNING", "WORKERS")]
+                 "SCHEDULED", "RUNNING", "WORKERS", LATENCY_HEAD)]
     for name, fn in rows:
         qp = fn["queued_by_priority"]
-        lines.append(row(name, fn["queued"], qp and tuple(qp.values()),
-                         fn.get("scheduled", 0), fn["running"], fn["workers"]))
+        lines.append(row(name, fn["queued"], qp and tuple(qp.values()), fn.get("scheduled", 0),
+                         fn["running"], fn["workers"], latency and _latency(fn)))
     qp = t.get("queued_by_priority")
+    # 0 in the totals: nothing queued, shown as for a function
+    oldest = ("", "", _seconds(t.get("oldest_age_seconds") or None), "", "")
     lines.append(row(total, t["queued"], qp and tuple(qp.values()), t.get("scheduled", 0),
-                     t["running"], t["workers"]))
+                     t["running"], t["workers"], oldest))
     return lines
 
 
@@ -123,17 +148,24 @@ def as_text(doc: dict, height: int | None = None) -> str:
 # -- Nagios / Icinga ----------------------------------------------------------------
 
 def check(doc: dict, function: str | None, warn_queued, crit_queued,
-          warn_workers, crit_workers) -> tuple:
-    """(state, line): queued above a threshold or workers below one; the
-    figures are the function's with `function`, else the totals (workers =
-    connections that registered at least one function)."""
+          warn_workers, crit_workers, warn_oldest=None, crit_oldest=None) -> tuple:
+    """(state, line): queued above a threshold, workers below one, or the
+    oldest queued job older than one (seconds); the figures are the
+    function's with `function`, else the totals (workers = connections that
+    registered at least one function; oldest = over all functions)."""
     if function is not None:
         fn = doc["functions"].get(function)
         if fn is None:
             return UNKNOWN, unknown(f"function {function} is unknown to {doc['server']}")
         queued, workers, what = fn["queued"], fn["workers"], f"function {function}: "
+        oldest = fn.get("oldest_age_seconds")
     else:
         queued, workers, what = doc["totals"]["queued"], doc["totals"]["workers"], ""
+        oldest = doc["totals"].get("oldest_age_seconds")
+    ages = warn_oldest is not None or crit_oldest is not None
+    if ages and doc["kind"] != "mpgearman":
+        return UNKNOWN, unknown(f"{doc['kind']} does not tell how long jobs have waited")
+    oldest = oldest or 0.0
     state, reasons = OK, []
     for value, limit, level, text in (
             (queued, crit_queued, CRITICAL, f"queued > {crit_queued}"),
@@ -142,6 +174,10 @@ def check(doc: dict, function: str | None, warn_queued, crit_queued,
             state = max(state, level)
             reasons.append(text)
             break
+    level, reason = _too_old(oldest, warn_oldest, crit_oldest)
+    if reason:
+        state = max(state, level)
+        reasons.append(reason)
     for value, limit, level, text in (
             (workers, crit_workers, CRITICAL, f"workers < {crit_workers}"),
             (workers, warn_workers, WARNING, f"workers < {warn_workers}")):
@@ -150,6 +186,8 @@ def check(doc: dict, function: str | None, warn_queued, crit_queued,
             reasons.append(text)
             break
     summary = f"{what}{queued} jobs queued, {workers} workers"
+    if ages:
+        summary += f", oldest waited {oldest:.1f} s"
     if reasons:
         summary += " (" + ", ".join(reasons) + ")"
     bad = len(doc.get("unreadable") or ())
@@ -158,7 +196,17 @@ def check(doc: dict, function: str | None, warn_queued, crit_queued,
     perf = (f"queued={queued};{_limit(warn_queued)};{_limit(crit_queued)};0 "
             f"workers={workers};{_limit(warn_workers, below=True)};"
             f"{_limit(crit_workers, below=True)};0")
+    if ages:
+        perf += f" oldest={oldest:.3f}s;{_limit(warn_oldest)};{_limit(crit_oldest)};0"
     return state, f"{CHECK} {STATE_NAMES[state]} - {summary} | {perf}"
+
+
+def _too_old(oldest: float, warn, crit) -> tuple:
+    """(state, reason or None) of the oldest queued job's age."""
+    for limit, level in ((crit, CRITICAL), (warn, WARNING)):
+        if limit is not None and oldest > limit:
+            return level, f"oldest job waited > {limit:g} s"
+    return OK, None
 
 
 def _limit(value, below=False) -> str:
@@ -170,17 +218,26 @@ def _limit(value, below=False) -> str:
 
 def merged(docs: list) -> dict:
     """What the check judges for several servers: per function and in
-    total, queued jobs and workers summed over them."""
+    total, queued jobs and workers summed over them, and the oldest
+    queued job's age over them (when every server is an mpgearman)."""
     if len(docs) == 1:
         return docs[0]
+    ages = all(d["kind"] == "mpgearman" for d in docs)
     functions = {}
     for doc in docs:
         for name, fn in doc["functions"].items():
             into = functions.setdefault(name, {"queued": 0, "workers": 0})
             into["queued"] += fn["queued"]
             into["workers"] += fn["workers"]
+            if ages:
+                into["oldest_age_seconds"] = max(into.get("oldest_age_seconds") or 0.0,
+                                                 fn.get("oldest_age_seconds") or 0.0)
+    totals = {k: sum(d["totals"][k] for d in docs) for k in ("queued", "workers")}
+    if ages:
+        totals["oldest_age_seconds"] = max(d["totals"].get("oldest_age_seconds", 0.0)
+                                           for d in docs)
     return {"server": ", ".join(d["server"] for d in docs), "functions": functions,
-            "totals": {k: sum(d["totals"][k] for d in docs) for k in ("queued", "workers")},
+            "kind": "mpgearman" if ages else "mixed", "totals": totals,
             "unreadable": [u for d in docs for u in d.get("unreadable") or ()]}
 
 

@@ -1,10 +1,13 @@
 """Raw samples (probe.py) -> the snapshot document `stat` shows.
 
 Owns: the document's shape (what `stat --json` prints, see README), totals,
-and rates from two samples: job counters per second and each process's CPU
-share. Must not: talk to a server or print.
+rates from two samples (job counters per second and each process's CPU
+share) and the 95th percentiles of the wait and run times. Must not: talk
+to a server or print.
 """
 from .probe import JOB_COUNTERS, PRIORITIES
+
+LATENCY = ("wait", "run")
 
 
 def _number(text):
@@ -39,12 +42,16 @@ def _totals(functions: dict, worker_connections: int, priorities: bool) -> dict:
               "workers": worker_connections}
     if priorities:
         totals["queued_by_priority"] = by_prio
+    if any("oldest_age_seconds" in fn for fn in functions.values()):
+        # mpgearman: the age of the oldest queued job of any function
+        totals["oldest_age_seconds"] = max(
+            (fn["oldest_age_seconds"] or 0.0 for fn in functions.values()), default=0.0)
     return totals
 
 
 def _apart(functions: dict, scheduled: dict | None) -> dict:
     """Future epoch jobs out of the queued (and normal) counts into their
-    own, from a server that lists them (mpgearman's `scheduled`); copies."""
+    own, from a server that counts them (mpgearman's `stats`); copies."""
     if scheduled is None:
         return functions
     out = {}
@@ -57,6 +64,47 @@ def _apart(functions: dict, scheduled: dict | None) -> dict:
             fn["queued_by_priority"] = by_prio
         out[name] = fn
     return out
+
+
+def quantile(buckets: dict, q: float):
+    """The q-quantile of a histogram ({upper bound: cumulative count}),
+    interpolated within its bucket as Prometheus' histogram_quantile does;
+    None without observations. In the last (+Inf) bucket: its lower bound."""
+    items = list(buckets.items())
+    total = items[-1][1] if items else 0
+    if not total:
+        return None
+    rank, lower, below = q * total, 0.0, 0
+    for bound, count in items:
+        if count >= rank:
+            if bound == "+Inf":
+                return lower
+            upper = float(bound)
+            inside = count - below
+            return round(lower + (upper - lower) * (rank - below) / inside, 6)
+        lower, below = float(bound), count
+    return lower
+
+
+def _delta(cur: dict, prev: dict | None) -> dict:
+    if prev is None:
+        return cur["buckets"]
+    return {k: max(v - prev["buckets"].get(k, 0), 0) for k, v in cur["buckets"].items()}
+
+
+def _percentiles(functions: dict, prev: dict | None) -> None:
+    """wait_p95_seconds and run_p95_seconds of each mpgearman function: over
+    the interval between the samples when there are two, else since the
+    server started; None when no job was assigned (ended) meanwhile."""
+    for name, fn in functions.items():
+        before = (prev or {}).get(name) or {}
+        for kind in LATENCY:
+            hist = fn.get(f"{kind}_seconds")
+            if hist is not None:
+                base = before.get(f"{kind}_seconds") if prev is not None else None
+                if prev is not None and base is None:
+                    base = {"buckets": {}}
+                fn[f"{kind}_p95_seconds"] = quantile(_delta(hist, base), 0.95)
 
 
 def _mpgearman_part(cur: dict, prev: dict | None) -> dict:
@@ -89,6 +137,8 @@ def document(where: str, cur: dict, prev: dict | None = None) -> dict:
     """The snapshot: `cur` is the latest sample, `prev` an earlier one that
     rates are measured against (None: no rates)."""
     mp = cur["stats"] is not None
+    if mp:
+        _percentiles(cur["functions"], prev["functions"] if prev is not None else None)
     functions = _apart(cur["functions"], cur.get("scheduled"))
     doc = {"server": where, "kind": "mpgearman" if mp else "gearmand",
            "version": cur["version"],

@@ -96,7 +96,7 @@ def test_a_failing_close_still_closes(loop, monkeypatch):
 
 def test_failing_figures_do_not_stop_the_loop(loop, caplog):
     class Broken:
-        publish = staticmethod(broken)
+        publish = count_workers = staticmethod(broken)
     loop.figures = Broken()
     loop.core.functions.get(b"f")
     loop.core.functions.dirty[loop.core.functions.by_name[b"f"]] = None

@@ -15,7 +15,10 @@ import pytest
 
 import statload
 from statload import ENV, free_port
+from gearproto import PacketType as T
 from gearproto import wait_for
+from prometheus_client.openmetrics import parser as openmetrics
+import mpgearman
 from mpgearman import native
 
 parser = pytest.importorskip("prometheus_client.parser")
@@ -46,7 +49,8 @@ def scrape(port) -> dict:
     assert content_type == "text/plain; version=0.0.4; charset=utf-8"
     samples = {}
     for family in parser.text_string_to_metric_families(text):
-        assert family.documentation and family.type in ("counter", "gauge"), family
+        assert family.documentation and family.type in ("counter", "gauge", "histogram"), \
+            family
         for s in family.samples:
             key = (s.name, tuple(sorted(s.labels.items())))
             assert key not in samples, f"duplicate sample {key}"
@@ -80,7 +84,7 @@ def test_metrics_after_a_known_workload(server_factory, spawn, unique_name):
     finally:
         wl.close()
     functions = {k: v for k, v in samples.items()
-                 if k[0].startswith(("mpgearman_jobs_", "mpgearman_workers"))}
+                 if k[0].startswith("mpgearman_jobs_") or k[0] == "mpgearman_workers"}
     assert functions == expected_function_samples(wl)
     assert samples[("mpgearman_functions_overflowed", ())] == 0
 
@@ -180,7 +184,8 @@ def test_the_data_plane_in_use_is_logged_and_shown(server_factory, monkeypatch, 
         want, line = "c", "data plane: C extensions"
     server, port = start(server_factory)
     assert line in (server.workdir / "mpgearman.err").read_text()
-    assert scrape(port)[("mpgearman_data_plane_info", (("implementation", want),))] == 1
+    build = family(scrape(port), "mpgearman_build_info")
+    assert build == {(("implementation", want), ("version", mpgearman.__version__)): 1}
     run = subprocess.run([sys.executable, "-m", "mpgearman", "stat", "-s", server.address,
                           "--json"], capture_output=True, text=True, timeout=30, env=ENV)
     assert run.returncode == 0, run.stderr
@@ -207,3 +212,58 @@ def test_a_restarted_acceptor_counts_from_zero(server_factory):
     assert samples[accepted] == 0
     assert samples[("mpgearman_connections_open", (("acceptor", index),))] == 0
     assert len(family(samples, "mpgearman_connections_open")) == 2
+
+
+def raw_http(port, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        out = b""
+        while chunk := sock.recv(65536):
+            out += chunk
+    return out
+
+
+def test_http_1_1_openmetrics_head_and_methods(server_factory):
+    server, port = start(server_factory)
+    reply = raw_http(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n"
+                           b"Accept: application/openmetrics-text; version=1.0.0\r\n\r\n")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert b"Content-Type: application/openmetrics-text" in head
+    assert b"Connection: close" in head and body.endswith(b"# EOF\n")
+    names = {f.name for f in openmetrics.text_string_to_metric_families(body.decode())}
+    assert {"mpgearman_build", "mpgearman_job_wait_seconds",
+            "mpgearman_process_start_time_seconds"} <= names
+    reply = raw_http(port, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and body == b""
+    assert b"Server: mpgearman-metrics\r\n" in head and b"Content-Length: 0\r\n" not in head
+    reply = raw_http(port, b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 405 ") and b"Allow: GET, HEAD" in reply
+
+
+def test_queue_latency_and_busy_idle_workers(server_factory, fname):
+    server, port = start(server_factory)
+    label = (("function", fname),)
+    with server.connect() as client, server.connect() as worker:
+        for i in range(2):
+            client.submit(T.SUBMIT_JOB_BG, fname.encode(), b"", b"%d" % i)
+        time.sleep(0.3)
+        samples = scrape(port)
+        assert 0.3 <= samples[("mpgearman_oldest_queued_job_age_seconds", label)] < 30
+        assert samples[("mpgearman_job_wait_seconds_count", label)] == 0
+        worker.send_packet(T.CAN_DO, fname.encode())
+        handle = worker.call(T.GRAB_JOB).args[0]
+        wait_for(lambda: scrape(port)[("mpgearman_workers_busy", label)] == 1, 10, 0.1,
+                 "the worker to count as busy")
+        time.sleep(0.2)
+        worker.send_packet(T.WORK_COMPLETE, handle, b"")
+        wait_for(lambda: scrape(port)[("mpgearman_workers_idle", label)] == 1, 10, 0.1,
+                 "the worker to count as idle")
+        samples = scrape(port)
+    assert samples[("mpgearman_job_wait_seconds_count", label)] == 1
+    assert samples[("mpgearman_job_wait_seconds_bucket", label + (("le", "0.1"),))] == 0
+    assert samples[("mpgearman_job_wait_seconds_sum", label)] >= 0.3
+    assert samples[("mpgearman_job_run_seconds_count", label)] == 1
+    assert samples[("mpgearman_job_run_seconds_sum", label)] >= 0.2
+    assert samples[("mpgearman_jobs_queued", label + (("priority", "normal"),))] == 1

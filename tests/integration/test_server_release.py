@@ -41,3 +41,24 @@ def test_output_queued_for_a_closed_client_is_released(server_factory, fname):
         assert w.call(T.ECHO_REQ, b"after").payload == b"after"
         after = _rss(acceptor)
         assert after - before < 16 * MIB, (before >> 20, peak >> 20, after >> 20)
+
+
+def test_registrations_of_a_closed_worker_are_released(server_factory):
+    """The registrations of a worker that registered many functions go back
+    to the system when it closes (the functions themselves stay listed, as
+    gearmand lists them, at a few hundred bytes each)."""
+    srv = server_factory("mpgearman", acceptors=1)
+    coordinator = next(p for p in psutil.Process(srv.proc.pid).children(recursive=True)
+                       if p.name() == "mpg-coordinator")
+    n = 200_000
+    worker = srv.connect(timeout=60)
+    worker.send(b"".join(request(T.CAN_DO, b"reg-%d" % i) for i in range(n)))
+    assert worker.call(T.ECHO_REQ, b"sync", timeout=60).payload == b"sync"
+    registered = coordinator.memory_info().rss
+    worker.close()
+    with srv.connect(timeout=30) as other:
+        wait_for(lambda: srv.admin("workers").count(b"\n") == 3, 30,
+                 message="the closed worker to leave `workers`")
+        assert other.call(T.ECHO_REQ, b"after").payload == b"after"
+    freed = registered - coordinator.memory_info().rss
+    assert freed > 4 * MIB, (registered >> 20, freed >> 20)

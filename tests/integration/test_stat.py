@@ -38,6 +38,8 @@ def test_json_after_a_known_workload(server, spawn, unique_name):
                    **{k: f[k] for k in ("high", "normal", "low", "running", "workers")}}
             for name, f in wl.expected().items()}
     assert got == want
+    oldest = doc["totals"].pop("oldest_age_seconds", None)
+    assert oldest is None if server.kind == "gearmand" else 0 < oldest < 30
     totals = {"functions": 3, "queued": 6, "running": 1, "workers": 2,
               "queued_by_priority": {"high": 0, "normal": 2, "low": 4}}
     if server.kind == "mpgearman":       # epoch jobs apart; gearmand cannot tell
@@ -87,11 +89,15 @@ def test_text_view(server, fname):
     lines = run.stdout.splitlines()
     assert lines[0].startswith(f"{server.kind} ")
     table = [line.split() for line in lines if line.startswith((fname, "FUNCTION", "TOTAL"))]
-    mp = server.kind == "mpgearman"      # mpgearman lists epoch jobs apart
-    assert table == [["FUNCTION", "QUEUED", "HIGH", "NORMAL", "LOW"] + ["SCHEDULED"] * mp
-                     + ["RUNNING", "WORKERS"],
-                     [fname, "0", "0", "0", "0"] + ["0"] * mp + ["0", "0"],
-                     ["TOTAL", "(1)", "0", "0", "0", "0"] + ["0"] * mp + ["0", "0"]]
+    if server.kind == "gearmand":
+        assert table == [["FUNCTION", "QUEUED", "HIGH", "NORMAL", "LOW", "RUNNING", "WORKERS"],
+                         [fname, "0", "0", "0", "0", "0", "0"],
+                         ["TOTAL", "(1)", "0", "0", "0", "0", "0", "0"]]
+    else:   # epoch jobs apart; busy and idle workers, oldest queued job, wait and run p95
+        assert table == [["FUNCTION", "QUEUED", "HIGH", "NORMAL", "LOW", "SCHEDULED", "RUNNING",
+                          "WORKERS", "BUSY", "IDLE", "OLDEST", "WAIT95", "RUN95"],
+                         [fname, "0", "0", "0", "0", "0", "0", "0", "0", "0", "-", "-", "-"],
+                         ["TOTAL", "(1)", "0", "0", "0", "0", "0", "0", "0", "-"]]
     assert ("PROCESS" in run.stdout) == (server.kind == "mpgearman")
 
 
@@ -257,4 +263,21 @@ def test_scheduled_jobs_are_shown_apart_from_queued_ones(mpgearman_server, fname
         assert (fn["queued"], fn["queued_by_priority"]["normal"], fn["scheduled"]) == (1, 1, 1)
         run = stat(mpgearman_server.address, "--interval", "0")
     row, = [line.split() for line in run.stdout.splitlines() if line.startswith(fname)]
-    assert row == [fname, "1", "0", "1", "0", "1", "0", "0"]
+    assert row[:8] == [fname, "1", "0", "1", "0", "1", "0", "0"]
+
+
+def test_nagios_check_on_the_oldest_queued_job(server, fname):
+    with server.connect() as client:
+        client.submit(T.SUBMIT_JOB_BG, fname.encode(), b"", b"x")
+        time.sleep(1.2)
+        late = stat(server.address, "--function", fname, "--warn-oldest", "0.5",
+                    "--crit-oldest", "1")
+        fine = stat(server.address, "--warn-oldest", "60")
+    if server.kind == "gearmand":
+        assert late.returncode == fine.returncode == 3
+        assert late.stdout.startswith("MPGEARMAN UNKNOWN - gearmand does not tell")
+        return
+    assert late.returncode == 2, late.stdout + late.stderr
+    assert late.stdout.startswith(f"MPGEARMAN CRITICAL - function {fname}: 1 jobs queued")
+    assert "(oldest job waited > 1 s)" in late.stdout and " oldest=1." in late.stdout
+    assert fine.returncode == 0 and fine.stdout.startswith("MPGEARMAN OK - ")

@@ -24,10 +24,10 @@ def test_fresh_mapping_has_only_the_overflow_bucket(counters):
 def test_claimed_slots_carry_name_and_values(counters):
     assert counters.claim_slot(b"reverse") == 1
     assert counters.claim_slot(b"resize") == 2
-    counters.write_function(2, range(1, 11))
+    counters.write_function(2, range(1, len(FUNCTION_FIELDS) + 1))
     names = [name for name, _ in counters.functions()]
     assert names == [OVERFLOW_NAME, b"reverse", b"resize"]
-    assert counters.functions()[2][1] == dict(zip(FUNCTION_FIELDS, range(1, 11)))
+    assert counters.functions()[2][1] == dict(zip(FUNCTION_FIELDS, range(1, len(FUNCTION_FIELDS) + 1)))
     assert counters.functions()[1][1] == dict.fromkeys(FUNCTION_FIELDS, 0)
 
 
@@ -67,7 +67,7 @@ def test_process_lines(counters):
 
 def test_a_reader_in_another_mapping_of_the_same_memory_sees_the_writes(counters):
     counters.claim_slot(b"fn")
-    counters.write_function(1, [5] * 10)
+    counters.write_function(1, [5] * len(FUNCTION_FIELDS))
     reader = Counters(counters.mem).check()
     assert reader.functions()[1] == (b"fn", dict.fromkeys(FUNCTION_FIELDS, 5))
 

@@ -72,3 +72,17 @@ def test_twins_nobody_asked_for_are_a_warning_with_the_reason(twins, monkeypatch
     assert level == logging.WARNING
     assert "pure-Python twins, about three times slower" in text
     assert "No module named 'mpgearman.native._ring'" in text
+
+
+@pytest.mark.parametrize("env, want", [({}, "_aloop"), ({"MPGEARMAN_ACCEPTOR_LOOP": "c"}, "_aloop"),
+                                       ({"MPGEARMAN_ACCEPTOR_LOOP": "python"}, None),
+                                       ({"MPGEARMAN_PURE": "1"}, None)])
+def test_the_acceptor_loop_choice(monkeypatch, env, want):
+    pytest.importorskip("mpgearman.native._aloop")
+    for name in ("MPGEARMAN_ACCEPTOR_LOOP", "MPGEARMAN_PURE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(native, "_PURE", env.get("MPGEARMAN_PURE") == "1")
+    chosen = native._choose_loop()
+    assert (chosen.__name__.rsplit(".", 1)[1] if chosen else None) == want
