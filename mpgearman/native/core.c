@@ -301,6 +301,49 @@ static PyObject *Core_maxqueue(CoreObject *self, PyObject *const *a, Py_ssize_t 
     return PyBool_FromLong(f != NIL);
 }
 
+static PyObject *hist_list(const fn_rec *f, const hist *h)
+{
+    if (!f->has_hist)
+        return Py_NewRef(Py_None);
+    PyObject *list = PyList_New(HIST_BUCKETS + 1);
+    if (list == NULL)
+        return NULL;
+    for (int i = 0; i < HIST_BUCKETS; i++)
+        PyList_SET_ITEM(list, i, PyLong_FromUnsignedLongLong(h->n[i]));
+    PyList_SET_ITEM(list, HIST_BUCKETS, PyFloat_FromDouble(h->sum));
+    return list;
+}
+
+/* A function's figures, as coordinator/queues.py Function has them. */
+static PyObject *Core_figures(CoreObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    if (n != 1 || !PyBytes_Check(a[0])) {
+        PyErr_SetString(PyExc_TypeError, "figures(name: bytes)");
+        return NULL;
+    }
+    core *k = &self->k;
+    idx f = fn_get(k, PyBytes_AS_STRING(a[0]), (size_t)PyBytes_GET_SIZE(a[0]), 0);
+    if (f == NIL)
+        Py_RETURN_NONE;
+    fn_rec *r = &k->t.fns[f];
+    double oldest = 0;
+    for (int p = 0; p < 3; p++)
+        if (r->qh[p]) {
+            double s = k->t.jobs[r->qh[p]].since;
+            if (oldest == 0 || s < oldest)
+                oldest = s;
+        }
+    return Py_BuildValue("{s(III)sIsIsIsIsKsKsKsKsKsdsNsN}",
+        "queued", r->qn[0], r->qn[1] + r->waiting, r->qn[2], "total", r->total,
+        "running", r->running, "workers", r->workers, "waiting", r->waiting,
+        "submitted", (unsigned long long)r->submitted,
+        "completed", (unsigned long long)r->completed,
+        "failed", (unsigned long long)r->failed,
+        "exceptions", (unsigned long long)r->exceptions,
+        "requeued", (unsigned long long)r->requeued, "oldest", oldest,
+        "waits", hist_list(r, &r->waits), "runs", hist_list(r, &r->runs));
+}
+
 static PyObject *Core_counts(CoreObject *self, PyObject *const *a, Py_ssize_t n)
 {
     (void)a; (void)n;
@@ -334,6 +377,8 @@ static PyMethodDef Core_methods[] = {
      "cancel(handle) -> bool (admin `cancel job`)"},
     {"maxqueue", (PyCFunction)(void (*)(void))Core_maxqueue, METH_FASTCALL,
      "maxqueue(name, high, normal, low) -> bool (False: no such function)"},
+    {"figures", (PyCFunction)(void (*)(void))Core_figures, METH_FASTCALL,
+     "figures(name) -> dict of a function's counts, histograms and oldest queued time"},
     {"counts", (PyCFunction)(void (*)(void))Core_counts, METH_FASTCALL,
      "counts() -> (connections, queued jobs, workers)"},
     {NULL, NULL, 0, NULL},

@@ -20,6 +20,21 @@ enum { NOT_INDEXED, BY_UNIQUE, BY_DATA };
 #define BROAD 32
 #define MIN_TIMEOUT_MS 1000
 
+static const double BOUNDS[HIST_BUCKETS - 1] = {
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0};
+
+/* One time into a histogram, as bisect_left(BOUNDS, t) in core.py. */
+static void record(hist *h, double t)
+{
+    if (t < 0)          /* the clock was set back */
+        t = 0.0;
+    int i = 0;
+    while (i < HIST_BUCKETS - 1 && BOUNDS[i] < t)
+        i++;
+    h->n[i]++;
+    h->sum += t;
+}
+
 /* -- output ------------------------------------------------------------------ */
 
 static char *out_reserve(core *k, idx c, uint64_t len, int close)
@@ -182,6 +197,8 @@ static void q_push(core *k, idx j)
     fn_rec *f = F(r->fn);
     int p = r->prio;
     r->qnext = NIL;
+    f->has_hist = 1;
+    f->qn[p]++;
     if (f->qt[p]) J(f->qt[p])->qnext = j; else f->qh[p] = j;
     f->qt[p] = j;
     f->queued++;
@@ -196,6 +213,7 @@ static idx q_pop(core *k, idx f, int p)
         fr->qt[p] = NIL;
     J(j)->qnext = NIL;
     fr->queued--;
+    fr->qn[p]--;
     return j;
 }
 
@@ -516,8 +534,10 @@ void core_free_job(core *k, idx j)
     if (r->tnext) J(r->tnext)->tprev = r->tprev; else k->t.jtail = r->tprev;
     k->t.live_jobs--;
     F(r->fn)->total--;
-    if (r->worker)
+    if (r->worker) {
+        record(&F(r->fn)->runs, now(k) - r->since);
         run_unlink(k, j);
+    }
     r->timer = 0;
     for (uint32_t i = 0; i < r->nclients; i++)
         detach(k, r->clients[i], j);
@@ -552,6 +572,7 @@ static void promote(core *k, double t)
         while (h->n && h->e[0].at <= t && n < 64) {
             idx j = heap_pop(h).job;
             J(j)->waiting = 0;
+            J(j)->since = t;
             F(J(j)->fn)->waiting--;
             q_push(k, j);
             due[n++] = j;
@@ -588,6 +609,7 @@ static void requeue(core *k, idx j)
     r = J(j);
     r->timer = 0;
     r->num = r->den = 0;
+    r->since = now(k);
     q_push(k, j);
     wake(k, r->fn);
 }
@@ -693,7 +715,8 @@ void core_submit(core *k, idx c, const char *fname, size_t fl, const char *u, si
         F(f)->submitted++;
         if (!bg)
             attach(k, c, j);
-        if (when && (double)when > now(k)) {
+        double t = J(j)->since = now(k);
+        if (when && (double)when > t) {
             heap_ent e = {j, ++k->t.seq, (double)when};
             if (heap_push(&k->t.epochs, e) == 0) {
                 J(j)->waiting = 1;
@@ -763,6 +786,10 @@ void core_grab(core *k, idx c, int kind)
     }
     job_rec *r = J(j);
     r->worker = c;
+    double t = now(k);
+    record(&F(r->fn)->waits, t - r->since);
+    r = J(j);
+    r->since = t;
     F(r->fn)->running++;
     r->rprev = C(c)->rtail;
     r->rnext = NIL;
@@ -771,7 +798,7 @@ void core_grab(core *k, idx c, int kind)
     reg_rec *reg = R(g);
     int64_t tmo = reg->tmo[reg->n - 1];
     if (tmo > 0) {
-        heap_ent e = {j, ++k->t.token, now(k) + (double)(tmo > MIN_TIMEOUT_MS ? tmo : MIN_TIMEOUT_MS) / 1000.0};
+        heap_ent e = {j, ++k->t.token, t + (double)(tmo > MIN_TIMEOUT_MS ? tmo : MIN_TIMEOUT_MS) / 1000.0};
         if (heap_push(&k->t.deadlines, e) == 0)
             J(j)->timer = e.tok;
     }

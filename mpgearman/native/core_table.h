@@ -20,6 +20,12 @@
 #define CT_MAGIC 0x4D50474Au      /* "MPGJ" */
 #define CT_VERSION 1u
 #define NIL 0u
+#define HIST_BUCKETS 15         /* len(BOUNDS) + 1 of coordinator/queues.py */
+
+typedef struct {                /* bucket counts, then the sum of the seconds */
+    uint64_t n[HIST_BUCKETS];
+    double sum;
+} hist;
 
 typedef uint32_t idx;
 
@@ -48,6 +54,7 @@ typedef struct {
     uint32_t nclients, capclients;
     uint32_t num, den, retries;
     uint64_t timer;             /* deadline token, 0 = none */
+    double since;               /* last queued, then when assigned */
     uint8_t prio, ignore, bg, keep, indexed, has_reducer, live, waiting;
     idx free_next;
 } job_rec;
@@ -55,10 +62,13 @@ typedef struct {
 typedef struct {
     blob name;
     idx qh[3], qt[3];
+    uint32_t qn[3];             /* per priority, ignored jobs included */
     uint32_t queued, total, running, workers, waiting;
     int64_t maxq[3];
     idx slh, slt;               /* sleeper list of registration records */
     uint64_t submitted, completed, failed, exceptions, requeued;
+    hist waits, runs;           /* queued -> assigned, assigned -> ended */
+    int has_hist;               /* made when its first job is queued */
 } fn_rec;
 
 typedef struct {                /* one connection's registrations for one function */

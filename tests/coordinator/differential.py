@@ -77,6 +77,12 @@ class Pair:
         py_jobs = b"".join(admin.show(self.py, [b"show", b"jobs"]))
         assert self.c.show_jobs() == py_jobs, f"show jobs after {self.steps[-12:]}"
         assert self.c.counts() == self.py.counts()
+        for fn in self.py.functions.by_name.values():
+            want = {"queued": fn.queued_by_priority(), "oldest": fn.oldest() or 0}
+            for name in ("total", "running", "workers", "waiting", "submitted", "completed",
+                         "failed", "exceptions", "requeued", "waits", "runs"):
+                want[name] = getattr(fn, name)
+            assert self.c.figures(fn.name) == want, f"figures of {fn.name} after {self.steps[-12:]}"
 
     # -- inputs ------------------------------------------------------------------
     def connect(self):
@@ -201,7 +207,7 @@ def step(draw, pair) -> None:
         pair.maxqueue(pick(FUNCS + [b"nope"]), tuple(draw(st.lists(
             st.integers(0, 3), min_size=3, max_size=3))))
     elif kind == "advance":
-        pair.advance(pick([0.5, 1.0, 2.0, 6.0]))
+        pair.advance(pick([0.003, 0.04, 0.5, 1.0, 2.0, 6.0]))
 
 
 def run(draw, ccore_type, steps: int) -> Pair:
