@@ -1,0 +1,418 @@
+/* _core: the Python binding of the C core (core.h, core_ops.c,
+ * core_handlers.c, core_table.c).
+ *
+ * Core(prefix, wakeup, job_retries, round_robin, exceptions, clock) has the
+ * entry points of coordinator.core.Core (connect, disconnect, packet, tick)
+ * and the table operations the Python rare paths call (status, show_jobs,
+ * cancel, maxqueue, counts). Output is taken with drain(): a list of
+ * (conn, bytes) to send and (conn, None) to close, in order.
+ *
+ * Must not: keep Python objects in the table, or call Python except the
+ * clock.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "core.h"
+
+typedef struct {
+    PyObject_HEAD
+    core k;
+    int ready;
+    PyObject *clock;
+} CoreObject;
+
+static double call_clock(void *ctx)
+{
+    CoreObject *self = ctx;
+    if (PyErr_Occurred())
+        return 0.0;
+    PyObject *r = PyObject_CallNoArgs(self->clock);
+    if (r == NULL)
+        return 0.0;
+    double v = PyFloat_AsDouble(r);
+    Py_DECREF(r);
+    return v;
+}
+
+static int Core_init(CoreObject *self, PyObject *args, PyObject *kw)
+{
+    static char *names[] = {"prefix", "wakeup", "job_retries", "round_robin", "exceptions",
+                            "clock", NULL};
+    Py_buffer prefix;
+    unsigned int wakeup, retries;
+    int rr, exc;
+    PyObject *clock;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*IIppO", names, &prefix, &wakeup, &retries,
+                                     &rr, &exc, &clock))
+        return -1;
+    if (self->ready) {
+        core_fini(&self->k);
+        self->ready = 0;
+    }
+    int rc = core_init(&self->k, prefix.buf, (size_t)prefix.len, wakeup, retries, rr, exc);
+    PyBuffer_Release(&prefix);
+    if (rc < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->ready = 1;
+    Py_INCREF(clock);
+    Py_XSETREF(self->clock, clock);
+    self->k.clock = call_clock;
+    self->k.clock_ctx = self;
+    return 0;
+}
+
+static void Core_dealloc(CoreObject *self)
+{
+    if (self->ready)
+        core_fini(&self->k);
+    Py_XDECREF(self->clock);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* After an operation: a clock error or a lost batch becomes the exception. */
+static PyObject *done(CoreObject *self, PyObject *value)
+{
+    if (self->k.out.failed) {
+        self->k.out.failed = 0;
+        self->k.out.n = 0;
+        self->k.out.used = 0;
+        Py_XDECREF(value);
+        return PyErr_NoMemory();
+    }
+    if (PyErr_Occurred()) {
+        Py_XDECREF(value);
+        return NULL;
+    }
+    return value;
+}
+
+static int get_i64(PyObject *o, int64_t *v)
+{
+    long long x = PyLong_AsLongLong(o);
+    if (x == -1 && PyErr_Occurred())
+        return -1;
+    *v = x;
+    return 0;
+}
+
+static PyObject *Core_connect(CoreObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    int64_t conn, fd;
+    if (n != 3) {
+        PyErr_SetString(PyExc_TypeError, "connect(conn, peer, fd)");
+        return NULL;
+    }
+    if (get_i64(a[0], &conn) < 0 || get_i64(a[2], &fd) < 0)
+        return NULL;
+    Py_ssize_t plen;
+    const char *peer;
+    if (PyUnicode_Check(a[1])) {
+        peer = PyUnicode_AsUTF8AndSize(a[1], &plen);
+    } else if (PyBytes_Check(a[1])) {
+        peer = PyBytes_AS_STRING(a[1]);
+        plen = PyBytes_GET_SIZE(a[1]);
+    } else {
+        PyErr_SetString(PyExc_TypeError, "peer must be str or bytes");
+        return NULL;
+    }
+    if (peer == NULL)
+        return NULL;
+    if (core_connect(&self->k, conn, peer, (size_t)plen, fd) < 0)
+        return PyErr_NoMemory();
+    return done(self, Py_NewRef(Py_None));
+}
+
+static PyObject *Core_disconnect(CoreObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    int64_t conn;
+    if (n != 1) {
+        PyErr_SetString(PyExc_TypeError, "disconnect(conn)");
+        return NULL;
+    }
+    if (get_i64(a[0], &conn) < 0)
+        return NULL;
+    core_disconnect(&self->k, conn);
+    return done(self, Py_NewRef(Py_None));
+}
+
+static PyObject *Core_packet(CoreObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    int64_t conn, ptype;
+    if (n != 3 || !PyTuple_Check(a[2])) {
+        PyErr_SetString(PyExc_TypeError, "packet(conn, ptype, args: tuple of bytes)");
+        return NULL;
+    }
+    if (get_i64(a[0], &conn) < 0 || get_i64(a[1], &ptype) < 0)
+        return NULL;
+    Py_ssize_t count = PyTuple_GET_SIZE(a[2]);
+    if (count > 7) {
+        PyErr_SetString(PyExc_ValueError, "too many arguments");
+        return NULL;
+    }
+    args_t args = {.count = (int)count};
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *x = PyTuple_GET_ITEM(a[2], i);
+        if (!PyBytes_Check(x)) {
+            PyErr_SetString(PyExc_TypeError, "packet arguments must be bytes");
+            return NULL;
+        }
+        args.p[i] = PyBytes_AS_STRING(x);
+        args.n[i] = (size_t)PyBytes_GET_SIZE(x);
+    }
+    if (ptype < INT32_MIN || ptype > INT32_MAX ||
+        core_packet(&self->k, conn, (int)ptype, &args) < 0) {
+        PyErr_Format(PyExc_ValueError, "wrong argument count for packet type %lld",
+                     (long long)ptype);
+        return NULL;
+    }
+    return done(self, Py_NewRef(Py_None));
+}
+
+static PyObject *Core_tick(CoreObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    (void)a; (void)n;
+    double d = core_tick(&self->k);
+    return done(self, d < 0 ? Py_NewRef(Py_None) : PyFloat_FromDouble(d));
+}
+
+static PyObject *Core_drain(CoreObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    (void)a; (void)n;
+    outq *q = &self->k.out;
+    PyObject *list = PyList_New(q->n);
+    if (list == NULL)
+        return NULL;
+    for (uint32_t i = 0; i < q->n; i++) {
+        out_rec *r = &q->recs[i];
+        PyObject *data = r->close ? Py_NewRef(Py_None)
+                                  : PyBytes_FromStringAndSize(q->buf + r->off, (Py_ssize_t)r->len);
+        PyObject *item = data ? Py_BuildValue("(LN)", (long long)r->conn, data) : NULL;
+        if (item == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, item);
+    }
+    q->n = 0;
+    q->used = 0;
+    return list;
+}
+
+/* -- table operations for the rare paths ------------------------------------------ */
+
+typedef struct { char *p; size_t n, cap; int failed; } sbuf;
+
+static void sb_put(sbuf *b, const char *p, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + n)
+            cap *= 2;
+        char *q = PyMem_Realloc(b->p, cap);
+        if (q == NULL) { b->failed = 1; return; }
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, p, n);
+    b->n += n;
+}
+
+/* A name as protocol/admin.py shown() writes it. */
+static void sb_shown(sbuf *b, const blob *name)
+{
+    for (uint32_t i = 0; i < name->len; i++) {
+        unsigned char ch = (unsigned char)name->p[i];
+        if (ch < 0x20 || ch == 0x7f || ch == '\\') {
+            char esc[5];
+            snprintf(esc, sizeof(esc), "\\x%02x", ch);
+            sb_put(b, esc, 4);
+        } else {
+            sb_put(b, (const char *)&ch, 1);
+        }
+    }
+}
+
+static PyObject *sb_finish(sbuf *b)
+{
+    sb_put(b, ".\n", 2);
+    PyObject *r = b->failed ? PyErr_NoMemory() : PyBytes_FromStringAndSize(b->p, (Py_ssize_t)b->n);
+    PyMem_Free(b->p);
+    return r;
+}
+
+static PyObject *Core_status(CoreObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    (void)a; (void)n;
+    table *t = &self->k.t;
+    sbuf b = {0};
+    char line[80];
+    for (uint32_t i = 1; i < t->nfns; i++) {
+        fn_rec *f = &t->fns[i];
+        sb_shown(&b, &f->name);
+        int w = snprintf(line, sizeof(line), "\t%u\t%u\t%u\n", f->total, f->running, f->workers);
+        sb_put(&b, line, (size_t)w);
+    }
+    return sb_finish(&b);
+}
+
+static PyObject *Core_show_jobs(CoreObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    (void)a; (void)n;
+    table *t = &self->k.t;
+    sbuf b = {0};
+    char line[80];
+    for (idx j = t->jhead; j; j = t->jobs[j].tnext) {
+        job_rec *r = &t->jobs[j];
+        sb_put(&b, r->handle.p, r->handle.len);
+        int w = snprintf(line, sizeof(line), "\t%u\t%d\t%d\n", r->retries, r->ignore, r->bg);
+        sb_put(&b, line, (size_t)w);
+    }
+    return sb_finish(&b);
+}
+
+static PyObject *Core_cancel(CoreObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    if (n != 1 || !PyBytes_Check(a[0])) {
+        PyErr_SetString(PyExc_TypeError, "cancel(handle: bytes)");
+        return NULL;
+    }
+    int ok = core_cancel(&self->k, PyBytes_AS_STRING(a[0]), (size_t)PyBytes_GET_SIZE(a[0]));
+    return done(self, PyBool_FromLong(ok));
+}
+
+static PyObject *Core_maxqueue(CoreObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    int64_t lim[3];
+    if (n != 4 || !PyBytes_Check(a[0])) {
+        PyErr_SetString(PyExc_TypeError, "maxqueue(name: bytes, high, normal, low)");
+        return NULL;
+    }
+    for (int i = 0; i < 3; i++)
+        if (get_i64(a[i + 1], &lim[i]) < 0)
+            return NULL;
+    idx f = fn_get(&self->k, PyBytes_AS_STRING(a[0]), (size_t)PyBytes_GET_SIZE(a[0]), 0);
+    if (f)
+        memcpy(self->k.t.fns[f].maxq, lim, sizeof(lim));
+    return PyBool_FromLong(f != NIL);
+}
+
+static PyObject *hist_list(const fn_rec *f, const hist *h)
+{
+    if (!f->has_hist)
+        return Py_NewRef(Py_None);
+    PyObject *list = PyList_New(HIST_BUCKETS + 1);
+    if (list == NULL)
+        return NULL;
+    for (int i = 0; i < HIST_BUCKETS; i++)
+        PyList_SET_ITEM(list, i, PyLong_FromUnsignedLongLong(h->n[i]));
+    PyList_SET_ITEM(list, HIST_BUCKETS, PyFloat_FromDouble(h->sum));
+    return list;
+}
+
+/* A function's figures, as coordinator/queues.py Function has them. */
+static PyObject *Core_figures(CoreObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    if (n != 1 || !PyBytes_Check(a[0])) {
+        PyErr_SetString(PyExc_TypeError, "figures(name: bytes)");
+        return NULL;
+    }
+    core *k = &self->k;
+    idx f = fn_get(k, PyBytes_AS_STRING(a[0]), (size_t)PyBytes_GET_SIZE(a[0]), 0);
+    if (f == NIL)
+        Py_RETURN_NONE;
+    fn_rec *r = &k->t.fns[f];
+    double oldest = 0;
+    for (int p = 0; p < 3; p++)
+        if (r->qh[p]) {
+            double s = k->t.jobs[r->qh[p]].since;
+            if (oldest == 0 || s < oldest)
+                oldest = s;
+        }
+    return Py_BuildValue("{s(III)sIsIsIsIsKsKsKsKsKsdsNsN}",
+        "queued", r->qn[0], r->qn[1] + r->waiting, r->qn[2], "total", r->total,
+        "running", r->running, "workers", r->workers, "waiting", r->waiting,
+        "submitted", (unsigned long long)r->submitted,
+        "completed", (unsigned long long)r->completed,
+        "failed", (unsigned long long)r->failed,
+        "exceptions", (unsigned long long)r->exceptions,
+        "requeued", (unsigned long long)r->requeued, "oldest", oldest,
+        "waits", hist_list(r, &r->waits), "runs", hist_list(r, &r->runs));
+}
+
+static PyObject *Core_counts(CoreObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    (void)a; (void)n;
+    table *t = &self->k.t;
+    uint32_t running = 0, workers = 0;
+    for (uint32_t i = 1; i < t->nconns; i++) {
+        conn_rec *c = &t->conns[i];
+        if (!c->live)
+            continue;
+        workers += c->nregs > 0;
+        for (idx j = c->rhead; j; j = t->jobs[j].rnext)
+            running++;
+    }
+    return Py_BuildValue("(III)", t->live_conns, t->live_jobs - running, workers);
+}
+
+static PyMethodDef Core_methods[] = {
+    {"connect", (PyCFunction)(void (*)(void))Core_connect, METH_FASTCALL, "connect(conn, peer, fd)"},
+    {"disconnect", (PyCFunction)(void (*)(void))Core_disconnect, METH_FASTCALL, "disconnect(conn)"},
+    {"packet", (PyCFunction)(void (*)(void))Core_packet, METH_FASTCALL,
+     "packet(conn, ptype, args): one parsed request (args: tuple of bytes)"},
+    {"tick", (PyCFunction)(void (*)(void))Core_tick, METH_FASTCALL,
+     "tick() -> seconds until the next timer, or None"},
+    {"drain", (PyCFunction)(void (*)(void))Core_drain, METH_FASTCALL,
+     "drain() -> [(conn, bytes or None for close), ...] since the last drain"},
+    {"status", (PyCFunction)(void (*)(void))Core_status, METH_FASTCALL,
+     "status() -> the admin `status` listing"},
+    {"show_jobs", (PyCFunction)(void (*)(void))Core_show_jobs, METH_FASTCALL,
+     "show_jobs() -> the admin `show jobs` listing"},
+    {"cancel", (PyCFunction)(void (*)(void))Core_cancel, METH_FASTCALL,
+     "cancel(handle) -> bool (admin `cancel job`)"},
+    {"maxqueue", (PyCFunction)(void (*)(void))Core_maxqueue, METH_FASTCALL,
+     "maxqueue(name, high, normal, low) -> bool (False: no such function)"},
+    {"figures", (PyCFunction)(void (*)(void))Core_figures, METH_FASTCALL,
+     "figures(name) -> dict of a function's counts, histograms and oldest queued time"},
+    {"counts", (PyCFunction)(void (*)(void))Core_counts, METH_FASTCALL,
+     "counts() -> (connections, queued jobs, workers)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject CoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "mpgearman.native._core.Core",
+    .tp_basicsize = sizeof(CoreObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The coordinator's job table and hot handlers in C.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Core_init,
+    .tp_dealloc = (destructor)Core_dealloc,
+    .tp_methods = Core_methods,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_core", "The coordinator's job table and hot handlers in C.",
+    -1, NULL, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__core(void)
+{
+    if (PyType_Ready(&CoreType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    if (PyModule_AddObjectRef(m, "Core", (PyObject *)&CoreType) < 0 ||
+        PyModule_AddIntConstant(m, "TABLE_VERSION", CT_VERSION) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,81 @@
+/* The C core: gearmand 1.1.20 job semantics over the C job table,
+ * sans-IO, the same operations and output as mpgearman/coordinator/core.py
+ * (the executable specification; its docstrings say why each rule is so).
+ *
+ * Output: every reply is an (connection id, bytes) record appended to the
+ * core's output list; a Close is a record with close = 1. The caller drains
+ * it after each call (core.c turns it into Python objects).
+ */
+#ifndef MPG_CORE_H
+#define MPG_CORE_H
+
+#include "core_table.h"
+
+typedef struct {
+    int64_t conn;
+    uint64_t off, len;
+    int close;
+} out_rec;
+
+typedef struct {
+    out_rec *recs;
+    uint32_t n, cap;
+    char *buf;
+    uint64_t used, size;
+    int failed;                 /* an allocation failed: the batch is lost */
+} outq;
+
+typedef double (*clock_fn)(void *ctx);
+
+typedef struct {
+    table t;
+    outq out;
+    blob prefix;                /* "<prefix>:" */
+    uint32_t wakeup;            /* NOOPs per queued job, 0 = all sleepers */
+    uint32_t job_retries;
+    int round_robin, exceptions;
+    clock_fn clock;
+    void *clock_ctx;
+} core;
+
+/* A packet's arguments as the parser cuts them (see protocol/packets.py). */
+typedef struct {
+    const char *p[7];
+    size_t n[7];
+    int count;
+} args_t;
+
+int core_init(core *k, const char *prefix, size_t plen, uint32_t wakeup,
+              uint32_t job_retries, int round_robin, int exceptions);
+void core_fini(core *k);
+
+int core_connect(core *k, int64_t conn, const char *peer, size_t plen, int64_t fd);
+void core_disconnect(core *k, int64_t conn);
+/* 0, or -1 when the arguments do not fit the type (nothing done). */
+int core_packet(core *k, int64_t conn, int ptype, const args_t *a);
+/* Seconds until the next timer, or -1 for none. */
+double core_tick(core *k);
+int core_cancel(core *k, const char *handle, size_t n);
+
+/* ops used by the handlers (core_ops.c) */
+void emit(core *k, idx c, int ptype, int nargs, const char *const *p, const size_t *n);
+void emit_raw(core *k, idx c, const char *p, size_t n);
+void emit_close(core *k, idx c);
+void emit_error(core *k, idx c, const char *code, const char *text);
+idx fn_get(core *k, const char *name, size_t n, int create);
+void core_submit(core *k, idx c, const char *fname, size_t fl, const char *unique, size_t ul,
+                 const char *data, size_t dl, int prio, int bg, int64_t when,
+                 const char *reducer, size_t rl, int has_reducer);
+void core_grab(core *k, idx c, int kind);
+void core_pre_sleep(core *k, idx c);
+void core_free_job(core *k, idx j);
+void core_fail_clients(core *k, idx j);
+idx core_owned(core *k, idx c, const char *handle, size_t n);
+idx job_by_handle(core *k, const char *handle, size_t n);
+void reg_add(core *k, idx c, idx f, int64_t timeout_ms);
+void reg_remove(core *k, idx c, idx f);
+void reg_reset(core *k, idx c);
+void core_close(core *k, idx c);
+idx conn_find(core *k, int64_t id);
+
+#endif
