@@ -12,37 +12,25 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include <stdatomic.h>
-#include <stdint.h>
-#include <string.h>
+#include "ringcore.h"
 
-#include "layout.h"
-
+/* The protocol steps themselves are ringcore.h's, shared with the
+   acceptor's native loop; this file maps them to Python calls. */
 typedef struct {
     Py_buffer view;
-    unsigned char *ctrl;
-    unsigned char *data;
-    uint64_t cap;
-    uint64_t mask;
+    rc_ring rc;
 } ring_t;
 
-#define U64_AT(r, off) ((_Atomic uint64_t *)((r)->ctrl + (off)))
+#define U64_AT(r, off) RC_U64(&(r)->rc, off)
 #define HEAD(r) U64_AT(r, MPG_RING_HEAD_OFF)
 #define TAIL(r) U64_AT(r, MPG_RING_TAIL_OFF)
 #define HEAD_CACHE(r) U64_AT(r, MPG_RING_HEAD_CACHE_OFF)
 #define CAPACITY(r) U64_AT(r, MPG_RING_CAPACITY_OFF)
-#define SLEEPING(r) ((_Atomic uint32_t *)((r)->ctrl + MPG_RING_SLEEPING_OFF))
+#define SLEEPING(r) RC_SLEEPING(&(r)->rc)
 
 #define RELAXED memory_order_relaxed
 #define ACQUIRE memory_order_acquire
 #define RELEASE memory_order_release
-
-static inline uint64_t
-record_size(uint64_t n)
-{
-    return (MPG_REC_HEADER_SIZE + n + MPG_REC_ALIGN - 1)
-           & ~(uint64_t)(MPG_REC_ALIGN - 1);
-}
 
 static int
 valid_capacity(uint64_t cap)
@@ -68,8 +56,8 @@ check_geometry(Py_ssize_t len, Py_ssize_t off, const uint64_t *cap_arg,
                      "%zd-byte buffer", off, len);
         return -1;
     }
-    r->ctrl = (unsigned char *)r->view.buf + off;
-    if ((uintptr_t)r->ctrl % 8 != 0) {
+    r->rc.ctrl = (unsigned char *)r->view.buf + off;
+    if ((uintptr_t)r->rc.ctrl % 8 != 0) {
         PyErr_SetString(PyExc_ValueError, "ring is not 8-byte aligned");
         return -1;
     }
@@ -89,9 +77,9 @@ check_geometry(Py_ssize_t len, Py_ssize_t off, const uint64_t *cap_arg,
                      "%zd-byte buffer", off, (unsigned long long)cap, len);
         return -1;
     }
-    r->cap = cap;
-    r->mask = cap - 1;
-    r->data = r->ctrl + MPG_RING_DATA_OFF;
+    r->rc.cap = cap;
+    r->rc.mask = cap - 1;
+    r->rc.data = r->rc.ctrl + MPG_RING_DATA_OFF;
     return 0;
 }
 
@@ -151,37 +139,19 @@ static int
 write_record(ring_t *r, uint64_t *tail, uint64_t *head,
              const char *src, Py_ssize_t n)
 {
-    if ((uint64_t)n > (r->cap >> MPG_RING_MAX_RECORD_SHIFT)) {
+    switch (rc_write2(&r->rc, tail, head, src, (uint64_t)n, NULL, 0)) {
+    case 1:
+        return 1;
+    case 0:
+        return 0;
+    case -1:
         PyErr_Format(PyExc_ValueError,
                      "record of %zd bytes exceeds the ring's limit of %llu",
-                     n, (unsigned long long)(r->cap >> MPG_RING_MAX_RECORD_SHIFT));
+                     n, (unsigned long long)rc_max_record(&r->rc));
         return -1;
+    default:
+        return corrupt("head is ahead of tail");
     }
-    uint64_t need = record_size((uint64_t)n);
-    uint64_t pos = *tail & r->mask;
-    uint64_t to_end = r->cap - pos;
-    uint64_t total = need <= to_end ? need : to_end + need;
-    /* total <= capacity always, as a payload is at most a quarter of it. */
-    if (*tail - *head > r->cap - total) {
-        /* The cache says full (or is nonsense): read the consumer's head. */
-        *head = atomic_load_explicit(HEAD(r), ACQUIRE);
-        atomic_store_explicit(HEAD_CACHE(r), *head, RELAXED);
-        if (*tail - *head > r->cap)
-            return corrupt("head is ahead of tail");
-        if (*tail - *head > r->cap - total)
-            return 0;
-    }
-    if (need > to_end) {
-        uint32_t wrap = MPG_REC_WRAP;
-        memcpy(r->data + pos, &wrap, sizeof wrap);
-        *tail += to_end;
-        pos = 0;
-    }
-    uint32_t len32 = (uint32_t)n;
-    memcpy(r->data + pos, &len32, sizeof len32);
-    memcpy(r->data + pos + MPG_REC_HEADER_SIZE, src, (size_t)n);
-    *tail += need;
-    return 1;
 }
 
 /* Write one item (bytes fast path, any contiguous buffer otherwise). */
@@ -258,30 +228,22 @@ static int
 read_records(ring_t *r, uint64_t *head, uint64_t tail, Py_ssize_t max_items,
              PyObject *list)
 {
-    while (*head != tail && PyList_GET_SIZE(list) < max_items) {
-        uint64_t pos = *head & r->mask;
-        uint64_t avail = tail - *head;
-        uint32_t n;
-        memcpy(&n, r->data + pos, sizeof n);
-        if (n == MPG_REC_WRAP) {
-            if (r->cap - pos > avail)
-                return corrupt("wrap marker past tail");
-            *head += r->cap - pos;
-            continue;
-        }
-        uint64_t size = record_size(n);
-        if (n > (r->cap >> MPG_RING_MAX_RECORD_SHIFT) || size > r->cap - pos
-            || size > avail)
-            return corrupt("record length out of bounds");
-        PyObject *item = PyBytes_FromStringAndSize(
-            (const char *)r->data + pos + MPG_REC_HEADER_SIZE, n);
+    const unsigned char *rec;
+    uint32_t n;
+    while (PyList_GET_SIZE(list) < max_items) {
+        int got = rc_peek(&r->rc, head, tail, &rec, &n);
+        if (got == 0)
+            break;
+        if (got < 0)
+            return corrupt("record length or wrap marker out of bounds");
+        PyObject *item = PyBytes_FromStringAndSize((const char *)rec, n);
         if (item == NULL)
             return -1;
         int failed = PyList_Append(list, item);
         Py_DECREF(item);
         if (failed)
             return -1;
-        *head += size;
+        *head += rc_record_size(n);
     }
     return 0;
 }
@@ -309,7 +271,7 @@ ring_pop_batch(PyObject *Py_UNUSED(mod), PyObject *const *args,
     int rc = -1;
     if (list == NULL)
         ;
-    else if (tail - head > r.cap)
+    else if (tail - head > r.rc.cap)
         corrupt("tail is more than capacity ahead of head");
     else
         rc = read_records(&r, &head, tail, max_items, list);
@@ -331,15 +293,9 @@ ring_reader_idle(PyObject *Py_UNUSED(mod), PyObject *const *args,
     ring_t r;
     if (open_args(&r, "reader_idle", args, nargs) < 0)
         return NULL;
-    atomic_store_explicit(SLEEPING(&r), 1, RELAXED);
-    /* Pairs with the fence in writer_should_ring: either the producer sees
-       the flag, or we see its tail. */
-    atomic_thread_fence(memory_order_seq_cst);
-    uint64_t tail = atomic_load_explicit(TAIL(&r), ACQUIRE);
-    uint64_t head = atomic_load_explicit(HEAD(&r), RELAXED);
-    int idle = tail == head;
-    if (!idle)
-        atomic_store_explicit(SLEEPING(&r), 0, RELAXED);
+    /* Its fence pairs with the one in writer_should_ring: either the
+       producer sees the flag, or we see its tail. */
+    int idle = rc_reader_idle(&r.rc);
     ring_close(&r);
     return PyBool_FromLong(idle);
 }
@@ -351,7 +307,7 @@ ring_reader_awake(PyObject *Py_UNUSED(mod), PyObject *const *args,
     ring_t r;
     if (open_args(&r, "reader_awake", args, nargs) < 0)
         return NULL;
-    atomic_store_explicit(SLEEPING(&r), 0, RELAXED);
+    rc_reader_awake(&r.rc);
     ring_close(&r);
     Py_RETURN_NONE;
 }
@@ -363,12 +319,9 @@ ring_writer_should_ring(PyObject *Py_UNUSED(mod), PyObject *const *args,
     ring_t r;
     if (open_args(&r, "writer_should_ring", args, nargs) < 0)
         return NULL;
-    atomic_thread_fence(memory_order_seq_cst);
     /* A plain load first keeps the line shared while the reader is awake;
        only a set flag costs the exchange. */
-    int ring = atomic_load_explicit(SLEEPING(&r), RELAXED) != 0
-               && atomic_exchange_explicit(SLEEPING(&r), 0,
-                                           memory_order_acq_rel) != 0;
+    int ring = rc_writer_should_ring(&r.rc);
     ring_close(&r);
     return PyBool_FromLong(ring);
 }
@@ -416,7 +369,7 @@ ring_init(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs)
     /* Only the control block: records are framed, so stale data bytes are
      * never read, and leaving the data area alone keeps its pages untouched
      * (a fresh memfd reads as zeros without costing memory). */
-    memset(r.ctrl, 0, MPG_RING_CTRL_SIZE);
+    memset(r.rc.ctrl, 0, MPG_RING_CTRL_SIZE);
     atomic_store_explicit(CAPACITY(&r), cap64, RELAXED);
     atomic_thread_fence(memory_order_seq_cst);
     ring_close(&r);
