@@ -13,16 +13,21 @@
  *       i.e. the libgearman pattern; more lets a connection hold several
  *       jobs at once) and answering PRE_SLEEP/NOOP like libgearman does.
  *
- *   fg      -c CONNS -k INFLIGHT (-n JOBS | -d SECONDS) -s SIZE -f FUNC [-T THREADS]
+ *   fg      -c CONNS -k INFLIGHT (-n JOBS | -d SECONDS) -s SIZE -f FUNC [-T THREADS] [-L]
  *       Raw-protocol foreground client: CONNS non-blocking connections, each
  *       keeping INFLIGHT SUBMIT_JOBs pipelined; a WORK_COMPLETE (or WORK_FAIL)
  *       frees a slot for the next submission. Reports completed jobs/s.
+ *       With -L, every job is timed from its submission to its result, and
+ *       the median, p90, p99 and maximum latency (µs) are reported.
  *
  *   bg      -c CONNS -k INFLIGHT -n JOBS -s SIZE -f FUNC -t THREADS
  *       Submits JOBS SUBMIT_JOB_BG as fast as possible (no worker
  *       registered yet), then starts THREADS libgearman echo workers and
  *       polls the admin `status` line of FUNC until it shows no job left.
  *       Reports the submission rate and the drain rate. -W/-g as for worker.
+ *       With -P, pauses between the two: prints {"submitted":N} and waits
+ *       for a line on stdin before starting the workers (so that the
+ *       server's memory can be measured with the jobs queued).
  *
  * Common: -h HOST (127.0.0.1) -p PORT (4730).
  *
@@ -64,6 +69,7 @@ static int conns = 4, inflight = 32, threads = 1, payload_size = 64;
 static long total_jobs = 0;
 static double duration = 0;
 static int raw_workers = 0, grab_ahead = 1;
+static int time_jobs = 0, pause_after_submit = 0;
 
 static atomic_long to_submit;     /* submissions still allowed (when -n) */
 static atomic_long completed;     /* jobs done (fg: results; bg: JOB_CREATED) */
@@ -114,7 +120,93 @@ typedef struct {
     int inflight;
     int want_out;
     int epoll_index;      /* raw workers register an index, clients a pointer */
+    struct timer *timer;  /* -L: this connection's job timer, else NULL */
 } conn_t;
+
+/* ------------------------------------------------------------------ */
+/* per-job latency (-L)                                                */
+
+typedef struct { double *v; size_t n, cap; } samples_t;
+
+static void sample_add(samples_t *s, double x)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 4096;
+        s->v = realloc(s->v, s->cap * sizeof *s->v);
+    }
+    s->v[s->n++] = x;
+}
+
+/* A connection's jobs in flight: submission times wait in FIFO order for
+ * their JOB_CREATED (answered in order), then wait under their handle for
+ * the WORK_COMPLETE. */
+typedef struct { char h[64]; size_t hlen; double t; int used; } pending_t;
+
+struct timer {
+    double *fifo; int head, count, cap;
+    pending_t *slot; int nslots;
+    samples_t *out;
+};
+
+static struct timer *timer_new(int cap, samples_t *out)
+{
+    struct timer *t = calloc(1, sizeof *t);
+    t->cap = t->nslots = cap;
+    t->fifo = calloc((size_t)cap, sizeof *t->fifo);
+    t->slot = calloc((size_t)cap, sizeof *t->slot);
+    t->out = out;
+    return t;
+}
+
+static void timer_submitted(struct timer *t, double when)
+{
+    t->fifo[(t->head + t->count++) % t->cap] = when;
+}
+
+static void timer_created(struct timer *t, const char *h, size_t hlen)
+{
+    double when = t->fifo[t->head];
+    t->head = (t->head + 1) % t->cap;
+    t->count--;
+    for (int i = 0; i < t->nslots; i++) {
+        pending_t *p = &t->slot[i];
+        if (!p->used && hlen <= sizeof p->h) {
+            memcpy(p->h, h, hlen);
+            p->hlen = hlen;
+            p->t = when;
+            p->used = 1;
+            return;
+        }
+    }
+}
+
+static void timer_done(struct timer *t, const char *body, size_t size, double when)
+{
+    const char *end = memchr(body, 0, size);
+    size_t hlen = end ? (size_t)(end - body) : size;
+    for (int i = 0; i < t->nslots; i++) {
+        pending_t *p = &t->slot[i];
+        if (p->used && p->hlen == hlen && memcmp(p->h, body, hlen) == 0) {
+            sample_add(t->out, (when - p->t) * 1e6);
+            p->used = 0;
+            return;
+        }
+    }
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double percentile(samples_t *s, double q)
+{
+    if (!s->n)
+        return 0;
+    size_t i = (size_t)(q * (double)(s->n - 1) + 0.5);
+    return s->v[i];
+}
 
 static char *submit_packet;       /* one prebuilt SUBMIT_JOB[_BG] packet */
 static size_t submit_len;
@@ -162,6 +254,8 @@ static int try_submit(conn_t *c)
         return 0;
     queue_bytes(c, submit_packet, submit_len);
     c->inflight++;
+    if (c->timer)
+        timer_submitted(c->timer, now());
     return 1;
 }
 
@@ -252,9 +346,13 @@ static void handle_packets(conn_t *c, int bg)
         switch (type) {
         case JOB_CREATED:
             done = bg;
+            if (c->timer)
+                timer_created(c->timer, p, size);
             break;
         case WORK_COMPLETE:
             done = !bg;
+            if (c->timer)
+                timer_done(c->timer, p, size, now());
             break;
         case WORK_FAIL: case WORK_EXCEPTION: case ERROR:
             atomic_fetch_add(&failures, 1);
@@ -274,6 +372,7 @@ static void handle_packets(conn_t *c, int bg)
 
 typedef struct {
     int first, count, bg;
+    samples_t lat;
 } client_arg_t;
 
 static void *client_thread(void *argp)
@@ -287,6 +386,8 @@ static void *client_thread(void *argp)
         c->epoll_index = -1;
         c->rcap = 1 << 16;
         c->rbuf = malloc(c->rcap);
+        if (time_jobs && !a->bg)
+            c->timer = timer_new(inflight, &a->lat);
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
         epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev);
         for (int k = 0; k < inflight; k++)
@@ -319,11 +420,18 @@ static void *client_thread(void *argp)
         close(cs[i].fd);
         free(cs[i].rbuf);
         free(cs[i].wbuf);
+        if (cs[i].timer) {
+            free(cs[i].timer->fifo);
+            free(cs[i].timer->slot);
+            free(cs[i].timer);
+        }
     }
     free(cs);
     close(epfd);
     return NULL;
 }
+
+static samples_t latencies;       /* -L: every thread's samples, merged */
 
 /* Run the raw clients: CONNS connections spread over THREADS threads. */
 static double run_clients(int bg, int nthreads)
@@ -345,8 +453,12 @@ static double run_clients(int bg, int nthreads)
             usleep(10000);
         atomic_store(&stop_flag, 1);
     }
-    for (int i = 0; i < nthreads; i++)
+    for (int i = 0; i < nthreads; i++) {
         pthread_join(tids[i], NULL);
+        for (size_t k = 0; k < args[i].lat.n; k++)
+            sample_add(&latencies, args[i].lat.v[k]);
+        free(args[i].lat.v);
+    }
     free(tids);
     free(args);
     return now() - t0;
@@ -601,7 +713,7 @@ static void usage(void)
             "usage: loadgen worker|fg|bg [-h host] [-p port] [-f function]\n"
             "       [-t worker_threads] [-c connections] [-k inflight]\n"
             "       [-n jobs] [-d seconds] [-s payload_size] [-T client_threads]\n"
-            "       [-W libgearman|raw] [-g grabs_outstanding]\n");
+            "       [-W libgearman|raw] [-g grabs_outstanding] [-L] [-P]\n");
     exit(2);
 }
 
@@ -613,7 +725,7 @@ int main(int argc, char **argv)
     int wthreads = 4;
     int opt;
     optind = 2;
-    while ((opt = getopt(argc, argv, "h:p:f:t:c:k:n:d:s:T:W:g:")) != -1) {
+    while ((opt = getopt(argc, argv, "h:p:f:t:c:k:n:d:s:T:W:g:LP")) != -1) {
         switch (opt) {
         case 'h': host = optarg; break;
         case 'p': port = atoi(optarg); break;
@@ -632,6 +744,8 @@ int main(int argc, char **argv)
                 usage();
             break;
         case 'g': grab_ahead = atoi(optarg); break;
+        case 'L': time_jobs = 1; break;
+        case 'P': pause_after_submit = 1; break;
         default: usage();
         }
     }
@@ -664,10 +778,15 @@ int main(int argc, char **argv)
         build_submit(SUBMIT_JOB);
         double el = run_clients(0, threads);
         long done = atomic_load(&completed);
+        qsort(latencies.v, latencies.n, sizeof *latencies.v, cmp_double);
         printf("{\"mode\":\"fg\",\"connections\":%d,\"inflight\":%d,\"size\":%d,"
                "\"jobs\":%ld,\"failures\":%ld,\"seconds\":%.6f,\"jobs_per_s\":%.1f,"
-               "\"cpu_seconds\":%.6f}\n", conns, inflight, payload_size, done,
-               atomic_load(&failures), el, done / el, cpu_seconds());
+               "\"cpu_seconds\":%.6f,\"timed_jobs\":%zu,\"latency_p50_us\":%.1f,"
+               "\"latency_p90_us\":%.1f,\"latency_p99_us\":%.1f,\"latency_max_us\":%.1f}\n",
+               conns, inflight, payload_size, done,
+               atomic_load(&failures), el, done / el, cpu_seconds(), latencies.n,
+               percentile(&latencies, 0.5), percentile(&latencies, 0.9),
+               percentile(&latencies, 0.99), percentile(&latencies, 1.0));
         return 0;
     }
     if (strcmp(mode, "bg") == 0) {
@@ -679,6 +798,13 @@ int main(int argc, char **argv)
         double submit_s = run_clients(1, threads);
         double cpu_submit = cpu_seconds();
         long submitted = atomic_load(&completed);
+        if (pause_after_submit) {
+            char line[64];
+            printf("{\"submitted\":%ld,\"submit_seconds\":%.6f}\n", submitted, submit_s);
+            fflush(stdout);
+            if (!fgets(line, sizeof line, stdin))
+                return 2;
+        }
         int admin = tcp_connect(0);
         long before = admin_total(admin);
         double t0 = now();
