@@ -1,352 +1,172 @@
 #!/usr/bin/env python3
-"""Throughput of mpgearman against Debian's gearmand, side by side.
+"""mpgearman against Debian's gearmand, side by side, on every load of the
+targets.
 
-Starts each server on loopback (gearmand with its default --threads,
-`python -m mpgearman serve --port 0`), drives it with the C load generator
-bench/loadgen.c (compiled on the fly into a build directory), and prints the
-median jobs/s per server over R runs, the ratio mpgearman/gearmand, and the
-CPU used by the servers and by the load generator itself (to show the load
-generator is not the bottleneck). A JSON result file is written as well.
+Each round starts, for every load and worker implementation, fresh servers
+on loopback: gearmand -t 1, gearmand with its default --threads, and
+`python -m mpgearman serve --port 0`; drives each in turn with the C load
+generator bench/loadgen.c (compiled on the fly into a build directory); and
+stops them. Rounds are interleaved (every load on every server, then the
+next round), and the order of the servers rotates from one round to the
+next. The table shows, per load and figure, the median over the rounds of
+mpgearman's figure, of the better gearmand of each round, and of their
+ratio, the target and whether it is met, and the CPU of the servers and of
+the load generator. A JSON file with every run is written as well.
 
-    python bench/compare.py                     # both servers, 5 runs
-    python bench/compare.py --servers gearmand --runs 3 --modes fg
+    python bench/compare.py                     # every target load, 5 rounds
+    python bench/compare.py --huge              # + the 1 GiB and 4 GiB - 1 echoes
+    python bench/compare.py --rounds 1 --duration 1 --bg-jobs 20000 \\
+        --big-bg-jobs 50000                     # a quick check that all loads run
 
-See bench/README.md for what each mode measures.
+See bench/README.md for what each load measures.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import os
 import platform
-import re
 import shutil
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import orjson
-import psutil
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-HOST = "127.0.0.1"
-READY_RE = re.compile(r"^mpgearman listening on (\S+):(\d+)$", re.M)
+import report
+from loads import BY_NAME, DEFAULT_LOADS, HUGE_LOADS, LOADS, fmt, measure
+from servers import REPO, build_loadgen, gearmand, mpgearman
+
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mpgearman-bench"
+SERVERS = ("gearmand-t1", "gearmand", "mpgearman")
+IMPLS = ("raw", "libgearman")
 
 
-# ---------------------------------------------------------------------------
-# the load generator
-
-def build_loadgen(build_dir: Path) -> Path:
-    """Compile loadgen.c into build_dir (named by the source hash, so a
-    changed source is rebuilt and nothing is ever written into the repo)."""
-    src = HERE / "loadgen.c"
-    digest = hashlib.sha1(src.read_bytes()).hexdigest()[:12]
-    binary = build_dir / f"loadgen-{digest}"
-    if not binary.exists():
-        build_dir.mkdir(parents=True, exist_ok=True)
-        cc = os.environ.get("CC", "cc")
-        tmp = binary.with_suffix(".tmp")
-        cmd = [cc, "-O2", "-o", str(tmp), str(src), "-lgearman", "-lpthread"]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            sys.exit(f"building the load generator failed ({' '.join(cmd)}):\n"
-                     f"{proc.stderr}\n(needs a C compiler and libgearman-dev)")
-        tmp.rename(binary)
-    return binary
+def start(kind: str, workdir: Path, args):
+    if kind == "mpgearman":
+        return mpgearman(workdir, args.acceptors)
+    if kind == "gearmand-t1":
+        return gearmand(workdir, 1, kind)
+    return gearmand(workdir, args.gearmand_threads, kind)
 
 
-# ---------------------------------------------------------------------------
-# servers
-
-class Server:
-    def __init__(self, kind: str, port: int, proc: subprocess.Popen):
-        self.kind, self.port, self.proc = kind, port, proc
-
-    def tree(self) -> list[psutil.Process]:
-        root = psutil.Process(self.proc.pid)
-        return [root, *root.children(recursive=True)]
-
-    def cpu_seconds(self) -> float:
-        total = 0.0
-        for p in self.tree():
-            try:
-                t = p.cpu_times()
-                total += t.user + t.system
-            except psutil.Error:
-                pass
-        return total
-
-    def admin(self, line: str, timeout: float = 5.0) -> str:
-        with socket.create_connection((HOST, self.port), timeout=timeout) as s:
-            s.sendall(line.encode() + b"\n")
-            buf = b""
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
-                if line in ("status", "workers") and (buf == b".\n" or buf.endswith(b"\n.\n")):
-                    break
-                if line not in ("status", "workers") and buf.endswith(b"\n"):
-                    break
-            return buf.decode()
-
-    def workers_of(self, function: str) -> int:
-        for row in self.admin("status").splitlines():
-            parts = row.split("\t")
-            if parts[0] == function and len(parts) == 4:
-                return int(parts[3])
-        return 0
+def impls_of(load, args) -> list[str]:
+    if load.kind == "huge":
+        return list(load.impls)
+    return [i for i in args.worker_impls if i in load.impls]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+def servers_of(load, args, rnd: int) -> list[str]:
+    kinds = [k for k in args.servers if k == "mpgearman" or not load.mpgearman_only]
+    shift = rnd % len(kinds)
+    return kinds[shift:] + kinds[:shift]        # rotate: no server always goes first
 
 
-def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)   # its own session: only its tree
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        pass
+def brief(load, res: dict) -> str:
+    parts = [f"{fig.label} {fmt(res.get(fig.key), fig.unit)}"
+             for fig in load.figures if fig.target_on != "self"]
+    if "loadgen_cpu_pct" in res:
+        parts.append(f"server CPU {res['server_cpu_pct']:.0f}%, "
+                     f"loadgen CPU {res['loadgen_cpu_pct']:.0f}%")
+    return "; ".join(parts)
 
 
-@contextmanager
-def gearmand(workdir: Path, threads: int | None):
-    exe = shutil.which("gearmand") or "/usr/sbin/gearmand"
-    if not os.access(exe, os.X_OK):
-        sys.exit("gearmand is not installed (apt-get install gearman-job-server)")
-    for _ in range(5):
-        port = free_port()
-        argv = [exe, "--listen", HOST, "--port", str(port), "--log-file", "none"]
-        if threads is not None:
-            argv += ["--threads", str(threads)]
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=open(workdir / f"gearmand-{port}.err", "wb"),
-                                start_new_session=True)
-        srv = Server("gearmand", port, proc)
-        deadline = time.monotonic() + 10
-        ready = False
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                ready = srv.admin("getpid", 1.0) == f"OK {proc.pid}\n"
-                break
-            except OSError:
-                time.sleep(0.02)
-        if ready:
-            try:
-                yield srv
-            finally:
-                stop(proc)
-            return
-        stop(proc, 1)
-    sys.exit("gearmand did not start")
-
-
-@contextmanager
-def mpgearman(workdir: Path, acceptors: int | None):
-    spool = workdir / "spool"
-    spool.mkdir(exist_ok=True)
-    argv = [sys.executable, "-m", "mpgearman", "serve", "--listen", HOST, "--port", "0",
-            "--spool-dir", str(spool)]
-    if acceptors is not None:
-        argv += ["--acceptors", str(acceptors)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
-    out_path, err_path = workdir / "mpgearman.out", workdir / "mpgearman.err"
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                env=env, cwd=workdir, start_new_session=True)
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            m = READY_RE.search(out_path.read_text("utf-8", "replace"))
-            if m:
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                sys.exit("mpgearman did not start:\n" + err_path.read_text("utf-8", "replace")[-3000:])
-            time.sleep(0.02)
-        yield Server("mpgearman", int(m.group(2)), proc)
-    finally:
-        stop(proc)
-
-
-# ---------------------------------------------------------------------------
-# one measurement
-
-def run_json(argv: list[str], timeout: float) -> dict:
-    proc = subprocess.run(argv, capture_output=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): "
-                           f"{proc.stderr.decode(errors='replace')}")
-    return orjson.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def worker_flags(args) -> list[str]:
-    return ["-W", args.worker_impl, "-g", str(args.grab_ahead)]
-
-
-def measure_fg(loadgen: Path, srv: Server, args) -> dict:
-    fn = f"bench_fg_{uuid.uuid4().hex[:10]}"
-    base = ["-h", HOST, "-p", str(srv.port), "-f", fn]
-    worker = subprocess.Popen([str(loadgen), "worker", *base, "-t", str(args.workers),
-                               *worker_flags(args)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              start_new_session=True)
-    try:
-        deadline = time.monotonic() + 15
-        while srv.workers_of(fn) < args.workers:
-            if time.monotonic() > deadline or worker.poll() is not None:
-                raise RuntimeError(f"workers did not register: {worker.stderr.read1().decode()}")
-            time.sleep(0.02)
-        w_proc = psutil.Process(worker.pid)
-        w_cpu0, s_cpu0, t0 = sum(w_proc.cpu_times()[:2]), srv.cpu_seconds(), time.monotonic()
-        res = run_json([str(loadgen), "fg", *base, "-c", str(args.connections),
-                        "-k", str(args.inflight), "-s", str(args.size),
-                        "-d", str(args.duration)], timeout=args.duration + 120)
-        wall = time.monotonic() - t0
-        w_cpu = sum(w_proc.cpu_times()[:2]) - w_cpu0
-        s_cpu = srv.cpu_seconds() - s_cpu0
-    finally:
-        stop(worker, 5)
-    return {
-        "jobs": res["jobs"], "failures": res["failures"],
-        "jobs_per_s": res["jobs_per_s"], "seconds": res["seconds"],
-        "server_cpu_pct": 100 * s_cpu / wall,
-        "loadgen_client_cpu_pct": 100 * res["cpu_seconds"] / wall,
-        "loadgen_worker_cpu_pct": 100 * w_cpu / wall,
-        "loadgen_cpu_pct": 100 * (res["cpu_seconds"] + w_cpu) / wall,
-    }
-
-
-def measure_bg(loadgen: Path, srv: Server, args) -> dict:
-    fn = f"bench_bg_{uuid.uuid4().hex[:10]}"
-    s_cpu0, t0 = srv.cpu_seconds(), time.monotonic()
-    res = run_json([str(loadgen), "bg", "-h", HOST, "-p", str(srv.port), "-f", fn,
-                    "-c", str(args.connections), "-k", str(args.inflight),
-                    "-s", str(args.size), "-n", str(args.bg_jobs), "-t", str(args.workers),
-                    *worker_flags(args)],
-                   timeout=600)
-    wall = time.monotonic() - t0
-    s_cpu = srv.cpu_seconds() - s_cpu0
-    return {
-        "jobs": res["jobs"], "failures": res["failures"],
-        "jobs_per_s": res["jobs_per_s"],            # drain rate
-        "submit_per_s": res["submit_per_s"],
-        "submit_seconds": res["submit_seconds"], "drain_seconds": res["drain_seconds"],
-        "server_cpu_pct": 100 * s_cpu / wall,
-        "loadgen_cpu_pct": 100 * res["cpu_seconds"] / wall,
-    }
-
-
-MEASURE = {"fg": measure_fg, "bg": measure_bg}
-
-
-# ---------------------------------------------------------------------------
-
-def summarise(runs: list[dict], servers: list[str], modes: list[str]) -> dict:
-    summary = {}
-    for mode in modes:
-        summary[mode] = {}
-        for kind in servers:
-            rows = [r["result"] for r in runs if r["server"] == kind and r["mode"] == mode]
-            if not rows:
-                continue
-            summary[mode][kind] = {key: statistics.median(row[key] for row in rows)
-                                   for key in rows[0] if isinstance(rows[0][key], (int, float))}
-            summary[mode][kind]["runs"] = len(rows)
-        if {"gearmand", "mpgearman"} <= summary[mode].keys():
-            g = summary[mode]["gearmand"]["jobs_per_s"]
-            summary[mode]["ratio_mpgearman_gearmand"] = (
-                summary[mode]["mpgearman"]["jobs_per_s"] / g if g else None)
-    return summary
-
-
-def print_summary(summary: dict) -> None:
-    print()
-    print(f"{'mode':<4} {'server':<10} {'jobs/s (median)':>16} {'server CPU%':>12} "
-          f"{'loadgen CPU%':>13} {'runs':>5}")
-    for mode, per in summary.items():
-        for kind in ("gearmand", "mpgearman"):
-            if kind in per:
-                s = per[kind]
-                extra = f"   submit {s['submit_per_s']:,.0f}/s" if "submit_per_s" in s else ""
-                print(f"{mode:<4} {kind:<10} {s['jobs_per_s']:>16,.0f} "
-                      f"{s['server_cpu_pct']:>12.0f} {s['loadgen_cpu_pct']:>13.0f} "
-                      f"{s['runs']:>5}{extra}")
-        ratio = per.get("ratio_mpgearman_gearmand")
-        if ratio is not None:
-            print(f"{mode:<4} ratio mpgearman/gearmand: {ratio:.2f}")
-    print("(CPU% is of one core; this machine has "
-          f"{os.cpu_count()} logical CPUs)")
+def run_rounds(args, loadgen: Path, workdir: Path) -> list[dict]:
+    runs = []
+    for rnd in range(args.rounds):
+        for name in args.loads:
+            load = BY_NAME[name]
+            for impl in impls_of(load, args):
+                kinds = servers_of(load, args, rnd)
+                with ExitStack() as stack:
+                    servers = {k: stack.enter_context(start(k, workdir, args)) for k in kinds}
+                    for kind in kinds:
+                        res = measure(load, impl, loadgen, servers[kind], args)
+                        runs.append({"round": rnd, "load": name, "impl": impl,
+                                     "server": kind, "result": res})
+                        print(f"round {rnd + 1}/{args.rounds} {name} {impl} {kind}: "
+                              f"{brief(load, res)}", flush=True)
+    return runs
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--servers", default="gearmand,mpgearman",
-                   help="comma-separated: gearmand, mpgearman")
-    p.add_argument("--modes", default="fg,bg", help="comma-separated: fg, bg")
-    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--servers", default=",".join(SERVERS),
+                   help="comma-separated: " + ", ".join(SERVERS))
+    p.add_argument("--loads", default=",".join(DEFAULT_LOADS),
+                   help="comma-separated: " + ", ".join(l.name for l in LOADS))
+    p.add_argument("--huge", action="store_true",
+                   help="add the slow no-regression loads: " + ", ".join(HUGE_LOADS))
+    p.add_argument("--worker-impls", default=",".join(IMPLS),
+                   help="comma-separated: raw (the load generator's own epoll workers, "
+                        "cheap), libgearman (one gearman_worker_st thread per worker)")
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--duration", type=float, default=5.0, help="seconds per fg run")
-    p.add_argument("--bg-jobs", type=int, default=100_000, help="jobs per bg run")
-    p.add_argument("--workers", type=int, default=8,
-                   help="worker connections (libgearman: one thread each)")
-    p.add_argument("--worker-impl", choices=["raw", "libgearman"], default="raw",
-                   help="raw: the load generator's own epoll workers, the same packets "
-                        "as libgearman at a fraction of its CPU; libgearman: "
-                        "gearman_worker_st threads")
+    p.add_argument("--bg-jobs", type=int, default=200_000, help="jobs of bg-200k")
+    p.add_argument("--big-bg-jobs", type=int, default=1_000_000, help="jobs of bg-1m")
+    p.add_argument("--huge-bytes", type=int, default=0,
+                   help="cap the huge loads' payload (0: 1 GiB and 4 GiB - 1)")
+    p.add_argument("--settle", type=float, default=1.0,
+                   help="seconds between the end of a drain and its PSS reading")
     p.add_argument("--grab-ahead", type=int, default=1,
-                   help="GRAB_JOBs each raw worker keeps outstanding (1 = one job "
-                        "at a time, like libgearman)")
-    p.add_argument("--connections", type=int, default=4, help="client connections")
-    p.add_argument("--inflight", type=int, default=32,
-                   help="pipelined submissions per client connection")
-    p.add_argument("--size", type=int, default=64, help="payload bytes per job")
+                   help="GRAB_JOBs each raw worker keeps outstanding (1 = like libgearman)")
     p.add_argument("--gearmand-threads", type=int, default=None,
-                   help="gearmand --threads (default: gearmand's own default)")
+                   help="--threads of the `gearmand` server (default: its own default)")
     p.add_argument("--acceptors", type=int, default=None,
                    help="mpgearman --acceptors (default: mpgearman's own default)")
     p.add_argument("--build-dir", type=Path, default=CACHE / "build")
+    p.add_argument("--from-json", type=Path, default=None,
+                   help="print the table of an earlier result file instead of measuring")
     p.add_argument("--output", type=Path, default=None,
-                   help="JSON result file (default: a timestamped file in "
-                        f"{CACHE / 'results'})")
+                   help=f"JSON result file (default: a timestamped file in {CACHE / 'results'})")
     args = p.parse_args(argv)
     args.servers = [s for s in args.servers.split(",") if s]
-    args.modes = [m for m in args.modes.split(",") if m]
+    args.loads = [n for n in args.loads.split(",") if n] + (list(HUGE_LOADS) if args.huge else [])
+    args.worker_impls = [i for i in args.worker_impls.split(",") if i]
     for s in args.servers:
-        if s not in ("gearmand", "mpgearman"):
+        if s not in SERVERS:
             p.error(f"unknown server {s}")
-    for m in args.modes:
-        if m not in MEASURE:
-            p.error(f"unknown mode {m}")
+    for n in args.loads:
+        if n not in BY_NAME:
+            p.error(f"unknown load {n}")
+    for i in args.worker_impls:
+        if i not in IMPLS:
+            p.error(f"unknown worker implementation {i}")
     return args
+
+
+def machine(load_before: float) -> dict:
+    exe = shutil.which("gearmand") or "/usr/sbin/gearmand"
+    version = None
+    if os.access(exe, os.X_OK):
+        version = subprocess.run([exe, "--version"], capture_output=True,
+                                 text=True).stdout.strip() or None
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"],
+                            capture_output=True, text=True).stdout.strip() or None
+    return {"cpus": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg()[0], "gearmand_version": version,
+            "mpgearman_commit": commit}
+
+
+def print_table(rows: list[dict], rounds: int) -> None:
+    print()
+    print(report.table(rows))
+    print(f"(medians of {rounds} rounds; CPU% is of one core, this machine has "
+          f"{os.cpu_count()} logical CPUs)")
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.from_json:
+        doc = orjson.loads(args.from_json.read_bytes())
+        servers = doc["config"]["servers"]
+        print_table(report.summarise(doc["runs"], [s for s in servers if s != "mpgearman"]),
+                    doc["config"]["rounds"])
+        return 0
     loadgen = build_loadgen(args.build_dir)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     output = args.output or CACHE / "results" / f"compare-{stamp}.json"
@@ -354,50 +174,13 @@ def main(argv=None) -> int:
     if load1 > 0.5:
         print(f"note: the 1-minute load average is {load1:.1f} before starting; "
               "other activity on the machine skews the numbers", flush=True)
-    runs = []
     with tempfile.TemporaryDirectory(prefix="mpgearman-bench-") as tmp:
-        tmp = Path(tmp)
-        starters = {"gearmand": lambda: gearmand(tmp, args.gearmand_threads),
-                    "mpgearman": lambda: mpgearman(tmp, args.acceptors)}
-        contexts = {kind: starters[kind]() for kind in args.servers}
-        servers = {}
-        try:
-            for kind, ctx in contexts.items():
-                servers[kind] = ctx.__enter__()
-                print(f"{kind}: 127.0.0.1:{servers[kind].port} pid {servers[kind].proc.pid}",
-                      flush=True)
-            # Interleave servers within each run so drift hits both alike.
-            for i in range(args.runs):
-                for mode in args.modes:
-                    for kind in args.servers:
-                        result = MEASURE[mode](loadgen, servers[kind], args)
-                        runs.append({"run": i, "server": kind, "mode": mode,
-                                     "result": result})
-                        print(f"run {i + 1}/{args.runs} {mode} {kind:<9} "
-                              f"{result['jobs_per_s']:>10,.0f} jobs/s  "
-                              f"server CPU {result['server_cpu_pct']:.0f}%  "
-                              f"loadgen CPU {result['loadgen_cpu_pct']:.0f}%", flush=True)
-        finally:
-            for kind in reversed(list(servers)):
-                contexts[kind].__exit__(None, None, None)
-    summary = summarise(runs, args.servers, args.modes)
-    print_summary(summary)
-    gearmand_version = None
-    if shutil.which("gearmand") or os.access("/usr/sbin/gearmand", os.X_OK):
-        exe = shutil.which("gearmand") or "/usr/sbin/gearmand"
-        gearmand_version = subprocess.run([exe, "--version"], capture_output=True,
-                                          text=True).stdout.strip() or None
-    doc = {
-        "when": stamp,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version(),
-                    "loadavg_before": load1, "loadavg_after": os.getloadavg()[0]},
-        "gearmand_version": gearmand_version,
-        "loadgen": loadgen.name,
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "runs": runs,
-        "summary": summary,
-    }
+        runs = run_rounds(args, loadgen, Path(tmp))
+    rows = report.summarise(runs, [s for s in args.servers if s != "mpgearman"])
+    print_table(rows, args.rounds)
+    doc = {"when": stamp, "machine": machine(load1), "loadgen": loadgen.name,
+           "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+           "runs": runs, "summary": rows}
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
     print(f"results written to {output}")
