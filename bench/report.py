@@ -104,7 +104,7 @@ def table(rows: list[dict]) -> str:
             cpu = f"{_pct(r['server_cpu_pct_mp'])} / {_pct(r['server_cpu_pct_gd'])}"
             lg = f"{_pct(r['loadgen_cpu_pct_mp'])} / {_pct(r['loadgen_cpu_pct_gd'])}"
         ratio = "-" if r["ratio"] is None or r["unit"] == "x" else f"{r['ratio']:.2f}"
-        lines.append(f"| {load.name} | {r['impl']} | {r['figure']} "
+        lines.append(f"| {r['load']} | {r['impl']} | {r['figure']} "
                      f"| {fmt(r['mpgearman'], r['unit'])} | {fmt(r['gearmand'], r['unit'])} "
                      f"| {ratio} | {r['target']} | {met} | {cpu} | {lg} |")
     return "\n".join(lines)
