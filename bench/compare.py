@@ -27,6 +27,7 @@ import datetime as dt
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -67,6 +68,8 @@ def servers_of(load, args, rnd: int) -> list[str]:
 def brief(load, res: dict) -> str:
     parts = [f"{fig.label} {fmt(res.get(fig.key), fig.unit)}"
              for fig in load.figures if fig.target_on != "self"]
+    if res.get("error"):
+        parts.append(f"error: {res['error']}")
     if "loadgen_cpu_pct" in res:
         parts.append(f"server CPU {res['server_cpu_pct']:.0f}%, "
                      f"loadgen CPU {res['loadgen_cpu_pct']:.0f}%")
@@ -160,6 +163,8 @@ def print_table(rows: list[dict], rounds: int) -> None:
 
 
 def main(argv=None) -> int:
+    # SIGTERM unwinds like ^C, so that every server started is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = parse_args(argv)
     if args.from_json:
         doc = orjson.loads(args.from_json.read_bytes())

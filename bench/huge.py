@@ -133,14 +133,23 @@ def echo(srv: Server, function: str, size: int) -> dict:
     ok, error = False, None
     try:
         with socket.create_connection((HOST, srv.port), timeout=TIMEOUT) as c:
-            sent: list[int] = []
-            sender = threading.Thread(target=lambda: sent.append(_send_job(c, fn, size)),
-                                      daemon=True)
+            sent: list = []
+
+            def send():
+                try:
+                    sent.append(_send_job(c, fn, size))
+                except (OSError, struct.error) as exc:
+                    errors.append(exc)
+                    c.shutdown(socket.SHUT_RDWR)      # ends the wait for the result
+
+            sender = threading.Thread(target=send, daemon=True)
             sender.start()
             got = _recv_result(c, size)
             sender.join(TIMEOUT)
             ok = bool(sent) and sent[0] == got
-    except (OSError, RuntimeError) as exc:
+    except OSError as exc:
+        error = f"{type(exc).__name__}: {exc}" + (f" (sending: {errors[0]!r})" if errors else "")
+    except RuntimeError as exc:
         error = f"{type(exc).__name__}: {exc}"
     seconds = time.monotonic() - t0
     done.set()
