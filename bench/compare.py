@@ -76,8 +76,8 @@ def brief(load, res: dict) -> str:
     return "; ".join(parts)
 
 
-def run_rounds(args, loadgen: Path, workdir: Path) -> list[dict]:
-    runs = []
+def run_rounds(args, loadgen: Path, workdir: Path, runs: list, save) -> None:
+    """Append every run to `runs`, calling save() after each one."""
     for rnd in range(args.rounds):
         for name in args.loads:
             load = BY_NAME[name]
@@ -91,7 +91,7 @@ def run_rounds(args, loadgen: Path, workdir: Path) -> list[dict]:
                                      "server": kind, "result": res})
                         print(f"round {rnd + 1}/{args.rounds} {name} {impl} {kind}: "
                               f"{brief(load, res)}", flush=True)
-    return runs
+                        save()
 
 
 def parse_args(argv=None):
@@ -155,7 +155,8 @@ def machine(load_before: float) -> dict:
             "mpgearman_commit": commit}
 
 
-def print_table(rows: list[dict], rounds: int) -> None:
+def print_table(rows: list[dict], runs: list[dict]) -> None:
+    rounds = len({r["round"] for r in runs})
     print()
     print(report.table(rows))
     print(f"(medians of {rounds} rounds; CPU% is of one core, this machine has "
@@ -170,7 +171,7 @@ def main(argv=None) -> int:
         doc = orjson.loads(args.from_json.read_bytes())
         servers = doc["config"]["servers"]
         print_table(report.summarise(doc["runs"], [s for s in servers if s != "mpgearman"]),
-                    doc["config"]["rounds"])
+                    doc["runs"])
         return 0
     loadgen = build_loadgen(args.build_dir)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -179,15 +180,29 @@ def main(argv=None) -> int:
     if load1 > 0.5:
         print(f"note: the 1-minute load average is {load1:.1f} before starting; "
               "other activity on the machine skews the numbers", flush=True)
-    with tempfile.TemporaryDirectory(prefix="mpgearman-bench-") as tmp:
-        runs = run_rounds(args, loadgen, Path(tmp))
-    rows = report.summarise(runs, [s for s in args.servers if s != "mpgearman"])
-    print_table(rows, args.rounds)
-    doc = {"when": stamp, "machine": machine(load1), "loadgen": loadgen.name,
-           "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-           "runs": runs, "summary": rows}
+    runs: list[dict] = []
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    info = machine(load1)
+
+    def save(complete: bool = False) -> list[dict]:
+        """Written after every run, so that a stopped run leaves its results."""
+        rows = report.summarise(runs, [s for s in args.servers if s != "mpgearman"])
+        info["loadavg_after"] = os.getloadavg()[0]
+        doc = {"when": stamp, "complete": complete, "machine": info,
+               "loadgen": loadgen.name, "config": config, "runs": runs, "summary": rows}
+        output.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+        return rows
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="mpgearman-bench-") as tmp:
+            run_rounds(args, loadgen, Path(tmp), runs, save)
+    except (KeyboardInterrupt, SystemExit):
+        save()
+        print(f"stopped; the runs so far are in {output} "
+              "(`--from-json` prints their table)", file=sys.stderr)
+        raise
+    print_table(save(complete=True), runs)
     print(f"results written to {output}")
     return 0
 
