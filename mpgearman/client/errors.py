@@ -20,13 +20,23 @@ class Timeout(GearmanError):
 
 class JobFailed(GearmanError):
     """The job ended with WORK_FAIL, or was cancelled. `.reason` says why as
-    far as the client can know: the text of the worker's WorkFailed,
-    "cancelled", or, for a bare WORK_FAIL, that the worker failed it or the
-    server gave up on it after its retries (workers lost or timed out)."""
+    far as the client can know, `.cause` is the same for a program:
 
-    def __init__(self, message: str, reason: str = ""):
+    - "worker": the worker failed it; reason is the text of its WorkFailed,
+      or "the worker failed it" for a bare WORK_FAIL;
+    - "retries": the server gave up after --job-retries attempts; reason is
+      the server's, e.g. "retries exhausted after 3 attempts: worker lost"
+      (or "...: CAN_DO_TIMEOUT expired");
+    - "cancelled": reason "cancelled";
+    - "unknown": a bare WORK_FAIL from a server that cannot say why
+      (gearmand): the worker failed it or the server gave up after retries.
+
+    A client-side timeout is not a JobFailed: it raises Timeout."""
+
+    def __init__(self, message: str, reason: str = "", cause: str = "unknown"):
         super().__init__(message)
         self.reason = reason
+        self.cause = cause
 
 
 class JobException(GearmanError):

@@ -26,6 +26,12 @@ WORK_FAILED_PREFIX = "WorkFailed: "
 MAX_REASON = 4096
 BARE_FAIL = ("the worker failed it, or the server gave up on it after its retries "
              "(its workers were lost or timed out)")
+# What a bare WORK_FAIL means from a server that accepted OPTION_REQ
+# fail_reasons: it would have said so first had it given up after retries.
+WORKER_FAIL = "the worker failed it"
+# The WORK_WARNING such a server sends just before the WORK_FAIL of a job
+# whose retries ran out (worker lost or CAN_DO_TIMEOUT expired).
+RETRIES_PREFIX = b"retries exhausted after "
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +94,7 @@ class JobState:
         self._parts: list[bytes] = []
         self._kept = 0             # bytes of a WORK_WARNING kept for its reason
         self.fail_reason: str | None = None    # from a "WorkFailed: " warning
+        self.fail_cause = "worker"             # or "retries": JobFailed.cause
         self.cancelling = False    # `cancel job` sent: its WORK_FAIL may come first
 
     # -- fed by the session ------------------------------------------------
@@ -130,6 +137,10 @@ class JobState:
         elif kind == WARNING and body.startswith(WORK_FAILED_PREFIX.encode()):
             reason = body[len(WORK_FAILED_PREFIX):].decode("utf-8", "replace")
             self.fail_reason = " ".join(reason.split())[:MAX_REASON] or None
+            self.fail_cause = "worker"
+        elif kind == WARNING and body.startswith(RETRIES_PREFIX):
+            self.fail_reason = body.decode("utf-8", "replace")[:MAX_REASON]
+            self.fail_cause = "retries"
         elif self.sink is not None and kind == WARNING and self.on_event is not None:
             self.on_event(WorkWarning(body))
         elif self.sink is None and self.keep_data:
@@ -141,13 +152,22 @@ class JobState:
         self.on_body_chunk(data)
         self.on_body_end()
 
-    def on_fail(self) -> None:
-        reason = self.fail_reason or ("cancelled" if self.cancelling else BARE_FAIL)
-        self._finish(error=self.failed(reason))
+    def on_fail(self, told: bool = False) -> None:
+        """WORK_FAIL; `told`: the server accepted fail_reasons, so a bare
+        fail is the worker's own."""
+        if self.fail_reason:
+            error = self.failed(self.fail_reason, self.fail_cause)
+        elif self.cancelling:
+            error = self.failed("cancelled", "cancelled")
+        elif told:
+            error = self.failed(WORKER_FAIL, "worker")
+        else:
+            error = self.failed(BARE_FAIL, "unknown")
+        self._finish(error=error)
         self._changed()
 
-    def failed(self, reason: str) -> JobFailed:
-        return JobFailed(f"job {self.handle} ({self.function}) failed: {reason}", reason)
+    def failed(self, reason: str, cause: str) -> JobFailed:
+        return JobFailed(f"job {self.handle} ({self.function}) failed: {reason}", reason, cause)
 
     def _exception(self, body: bytes) -> GearmanError:
         text = body.decode("utf-8", "replace").replace("\n", " ").strip()
@@ -183,7 +203,7 @@ class JobState:
     def on_cancelled(self) -> None:
         """The server accepted `cancel job`: a job still waiting ends now
         (the server's WORK_FAIL that follows finds it done)."""
-        self._finish(error=self.failed("cancelled"))
+        self._finish(error=self.failed("cancelled", "cancelled"))
         self._changed()
 
     def fail(self, error: GearmanError) -> None:

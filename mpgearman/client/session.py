@@ -62,8 +62,10 @@ class Session:
         self._turn: dict[bytes, int] = {}
         self._stream: Request | JobState | None = None     # taking a body
         self.exceptions = False        # the server accepted OPTION_REQ exceptions
+        self.fail_reasons = False      # ... and fail_reasons (mpgearman; gearmand: ERROR)
         self.failure: GearmanError | None = None
         self.option("exceptions")
+        self.option("fail_reasons")
 
     # -- requests ------------------------------------------------------------
 
@@ -224,7 +226,7 @@ class Session:
         # gearmand sends "handle\0" for an exception turned into a failure.
         job = self._job_for(handle.rstrip(b"\0"), True)
         if job is not None:
-            job.on_fail()
+            job.on_fail(self.fail_reasons)
 
     def _on_status_res(self, handle: bytes, known: bytes, running: bytes, num: bytes,
                        den: bytes) -> None:
@@ -248,11 +250,18 @@ class Session:
         req = self._take("option")
         if name == b"exceptions":
             self.exceptions = True
+        elif name == b"fail_reasons":
+            self.fail_reasons = True
         if req is not None:
             req.finish(_text(name))
 
     def _on_error(self, code: bytes, text: bytes) -> None:
         error = ProtocolError(_text(code), _text(text))
+        if self._pending and self._pending[0].kind == "option" \
+                and self._pending[0].key == b"fail_reasons":
+            # A server without the option (gearmand) refuses it: no reasons.
+            self._pending.popleft().finish(error=error)
+            return
         req = self._take("submit") or self._take("option")
         if req is None:
             req = self._pending.popleft() if self._pending else None

@@ -352,12 +352,16 @@ class Core:
 
     free = _free
 
-    def fail_clients(self, job: Job) -> None:
-        """WORK_FAIL with the bare handle to every attached client."""
+    def fail_clients(self, job: Job, reason: bytes | None = None) -> None:
+        """WORK_FAIL with the bare handle to every attached client; a client
+        with the `fail_reasons` option first gets WORK_WARNING with `reason`."""
         if job.clients:
             packet = encode(T.WORK_FAIL, job.handle)
+            warning = reason and encode(T.WORK_WARNING, job.handle, reason)
             out = self.out
             for c in reversed(job.clients):
+                if warning and c.fail_reasons:
+                    out.append(Send(c.id, warning))
                 out.append(Send(c.id, packet))
 
     def requeue(self, job: Job, why: str) -> None:
@@ -374,7 +378,8 @@ class Core:
                      _shown(job.handle), _shown(fn.name), why.removeprefix("it "),
                      job.retries, "s" if job.retries != 1 else "", limit)
             fn.failed += 1
-            self.fail_clients(job)
+            self.fail_clients(job, b"retries exhausted after %d attempts: %s" % (
+                job.retries, b"CAN_DO_TIMEOUT expired" if timed_out else b"worker lost"))
             self._free(job)
             return
         log.log(logging.INFO if timed_out else logging.DEBUG,

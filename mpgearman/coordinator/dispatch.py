@@ -76,9 +76,12 @@ def set_client_id(core, c, args):
 
 
 def option_req(core, c, args):
-    option = args[0].partition(b"\0")[0]
-    if len(option) < 64 and option.lower() == b"exceptions":
-        c.exceptions = True
+    option = args[0].partition(b"\0")[0].lower()
+    if len(option) < 64 and option in (b"exceptions", b"fail_reasons"):
+        if option == b"exceptions":
+            c.exceptions = True
+        else:
+            c.fail_reasons = True
         core.send(c, encode(T.OPTION_RES, args[0]))     # echoed as received
     else:
         core.error(c, errors.UNKNOWN_OPTION)

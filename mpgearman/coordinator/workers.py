@@ -47,7 +47,7 @@ BROAD = 32                # a sleeper with more functions goes on the broad list
 
 class Conn:
     __slots__ = (
-        "id", "peer", "fd", "client_id", "exceptions", "alive",
+        "id", "peer", "fd", "client_id", "exceptions", "fail_reasons", "alive",
         "funcs", "order",
         "sleeping", "noop_sent",
         "running",    # Job -> None: jobs this connection is running
@@ -60,6 +60,7 @@ class Conn:
         self.fd = fd
         self.client_id = b"-"
         self.exceptions = exceptions
+        self.fail_reasons = False     # OPTION_REQ fail_reasons: WORK_WARNING says why
         self.alive = True
         self.funcs = {}
         self.order = None          # cached list of Functions, newest first

@@ -129,20 +129,31 @@ static void set_client_id(core *k, idx c, int t, const args_t *a)
     blob_set(&C(c)->client_id, a->p[0], n > 127 ? 127 : n);
 }
 
+/* p[0..n) equals `want` (lower case), ignoring ASCII case. */
+static int option_is(const char *p, size_t n, const char *want)
+{
+    if (n != strlen(want))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = p[i];
+        if (ch >= 'A' && ch <= 'Z')
+            ch = (char)(ch - 'A' + 'a');
+        if (ch != want[i])
+            return 0;
+    }
+    return 1;
+}
+
 static void option_req(core *k, idx c, int t, const args_t *a)
 {
     (void)t;
     size_t n = upto_nul(a->p[0], a->n[0]);
-    static const char want[] = "exceptions";
-    int ok = n == sizeof(want) - 1;
-    for (size_t i = 0; ok && i < n; i++) {
-        char ch = a->p[0][i];
-        if (ch >= 'A' && ch <= 'Z')
-            ch = (char)(ch - 'A' + 'a');
-        ok = ch == want[i];
-    }
-    if (ok) {
-        C(c)->exceptions = 1;
+    int exc = option_is(a->p[0], n, "exceptions");
+    if (exc || option_is(a->p[0], n, "fail_reasons")) {
+        if (exc)
+            C(c)->exceptions = 1;
+        else
+            C(c)->fail_reasons = 1;
         emit(k, c, OPTION_RES, 1, a->p, a->n);
     } else {
         emit_error(k, c, "UNKNOWN_OPTION", "Server does not recognize given option");

@@ -15,7 +15,7 @@
 
 enum { NOOP = 6, JOB_CREATED = 8, GRAB_JOB = 9, NO_JOB = 10, JOB_ASSIGN = 11,
        WORK_FAIL = 14, ERROR = 19, JOB_ASSIGN_UNIQ = 31, GRAB_JOB_ALL = 39,
-       JOB_ASSIGN_ALL = 40 };
+       WORK_WARNING = 29, JOB_ASSIGN_ALL = 40 };
 enum { NOT_INDEXED, BY_UNIQUE, BY_DATA };
 #define BROAD 32
 #define MIN_TIMEOUT_MS 1000
@@ -593,14 +593,31 @@ static void promote_due(core *k)
     }
 }
 
-static void requeue(core *k, idx j)
+/* Retries ran out: clients with the fail_reasons option get WORK_WARNING
+ * naming the cause just before their WORK_FAIL. */
+static void fail_retries_out(core *k, idx j, int timed_out)
+{
+    job_rec *r = J(j);
+    char why[96];
+    int w = snprintf(why, sizeof(why), "retries exhausted after %u attempts: %s",
+                     (unsigned)r->retries, timed_out ? "CAN_DO_TIMEOUT expired" : "worker lost");
+    const char *p[2] = {r->handle.p, why};
+    size_t n[2] = {r->handle.len, (size_t)w};
+    for (uint32_t i = r->nclients; i-- > 0; ) {
+        if (C(r->clients[i])->fail_reasons)
+            emit(k, r->clients[i], WORK_WARNING, 2, p, n);
+        emit(k, r->clients[i], WORK_FAIL, 1, p, n);
+    }
+}
+
+static void requeue(core *k, idx j, int timed_out)
 {
     job_rec *r = J(j);
     fn_rec *f = F(r->fn);
     r->retries++;
     if (k->job_retries && r->retries >= k->job_retries) {
         f->failed++;
-        core_fail_clients(k, j);
+        fail_retries_out(k, j, timed_out);
         core_free_job(k, j);
         return;
     }
@@ -624,7 +641,7 @@ double core_tick(core *k)
         heap_ent e = heap_pop(d);
         if (J(e.job)->live && J(e.job)->timer == e.tok) {
             J(e.job)->timer = 0;
-            requeue(k, e.job);
+            requeue(k, e.job, 1);
         }
     }
     while (d->n && !(J(d->e[0].job)->live && J(d->e[0].job)->timer == d->e[0].tok))
@@ -832,7 +849,7 @@ void core_disconnect(core *k, int64_t id)
     C(c)->natt = 0;
     for (idx j = C(c)->rhead; j; ) {
         idx next = J(j)->rnext;
-        requeue(k, j);
+        requeue(k, j, 0);
         j = next;
     }
     reg_reset(k, c);

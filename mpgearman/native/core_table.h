@@ -86,6 +86,7 @@ typedef struct {
     blob peer, client_id;
     int64_t fd;
     uint8_t exceptions, alive, sleeping, noop_sent, in_broad, live;
+    uint8_t fail_reasons;       /* OPTION_REQ fail_reasons: say why retries ran out */
     idx *regs;                  /* reg records, in first-registration order */
     uint32_t nregs, capregs;
     idx rhead, rtail;           /* running jobs, assignment order */

@@ -71,6 +71,66 @@ def test_a_bare_fail_says_what_it_may_mean_and_warnings_stay_events():
     assert info.value.reason == BARE_FAIL and "retries" in str(info.value)
 
 
+def told(job, *packets):
+    """As created(), from a server that accepted OPTION_REQ fail_reasons."""
+    session = Session("s:1")
+    session.submit(job)
+    wire = [encode(T.OPTION_RES, b"exceptions"), encode(T.OPTION_RES, b"fail_reasons"),
+            encode(T.JOB_CREATED, b"H:1")]
+    session.receive(b"".join(wire + [encode(t, b"H:1", *args) for t, *args in packets]))
+    assert session.fail_reasons
+    return job
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_the_servers_retries_warning_is_the_reason_not_an_event(keep):
+    job = new_job("fn")
+    if not keep:
+        job.drop_events()
+    why = b"retries exhausted after 3 attempts: worker lost"
+    told(job, (T.WORK_WARNING, b"careful"), (T.WORK_WARNING, why), (T.WORK_FAIL,))
+    assert list(job.events) == ([WorkWarning(b"careful")] if keep else [])
+    with pytest.raises(JobFailed) as info:
+        job.outcome()
+    assert (info.value.reason, info.value.cause) == (why.decode(), "retries")
+    assert str(info.value) == f"job H:1 (fn) failed: {why.decode()}"
+
+
+def test_a_bare_fail_from_a_server_with_fail_reasons_is_the_workers():
+    job = told(new_job("fn"), (T.WORK_FAIL,))
+    with pytest.raises(JobFailed) as info:
+        job.outcome()
+    assert (info.value.reason, info.value.cause) == ("the worker failed it", "worker")
+
+
+def test_causes_of_workfailed_cancel_and_an_unexplained_fail():
+    for packets, cause in [(((T.WORK_WARNING, b"WorkFailed: no"), (T.WORK_FAIL,)), "worker"),
+                           (((T.WORK_FAIL,),), "unknown")]:
+        with pytest.raises(JobFailed) as info:
+            created(new_job("fn"), *packets).outcome()
+        assert info.value.cause == cause
+    job = created(new_job("fn"))
+    job.on_cancelled()
+    with pytest.raises(JobFailed) as info:
+        job.outcome()
+    assert info.value.cause == "cancelled"
+
+
+def test_a_server_refusing_fail_reasons_leaves_the_submission_alone():
+    """gearmand answers the unknown option with ERROR: that is the option's
+    answer, not the submission's, and the client falls back quietly."""
+    session = Session("s:1")
+    job = new_job("fn")
+    session.submit(job)
+    session.receive(encode(T.OPTION_RES, b"exceptions")
+                    + encode(T.ERROR, b"UNKNOWN_OPTION", b"Server does not recognize given option")
+                    + encode(T.JOB_CREATED, b"H:1") + encode(T.WORK_FAIL, b"H:1"))
+    assert session.failure is None and not session.fail_reasons
+    with pytest.raises(JobFailed) as info:
+        job.outcome()
+    assert (info.value.reason, info.value.cause) == (BARE_FAIL, "unknown")
+
+
 def test_exception_text_is_kept():
     job = created(new_job("fn"), (T.WORK_EXCEPTION, b"KeyError: 'x'"))
     with pytest.raises(JobException, match="KeyError: 'x'"):

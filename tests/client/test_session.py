@@ -34,9 +34,10 @@ def feed(session, *packets):
 
 def fresh():
     session = Session("s:1")
-    assert sent(session) == [Packet(T.OPTION_REQ, (b"exceptions",))]
-    feed(session, (T.OPTION_RES, b"exceptions"))
-    assert session.exceptions and not session.busy
+    assert sent(session) == [Packet(T.OPTION_REQ, (b"exceptions",)),
+                             Packet(T.OPTION_REQ, (b"fail_reasons",))]
+    feed(session, (T.OPTION_RES, b"exceptions"), (T.OPTION_RES, b"fail_reasons"))
+    assert session.exceptions and session.fail_reasons and not session.busy
     return session
 
 

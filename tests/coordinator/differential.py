@@ -21,7 +21,8 @@ DATA = [b"", b"d", b"e", b"x" * 300]
 NUMBERS = [b"0", b"1", b"2", b"100", b"-1", b"4294967297", b"12345678901", b" 7x", b""]
 TIMEOUTS = [b"0", b"1", b"1500", b"-5", b"abc", b"9223372036854775807",
             b"9223372036854775808", b"1" * 21]
-OPTIONS = [b"exceptions", b"EXCEPTIONS", b"other", b"exceptions\0x", b""]
+OPTIONS = [b"exceptions", b"EXCEPTIONS", b"other", b"exceptions\0x", b"",
+           b"fail_reasons", b"Fail_Reasons", b"fail_reason"]
 
 SUBMITS = [T.SUBMIT_JOB, T.SUBMIT_JOB_BG, T.SUBMIT_JOB_HIGH, T.SUBMIT_JOB_HIGH_BG,
            T.SUBMIT_JOB_LOW, T.SUBMIT_JOB_LOW_BG]
@@ -55,6 +56,7 @@ class Pair:
         self.next_id = 0
         self.live = []
         self.steps = []
+        self.sent = []         # every (conn, bytes) both cores sent, in order
 
     def check(self, what):
         self.steps.append(what)
@@ -68,6 +70,7 @@ class Pair:
         self.py.out.clear()
         got = self.c.drain()
         assert got == want, f"after {self.steps[-12:]}"
+        self.sent.extend(want)
         assert self.c.tick() == self.py.tick(), f"tick after {self.steps[-12:]}"
         self.check_tables()
 

@@ -8,7 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from differential import run
+from differential import Pair, run
+from mpgearman.protocol.encoder import encode
+from mpgearman.protocol.packets import T
 
 _core = pytest.importorskip("mpgearman.native._core")
 
@@ -17,3 +19,34 @@ _core = pytest.importorskip("mpgearman.native._core")
 @given(st.data())
 def test_same_output_as_the_python_core(data):
     run(data.draw, _core.Core, steps=100)
+
+
+@pytest.mark.parametrize("cause", ["lost", "timeout"])
+def test_fail_reasons_warning_when_retries_run_out_is_the_same(cause):
+    """OPTION_REQ fail_reasons: WORK_WARNING naming the cause, then WORK_FAIL,
+    to the client that set it; a plain client attached to the job gets only
+    the WORK_FAIL. Both cores, same bytes."""
+    pair = Pair(_core.Core, {"job_retries": 2, "worker_wakeup": 0,
+                             "round_robin": False, "exceptions": False})
+    pair.connect()
+    pair.connect()
+    told, plain = pair.live
+    pair.packet(told, T.OPTION_REQ, (b"fail_reasons",))
+    for c in (told, plain):
+        pair.packet(c, T.SUBMIT_JOB, (b"f", b"u", b"x"))
+    for _ in range(2):
+        pair.connect()
+        w = pair.live[-1]
+        pair.packet(w, T.CAN_DO_TIMEOUT, (b"f", b"1000"))
+        pair.packet(w, T.GRAB_JOB, ())
+        if cause == "lost":
+            pair.disconnect(w)
+        else:
+            pair.advance(2)
+            pair.advance(0)         # what the tick sent is compared here
+    why = b"CAN_DO_TIMEOUT expired" if cause == "timeout" else b"worker lost"
+    fail = encode(T.WORK_FAIL, b"H:vm:1")
+    assert pair.sent[-3:] == [       # newest attachment first, as every fan-out
+        (plain, fail),
+        (told, encode(T.WORK_WARNING, b"H:vm:1", b"retries exhausted after 2 attempts: " + why)),
+        (told, fail)]

@@ -184,3 +184,46 @@ class TestCancel:
     ])
     def test_cancel_argument_rules(self, h, line, reply):
         assert h.admin(h.conn(), line) == reply
+
+
+def _fail_reasons_client(h):
+    c = h.conn()
+    assert got(h.send(c, T.OPTION_REQ, b"fail_reasons"), c) == [(T.OPTION_RES, b"fail_reasons")]
+    return c
+
+
+def test_fail_reasons_warns_before_the_fail_when_retries_run_out(make):
+    h = make(job_retries=2)
+    c = _fail_reasons_client(h)
+    h.submit(c, b"f")
+    for _ in range(2):
+        w = h.worker(b"f")
+        h.grab(w)
+        h.core.disconnect(w)
+    acts = h.take()
+    assert got(acts, c) == [
+        (T.WORK_WARNING, b"H:vm:1\x00retries exhausted after 2 attempts: worker lost"),
+        (T.WORK_FAIL, b"H:vm:1")]
+
+
+def test_fail_reasons_names_the_timeout_and_a_plain_client_sees_only_the_fail(make):
+    h = make(job_retries=1)
+    c, plain = _fail_reasons_client(h), h.conn()
+    h.submit(c, b"f", unique=b"u")
+    h.submit(plain, b"f", unique=b"u")                          # coalesced onto H:vm:1
+    w = h.worker(b"f")
+    h.send(w, T.CAN_DO_TIMEOUT, b"f", b"1000")
+    h.grab(w)
+    h.clock.advance(2)
+    _, acts = h.tick()
+    assert got(acts, c) == [
+        (T.WORK_WARNING, b"H:vm:1\x00retries exhausted after 1 attempts: CAN_DO_TIMEOUT expired"),
+        (T.WORK_FAIL, b"H:vm:1")]
+    assert got(acts, plain) == [(T.WORK_FAIL, b"H:vm:1")]
+
+
+def test_fail_reasons_leaves_a_worker_work_fail_bare(h):
+    c, w = _fail_reasons_client(h), h.worker(b"f")
+    h.submit(c, b"f")
+    h.grab(w)
+    assert got(h.send(w, T.WORK_FAIL, b"H:vm:1"), c) == [(T.WORK_FAIL, b"H:vm:1")]
