@@ -10,17 +10,7 @@
  * Must not: keep Python objects in the table, or call Python except the
  * clock.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-
-#include "core.h"
-
-typedef struct {
-    PyObject_HEAD
-    core k;
-    int ready;
-    PyObject *clock;
-} CoreObject;
+#include "core_py.h"
 
 static double call_clock(void *ctx)
 {
@@ -66,6 +56,7 @@ static int Core_init(CoreObject *self, PyObject *args, PyObject *kw)
 
 static void Core_dealloc(CoreObject *self)
 {
+    CoreRings_detach(self);
     if (self->ready)
         core_fini(&self->k);
     Py_XDECREF(self->clock);
@@ -381,6 +372,7 @@ static PyMethodDef Core_methods[] = {
      "figures(name) -> dict of a function's counts, histograms and oldest queued time"},
     {"counts", (PyCFunction)(void (*)(void))Core_counts, METH_FASTCALL,
      "counts() -> (connections, queued jobs, workers)"},
+    CORE_RINGS_METHODS
     {NULL, NULL, 0, NULL},
 };
 
