@@ -17,6 +17,7 @@ from ..protocol.encoder import encode
 from ..protocol.packets import T, split_args
 from .core import Close, Core, Send, SendSpooled
 from .figures import Figures, extra_stats
+from .native_rings import NativeRings, native_of
 from .spoolref import SpoolRef
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,9 @@ class CoordinatorLoop:
             messages.CLOSED: self._on_closed,
             messages.RELAY: self._on_relay,
         }
+        # The C core serves the rings itself: PACKET records never reach Python.
+        native = native_of(self.core)
+        self.fast = NativeRings(self, native) if native is not None else None
 
     # -- the loop ---------------------------------------------------------------
 
@@ -130,7 +134,7 @@ class CoordinatorLoop:
             dirty.clear()
 
     def _timeout(self) -> float:
-        if any(self.pending):
+        if self.fast.waiting if self.fast is not None else any(self.pending):
             return 0.001
         timeout = IDLE_TIMEOUT if self.deadline is None else min(self.deadline, IDLE_TIMEOUT)
         for _, ring in self.live:
@@ -139,6 +143,9 @@ class CoordinatorLoop:
         return max(timeout, 0)
 
     def _drain(self) -> None:
+        if self.fast is not None:
+            self.fast.drain()
+            return
         for i, ring in self.live:
             for _ in range(16):
                 batch = ring.pop_batch(BATCH)
@@ -218,6 +225,9 @@ class CoordinatorLoop:
     # -- outbound -------------------------------------------------------------
 
     def _route(self) -> None:
+        if self.fast is not None:
+            self.fast.route()
+            return
         out = self.core.out
         if not out:
             return
@@ -274,6 +284,9 @@ class CoordinatorLoop:
             recs.append(head + view[at:at + step])
 
     def _publish(self) -> None:
+        if self.fast is not None:
+            self.fast.publish()
+            return
         for i, recs in enumerate(self.pending):
             if recs:
                 ring = self.rings_out[i]
@@ -307,7 +320,8 @@ class CoordinatorLoop:
             self.core.disconnect(conn)
         self.conns[i].clear()
         self._route()
-        leftovers = self.pending[i] + self.rings_out[i].pop_batch(1 << 30)
+        held = self.fast.take_pending(i) if self.fast is not None else self.pending[i]
+        leftovers = held + self.rings_out[i].pop_batch(1 << 30)
         for rec in leftovers:
             fields = messages.parse(rec)
             if fields[0] == messages.SENDFILE:
@@ -319,6 +333,8 @@ class CoordinatorLoop:
         self.consumed[i] = self.done[i] = 0
         self.board.set_done(i, 0)
         self.gens[i] = (self.gens[i] + 1) & 0xFFFF
+        if self.fast is not None:
+            self.fast.set_gen(i, self.gens[i])
         self.control.send("reset", i, self.gens[i])
         if retired:     # a reload replaced it: expected, not a fault
             log.info("acceptor %d retired; its connections were closed and their jobs requeued", i)

@@ -26,10 +26,13 @@ PyObject *CoreRings_publish(CoreObject *self, PyObject *const *a, Py_ssize_t n);
 PyObject *CoreRings_set_gen(CoreObject *self, PyObject *const *a, Py_ssize_t n);
 PyObject *CoreRings_take_pending(CoreObject *self, PyObject *const *a, Py_ssize_t n);
 void CoreRings_detach(CoreObject *self);
+PyObject *CoreRings_detach_py(CoreObject *self, PyObject *const *a, Py_ssize_t n);
 
 #define CORE_RINGS_METHODS \
     {"attach_rings", (PyCFunction)(void (*)(void))CoreRings_attach, METH_FASTCALL, \
      "attach_rings(mem, in_offsets, out_offsets, merge_limit, piece): serve these rings"}, \
+    {"detach_rings", (PyCFunction)(void (*)(void))CoreRings_detach_py, METH_FASTCALL, \
+     "detach_rings(): let go of the segment (records still pending are dropped)"}, \
     {"serve", (PyCFunction)(void (*)(void))CoreRings_serve, METH_FASTCALL, \
      "serve(slot, budget) -> (records taken, first non-PACKET record or None)"}, \
     {"put", (PyCFunction)(void (*)(void))CoreRings_put, METH_FASTCALL, \

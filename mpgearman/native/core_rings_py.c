@@ -51,6 +51,13 @@ void CoreRings_detach(CoreObject *self)
     self->has_rings = 0;
 }
 
+PyObject *CoreRings_detach_py(CoreObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    (void)a; (void)n;
+    CoreRings_detach(self);
+    Py_RETURN_NONE;
+}
+
 PyObject *CoreRings_attach(CoreObject *self, PyObject *const *a, Py_ssize_t n)
 {
     if (n != 5) {
