@@ -139,3 +139,14 @@ def test_a_dead_generation_is_dropped_and_its_spool_released(pair):
     assert outs[0] == outs[1]
     assert kinds(outs[1][0]) == [(messages.SEND, new)]
     assert outs[1][2] == [ref]
+
+
+def test_the_doorbell_wakes_the_loop_on_every_ring_without_a_read(pair):
+    loop = pair()[1].loop
+    seen = []
+    for _ in range(3):
+        loop.bell.ring()
+        seen.append([fd for fd, _ in loop.ep.poll(0)])
+        seen.append([fd for fd, _ in loop.ep.poll(0)])     # reported once per ring
+    assert seen == [[loop.bell.fileno()], []] * 3
+    assert loop.bell.drain() == 3          # nobody read the counter
