@@ -1,6 +1,6 @@
 """The coordinator loop's per-packet path with the rings served in C.
 
-When the Core is the C one (it carries the extension object as `native`),
+When the Core is the C one (it carries the extension object as `c`),
 PACKET records never become Python objects: `native.serve` pops each
 inbound ring, applies PACKET records to the C core with their arguments
 pointing into the ring, and stops at the first record of another kind
@@ -23,7 +23,7 @@ BUDGET = 256       # records per serve call
 
 def native_of(core):
     """The C core behind `core` when it serves rings in C, else None."""
-    native = getattr(core, "native", None)
+    native = getattr(core, "c", None)
     return native if native is not None and hasattr(native, "serve") else None
 
 

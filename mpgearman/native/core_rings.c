@@ -114,7 +114,7 @@ static void apply_packet(core *k, const unsigned char *rec, uint32_t len)
         return;                 /* already closed */
     uint32_t n0 = k->out.n;
     uint64_t used0 = k->out.used;
-    args_t a;
+    args_t a = {.count = 0};
     if (split(ptype, rec + PACKET_HEAD, len - PACKET_HEAD, &a) < 0
         || core_packet(k, conn, ptype, &a) < 0 || k->out.failed)
         contain(k, conn, n0, used0);
@@ -188,6 +188,7 @@ int out_put(core *k, int64_t conn, const void *p, uint64_t n, int kind)
     }
     q->cap = (uint32_t)rcap;
     out_rec *r = &q->recs[q->n++];
+    memset(r, 0, sizeof(*r));
     r->conn = conn;
     r->off = q->used;
     r->len = n;

@@ -26,29 +26,29 @@ class CCore:
     drained into `out` as Send/Close actions, in order."""
 
     def __init__(self):
-        self.native = _core.Core(PREFIX, 0, 0, False, False, lambda: 1000.0)
+        self.c = _core.Core(PREFIX, 0, 0, False, False, lambda: 1000.0)
         self.out, self.conns, self.spool_bytes = [], {}, 0
 
     def _take(self):
-        for conn, data in self.native.drain():
+        for conn, data in self.c.drain():
             self.out.append(Close(conn) if data is None else Send(conn, data))
 
     def connect(self, conn, peer, fd):
-        self.native.connect(conn, peer, fd)
+        self.c.connect(conn, peer, fd)
         self._take()
 
     def disconnect(self, conn):
-        self.native.disconnect(conn)
+        self.c.disconnect(conn)
         self._take()
 
     def packet(self, conn, ptype, args):
         try:
-            self.native.packet(conn, ptype, args)
+            self.c.packet(conn, ptype, args)
         finally:
             self._take()
 
     def tick(self):
-        deadline = self.native.tick()
+        deadline = self.c.tick()
         self._take()
         return deadline
 
@@ -70,7 +70,7 @@ class Twin:
         self.loop.fast = None
         if fast:
             from mpgearman.coordinator.native_rings import NativeRings
-            self.loop.fast = NativeRings(self.loop, self.loop.core.native)
+            self.loop.fast = NativeRings(self.loop, self.loop.core.c)
         for i in range(pairs):
             self.loop.attach(i)
         self.released = []
@@ -88,7 +88,7 @@ class Twin:
         return self.loop.rings_out[i].pop_batch(limit)
 
     def close(self):
-        self.loop.core.native.detach_rings()
+        self.loop.core.c.detach_rings()
         for thing in (self.control, self.other, *self.bells, self.board, self.segment):
             thing.close()
 
