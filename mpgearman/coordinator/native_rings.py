@@ -48,6 +48,11 @@ class NativeRings:
                 elif n < BUDGET:
                     break
 
+    def tick(self):
+        """The Core's timers; their output stays in the C queue (the Python
+        side's tick would turn all of it into actions)."""
+        return self.native.tick()
+
     def spill(self) -> None:
         """The Python side's output into the C output queue, in order."""
         out = self.loop.core.out

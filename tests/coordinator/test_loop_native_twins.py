@@ -150,3 +150,20 @@ def test_the_doorbell_wakes_the_loop_on_every_ring_without_a_read(pair):
         seen.append([fd for fd, _ in loop.ep.poll(0)])     # reported once per ring
     assert seen == [[loop.bell.fileno()], []] * 3
     assert loop.bell.drain() == 3          # nobody read the counter
+
+
+def test_a_turn_of_packets_never_turns_output_into_python_objects(pair):
+    py, c = pair()
+    both((py, c), hello(A, B))
+    taken = []
+    c.loop.core._take = lambda: taken.append(1)        # the Python side's drain
+
+    def stop():
+        c.loop.running = False
+    c.feed(0, [packet(B, T.CAN_DO, b"f"), packet(A, T.SUBMIT_JOB_BG, b"f", b"", b"x"),
+               packet(A, T.ECHO_REQ, b"e")])
+    c.loop.bell.ring()
+    c.loop.running = True
+    c.loop.run(heartbeat=stop)
+    assert taken == [] and c.loop.core.out == []
+    assert kinds(c.taken()) == [(messages.SEND, A)]
