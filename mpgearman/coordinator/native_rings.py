@@ -12,9 +12,13 @@ replies, closes) joins the C core's output queue in order, and
 generations dropped). Owns nothing but that glue: the loop keeps its
 counters and its handlers.
 """
+import logging
+
 from ..ipc import messages
-from .core import Close, Send, SendSpooled
+from .actions import Close, Send, SendSpooled
 from .spoolref import SpoolRef
+
+log = logging.getLogger(__name__)
 
 SEND, CLOSE, RECORD = 0, 1, 2     # kinds of native.put
 ROUNDS = 16        # per slot and turn, as the Python drain
@@ -40,8 +44,13 @@ class NativeRings:
         loop, serve = self.loop, self.native.serve
         for i, _ in loop.live:
             for _ in range(ROUNDS):
-                n, rec = serve(i, BUDGET)
+                n, rec, bad = serve(i, BUDGET)
                 loop.consumed[i] += n
+                if bad is not None:
+                    count, conn, ptype = bad
+                    log.error("%d request(s) could not be handled (malformed or out of "
+                              "memory), the last of type %d from connection %#x; each "
+                              "answered ERROR and its connection closed", count, ptype, conn)
                 if rec is not None:
                     loop._apply(i, [rec], 0)
                     self.spill()

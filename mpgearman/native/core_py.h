@@ -34,7 +34,8 @@ PyObject *CoreRings_detach_py(CoreObject *self, PyObject *const *a, Py_ssize_t n
     {"detach_rings", (PyCFunction)(void (*)(void))CoreRings_detach_py, METH_FASTCALL, \
      "detach_rings(): let go of the segment (records still pending are dropped)"}, \
     {"serve", (PyCFunction)(void (*)(void))CoreRings_serve, METH_FASTCALL, \
-     "serve(slot, budget) -> (records taken, first non-PACKET record or None)"}, \
+     "serve(slot, budget) -> (records taken, first non-PACKET record or None, " \
+     "None or (requests that cost their connection, the last one's conn, type))"}, \
     {"put", (PyCFunction)(void (*)(void))CoreRings_put, METH_FASTCALL, \
      "put(conn, data, kind): output made outside the core (0 send, 1 close, 2 record)"}, \
     {"route", (PyCFunction)(void (*)(void))CoreRings_route, METH_FASTCALL, \

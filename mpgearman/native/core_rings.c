@@ -104,7 +104,7 @@ static void contain(core *k, int64_t conn, uint32_t n0, uint64_t used0)
     core_disconnect(k, conn);
 }
 
-static void apply_packet(core *k, const unsigned char *rec, uint32_t len)
+static void apply_packet(rings *r, core *k, const unsigned char *rec, uint32_t len)
 {
     int64_t conn;
     uint16_t ptype;
@@ -116,8 +116,12 @@ static void apply_packet(core *k, const unsigned char *rec, uint32_t len)
     uint64_t used0 = k->out.used;
     args_t a = {.count = 0};
     if (split(ptype, rec + PACKET_HEAD, len - PACKET_HEAD, &a) < 0
-        || core_packet(k, conn, ptype, &a) < 0 || k->out.failed)
+        || core_packet(k, conn, ptype, &a) < 0 || k->out.failed) {
         contain(k, conn, n0, used0);
+        r->contained++;
+        r->bad_conn = conn;
+        r->bad_type = ptype;
+    }
 }
 
 int64_t rings_serve(rings *r, core *k, uint32_t i, uint32_t budget,
@@ -140,7 +144,7 @@ int64_t rings_serve(rings *r, core *k, uint32_t i, uint32_t budget,
         head += rc_record_size(n);
         done++;
         if (n >= PACKET_HEAD && p[0] == K_PACKET) {
-            apply_packet(k, p, n);
+            apply_packet(r, k, p, n);
             continue;
         }
         *rec = p;               /* still valid: the producer cannot reuse it */

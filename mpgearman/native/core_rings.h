@@ -29,6 +29,9 @@ typedef struct {
     uint32_t *next;
     uint32_t next_cap;
     uint64_t held;              /* inbound head after the record rings_serve returned */
+    uint64_t contained;         /* requests that cost their connection, since asked */
+    int64_t bad_conn;           /* ... the last of them: its connection and type */
+    int bad_type;
 } rings;
 
 int rings_init(rings *r, unsigned char *base, uint64_t len, uint32_t n,

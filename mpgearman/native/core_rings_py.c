@@ -125,7 +125,13 @@ PyObject *CoreRings_serve(CoreObject *self, PyObject *const *a, Py_ssize_t n)
         rings_release(&self->r, i);
     if (r == NULL)
         return NULL;
-    return Py_BuildValue("(LN)", (long long)got, r);
+    if (self->r.contained) {    /* (taken, record, (count, conn, type)) */
+        uint64_t count = self->r.contained;
+        self->r.contained = 0;
+        return Py_BuildValue("(LN(KLi))", (long long)got, r, (unsigned long long)count,
+                             (long long)self->r.bad_conn, self->r.bad_type);
+    }
+    return Py_BuildValue("(LNO)", (long long)got, r, Py_None);
 }
 
 PyObject *CoreRings_put(CoreObject *self, PyObject *const *a, Py_ssize_t n)

@@ -1,6 +1,8 @@
 """The rings served in C (native.serve/route/publish through NativeRings)
 against the loop's Python path: the same inbound records, or the same Core
 output, give the same outbound records, in the same order."""
+import logging
+
 import pytest
 
 from mpgearman.coordinator.actions import Close, Send, SendSpooled
@@ -65,13 +67,15 @@ def test_a_job_life_gives_the_same_records(pair):
     assert messages.parse(out[0])[2].endswith(b"H:t:1\0all\0of it")
 
 
-def test_malformed_packets_cost_only_their_connection(pair):
+def test_malformed_packets_cost_only_their_connection(pair, caplog):
     twins = pair()
     both(twins, hello(A, B))
-    out = both(twins, [packet(B, T.ECHO_REQ, b"1"),
-                       packet(A, T.SUBMIT_JOB, b"no separators"),
-                       packet(A, T.ECHO_REQ, b"A is gone"),
-                       packet(B, T.ECHO_REQ, b"2")])
+    with caplog.at_level(logging.ERROR):
+        out = both(twins, [packet(B, T.ECHO_REQ, b"1"),
+                           packet(A, T.SUBMIT_JOB, b"no separators"),
+                           packet(A, T.ECHO_REQ, b"A is gone"),
+                           packet(B, T.ECHO_REQ, b"2")])
+    assert f"the last of type 7 from connection {A:#x}" in caplog.text
     assert kinds(out) == [(messages.SEND, B), (messages.SEND, A), (messages.CLOSE, A)]
     assert messages.parse(out[1])[2] == encode(T.ERROR, b"SERVER_ERROR",
                                                b"Internal server error")
