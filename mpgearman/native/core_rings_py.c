@@ -73,7 +73,9 @@ PyObject *CoreRings_attach(CoreObject *self, PyObject *const *a, Py_ssize_t n)
     uint64_t *in = offsets(a[1], &nin), *out = in ? offsets(a[2], &nout) : NULL;
     if (out == NULL || nin != nout || nin > 256) {
         if (out && !PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "in_offsets and out_offsets differ in length");
+            PyErr_SetString(PyExc_ValueError, nin != nout
+                            ? "in_offsets and out_offsets differ in length"
+                            : "at most 256 ring pairs");
         PyMem_Free(in);
         PyMem_Free(out);
         return NULL;
