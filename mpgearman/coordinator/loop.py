@@ -15,7 +15,8 @@ from ..acceptor.spool import SpoolNames
 from ..ipc import layout, messages
 from ..protocol.encoder import encode
 from ..protocol.packets import T, split_args
-from .core import Close, Core, Send, SendSpooled
+from .actions import Close, Send, SendSpooled
+from .ccore import new_core
 from .figures import Figures, extra_stats
 from .spoolref import SpoolRef
 
@@ -38,7 +39,7 @@ class CoordinatorLoop:
         n = segment.pairs         # acceptor slots, spares for a reload included
         self.spool = SpoolNames(config.spool_dir)
         self.board = board
-        self.core = Core(config, self.spool, pid=pid, version=version, board=board)
+        self.core = new_core(config, self.spool, pid=pid, version=version, board=board)
         # Per-function figures for monitoring, published once per turn.
         self.figures = Figures(counters) if counters is not None else None
         # Busy/idle workers are counted again (a walk over the registrations)

@@ -56,6 +56,8 @@ typedef struct {
     uint64_t timer;             /* deadline token, 0 = none */
     double since;               /* last queued, then when assigned */
     uint8_t prio, ignore, bg, keep, indexed, has_reducer, live, waiting;
+    uint8_t spooled, held;      /* data is a spool name; holds its status board slot */
+    uint64_t size;              /* of the spooled payload */
     idx free_next;
 } job_rec;
 
@@ -69,6 +71,8 @@ typedef struct {
     uint64_t submitted, completed, failed, exceptions, requeued;
     hist waits, runs;           /* queued -> assigned, assigned -> ended */
     int has_hist;               /* made when its first job is queued */
+    uint8_t dirty, dropped;     /* in the dirty list; dropped (admin), no name */
+    uint64_t order;             /* listing order: creation (or re-creation) */
 } fn_rec;
 
 typedef struct {                /* one connection's registrations for one function */
@@ -92,6 +96,7 @@ typedef struct {
     idx *attached;              /* jobs waited on (no duplicates) */
     uint32_t natt, capatt;
     idx brprev, brnext;
+    uint64_t seq;               /* connection order, for the listings */
     idx free_next;
 } conn_rec;
 
@@ -119,7 +124,7 @@ typedef struct {
     uint32_t live_jobs, live_conns;
     idx brh, brt;               /* broad sleepers */
     heap epochs, deadlines;
-    uint64_t count, seq, token;
+    uint64_t count, seq, token, conn_seq;
     int64_t top, bottom;
 } table;
 

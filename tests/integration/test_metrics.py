@@ -185,11 +185,14 @@ def test_the_data_plane_in_use_is_logged_and_shown(server_factory, monkeypatch, 
     server, port = start(server_factory)
     assert line in (server.workdir / "mpgearman.err").read_text()
     build = family(scrape(port), "mpgearman_build_info")
-    assert build == {(("implementation", want), ("version", mpgearman.__version__)): 1}
+    assert build == {(("core", native.CORE), ("implementation", want),
+                      ("version", mpgearman.__version__)): 1}
     run = subprocess.run([sys.executable, "-m", "mpgearman", "stat", "-s", server.address,
                           "--json"], capture_output=True, text=True, timeout=30, env=ENV)
     assert run.returncode == 0, run.stderr
-    assert orjson.loads(run.stdout)["implementation"] == want
+    doc = orjson.loads(run.stdout)
+    assert doc["implementation"] == want
+    assert doc["core"] == native.CORE
 
 
 def test_a_restarted_acceptor_counts_from_zero(server_factory):
