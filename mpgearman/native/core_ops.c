@@ -251,11 +251,7 @@ static idx q_peek(core *k, idx f)
 
 static idx reg_find(core *k, idx c, idx f)
 {
-    conn_rec *r = C(c);
-    for (uint32_t i = 0; i < r->nregs; i++)
-        if (R(r->regs[i])->fn == f)
-            return r->regs[i];
-    return NIL;
+    return ht_get(&k->t.by_reg, c, (const char *)&f, sizeof(f));
 }
 
 static void sl_unlink(core *k, idx g)
@@ -310,7 +306,12 @@ void reg_add(core *k, idx c, idx f, int64_t timeout_ms)
         g = ct_reg_new(&k->t);
         if (g == NIL)
             return;
+        if (ht_put(&k->t.by_reg, c, (const char *)&f, sizeof(f), g) < 0) {
+            ct_reg_del(&k->t, g);
+            return;
+        }
         if (arr_push(&C(c)->regs, &C(c)->nregs, &C(c)->capregs, g) < 0) {
+            ht_del(&k->t.by_reg, c, (const char *)&f, sizeof(f));
             ct_reg_del(&k->t, g);
             return;
         }
@@ -340,6 +341,7 @@ void reg_add(core *k, idx c, idx f, int64_t timeout_ms)
 static void reg_drop(core *k, idx g)
 {
     reg_rec *r = R(g);
+    ht_del(&k->t.by_reg, r->conn, (const char *)&r->fn, sizeof(r->fn));
     F(r->fn)->workers -= r->n;
     mark_dirty(k, r->fn);
     sl_unlink(k, g);

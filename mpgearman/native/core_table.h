@@ -104,8 +104,10 @@ typedef struct hnode {
     struct hnode *next;
     uint64_t h;
     uint32_t tag, klen;
-    const char *k;              /* borrowed from the record that owns the key */
+    const char *k;              /* borrowed from the record that owns the key, or inl */
     idx val;
+    char inl[8];                /* a key of up to 8 bytes is copied here: records in
+                                   pools move when a pool grows */
 } hnode;
 
 typedef struct {
@@ -120,6 +122,7 @@ typedef struct {
     reg_rec *regs; uint32_t nregs, capregs; idx reg_free;
     conn_rec *conns; uint32_t nconns, capconns; idx conn_free;
     htab by_name, by_handle, by_conn, by_unique, by_data, by_gunique;
+    htab by_reg;                /* (conn, function) -> its registration record */
     idx jhead, jtail;           /* live jobs, creation order */
     uint32_t live_jobs, live_conns;
     idx brh, brt;               /* broad sleepers */
