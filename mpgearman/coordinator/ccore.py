@@ -41,7 +41,7 @@ def new_core(config, spool, clock=time.time, pid=None, version=None, board=None)
 class FnView:
     """One function's figures, as coordinator/queues.py Function has them."""
     __slots__ = ("index", "name", "total", "running", "workers", "queued", "waiting", "since",
-                 "_k", "_c", "_carry", "slot", "shown", "busy", "idle")
+                 "limits", "_k", "_c", "_carry", "slot", "shown", "busy", "idle")
 
     def __init__(self, index: int, k):
         self.index = index
@@ -53,18 +53,19 @@ class FnView:
 
     def refresh(self, row) -> None:
         (_, self.name, self.total, self.running, self.workers, self.queued, self.waiting,
-         self.since, *counts, waits, runs) = row
+         self.since, self.limits, *counts, waits, runs) = row
         c = self._c
         c.update(zip(COUNTERS, counts))
         c["waits"], c["runs"] = waits, runs
 
     @property
-    def maxq(self):
-        raise AttributeError("maxq is kept in the C table")
+    def maxq(self) -> list:
+        return self.limits
 
     @maxq.setter
     def maxq(self, limits) -> None:
         self._k.maxqueue(self.name, *limits)
+        self.limits = list(limits)
 
     def queued_by_priority(self) -> tuple:
         return self.queued
@@ -101,10 +102,12 @@ FnView.waits, FnView.runs = _figure("waits", True), _figure("runs", True)
 
 
 class ConnView:
-    __slots__ = ("seq", "id", "fd", "peer", "client_id", "running", "funcs", "_order")
+    __slots__ = ("seq", "id", "fd", "peer", "client_id", "exceptions", "running", "funcs",
+                 "_order")
 
     def __init__(self, row, view):
-        self.seq, self.id, self.fd, self.peer, self.client_id, self.running, order = row
+        (self.seq, self.id, self.fd, self.peer, self.client_id, self.exceptions, self.running,
+         order) = row
         self._order = [view(f) for f in order]
         self.funcs = dict.fromkeys(self._order)
 
@@ -147,6 +150,12 @@ class _ByName:
     def __len__(self):
         return len(self.values())
 
+    def __iter__(self):
+        return iter([fn.name for fn in self.values()])
+
+    def __contains__(self, name) -> bool:
+        return self.get(name) is not None
+
 
 class Functions:
     """core.functions as admin.py and the loop use it."""
@@ -173,6 +182,14 @@ class Functions:
             fn = self.views[index] = FnView(index, self._core.c)
         return fn
 
+    def named(self, indexes) -> None:
+        """Views of these functions (a connection's registrations), their
+        names (and figures) read now."""
+        fresh = [i for i in set(indexes) if self.views.get(i) is None
+                 or not hasattr(self.views[i], "name")]
+        if fresh:
+            self._refreshed(self._core.c.functions(fresh))
+
     def _refreshed(self, rows) -> list:
         views = []
         for row in rows:
@@ -185,11 +202,11 @@ class Functions:
         return self._refreshed(self._core.c.functions(None))
 
     def lookup(self, name: bytes):
-        index = self._core.c.function(name, False)
+        index = self._core.c.function(bytes(name), False)
         return None if index is None else self._refreshed(self._core.c.functions([index]))[0]
 
     def get(self, name: bytes) -> FnView:
-        index = self._core.call(self._core.c.function, name, True)
+        index = self._core.call(self._core.c.function, bytes(name), True)
         return self._refreshed(self._core.c.functions([index]))[0]
 
 
@@ -202,12 +219,21 @@ class Conns:
 
     def get(self, conn_id: int, default=None):
         row = self._core.c.conn(conn_id)
-        return default if row is None else ConnView(row, self._core.functions.view)
+        return default if row is None else self._views([row])[0]
+
+    def __getitem__(self, conn_id: int) -> ConnView:
+        c = self.get(conn_id)
+        if c is None:
+            raise KeyError(conn_id)
+        return c
 
     def values(self) -> list:
-        view = self._core.functions.view
-        return sorted((ConnView(row, view) for row in self._core.c.conns()),
-                      key=lambda c: c.seq)
+        return sorted(self._views(self._core.c.conns()), key=lambda c: c.seq)
+
+    def _views(self, rows) -> list:
+        functions = self._core.functions
+        functions.named(i for row in rows for i in row[-1])
+        return [ConnView(row, functions.view) for row in rows]
 
     def pop(self, conn_id: int, default=None):
         return default          # nothing to drop that disconnect() did not
@@ -359,7 +385,10 @@ class CCore:
 
     def drop_function(self, fn: FnView) -> bool:
         """Admin `drop function` after its checks (core.Core.drop_function)."""
-        return self.call(self.c.drop, fn.index) == "ok"
+        if self.call(self.c.drop, fn.index) != "ok":
+            return False
+        self.functions.views.pop(fn.index, None)     # a new name gets a new view
+        return True
 
     def counts(self) -> tuple:
         return self.c.counts()

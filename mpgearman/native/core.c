@@ -268,15 +268,14 @@ static PyObject *Core_packet(CoreObject *self, PyObject *const *a, Py_ssize_t n)
     }
     if (get_i64(a[0], &conn) < 0 || get_i64(a[1], &ptype) < 0)
         return NULL;
-    Py_ssize_t count = PyTuple_GET_SIZE(a[2]);
-    if (count > 7) {
-        PyErr_SetString(PyExc_ValueError, "too many arguments");
-        return NULL;
-    }
+    Py_ssize_t given = PyTuple_GET_SIZE(a[2]);
+    /* More arguments than any request has (a type no handler takes): the
+     * first six and the last, the one that may be spooled. */
+    Py_ssize_t count = given > 7 ? 7 : given;
     args_t args = {.count = (int)count};
     PyObject *spooled = NULL;       /* the name of a spooled last argument, as bytes */
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *x = PyTuple_GET_ITEM(a[2], i);
+        PyObject *x = PyTuple_GET_ITEM(a[2], i == count - 1 ? given - 1 : i);
         if (i == count - 1 && !PyBytes_Check(x) && spool_arg(x, &spooled, &args.size) == 0) {
             args.spooled = 1;
             args.p[i] = PyBytes_AS_STRING(spooled);

@@ -34,13 +34,15 @@ static double oldest(core *k, const fn_rec *r)
 }
 
 /* (index, name, total, running, workers, (high, normal, low), waiting,
- *  oldest, submitted, completed, failed, exceptions, requeued, waits, runs) */
+ *  oldest, [maxqueue high, normal, low], submitted, completed, failed,
+ *  exceptions, requeued, waits, runs) */
 static PyObject *fn_row(core *k, idx f)
 {
     fn_rec *r = F(f);
-    return Py_BuildValue("(Iy#III(III)IdKKKKKNN)", f, r->name.p, (Py_ssize_t)r->name.len,
+    return Py_BuildValue("(Iy#III(III)Id[LLL]KKKKKNN)", f, r->name.p, (Py_ssize_t)r->name.len,
         r->total, r->running, r->workers, r->qn[0], r->qn[1] + r->waiting, r->qn[2],
-        r->waiting, oldest(k, r), (unsigned long long)r->submitted,
+        r->waiting, oldest(k, r), (long long)r->maxq[0], (long long)r->maxq[1],
+        (long long)r->maxq[2], (unsigned long long)r->submitted,
         (unsigned long long)r->completed, (unsigned long long)r->failed,
         (unsigned long long)r->exceptions, (unsigned long long)r->requeued,
         hist_list(r, &r->waits), hist_list(r, &r->runs));
@@ -117,16 +119,17 @@ static PyObject *registrations(core *k, conn_rec *c)
     return list;
 }
 
-/* (seq, id, fd, peer, client_id, jobs running, registrations) of a
+/* (seq, id, fd, peer, client_id, exceptions, jobs running, registrations) of a
  * connection; seq gives the order they connected. */
 static PyObject *conn_row(core *k, conn_rec *c)
 {
     uint32_t running = 0;
     for (idx j = c->rhead; j; j = J(j)->rnext)
         running++;
-    return Py_BuildValue("(KLLy#y#IN)", (unsigned long long)c->seq, (long long)c->id,
+    return Py_BuildValue("(KLLy#y#NIN)", (unsigned long long)c->seq, (long long)c->id,
                          (long long)c->fd, c->peer.p, (Py_ssize_t)c->peer.len, c->client_id.p,
-                         (Py_ssize_t)c->client_id.len, running, registrations(k, c));
+                         (Py_ssize_t)c->client_id.len, PyBool_FromLong(c->exceptions),
+                         running, registrations(k, c));
 }
 
 /* The row of connection `id`, or None. */
