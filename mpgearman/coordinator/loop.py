@@ -15,7 +15,8 @@ from ..acceptor.spool import SpoolNames
 from ..ipc import layout, messages
 from ..protocol.encoder import encode
 from ..protocol.packets import T, split_args
-from .core import Close, Core, Send, SendSpooled
+from .actions import Close, Send, SendSpooled
+from .ccore import new_core
 from .figures import Figures, extra_stats
 from .native_rings import NativeRings, native_of
 from .spoolref import SpoolRef
@@ -39,7 +40,7 @@ class CoordinatorLoop:
         n = segment.pairs         # acceptor slots, spares for a reload included
         self.spool = SpoolNames(config.spool_dir)
         self.board = board
-        self.core = Core(config, self.spool, pid=pid, version=version, board=board)
+        self.core = new_core(config, self.spool, pid=pid, version=version, board=board)
         # Per-function figures for monitoring, published once per turn.
         self.figures = Figures(counters) if counters is not None else None
         # Busy/idle workers are counted again (a walk over the registrations)
@@ -349,6 +350,13 @@ class CoordinatorLoop:
         """An acceptor is about to start in slot i."""
         if all(j != i for j, _ in self.live):
             self.live = sorted(self.live + [(i, self.rings_in[i])], key=lambda pair: pair[0])
+
+    def close(self) -> None:
+        """Let go of the segment (the C core holds it while serving the rings)."""
+        if self.fast is not None:
+            self.fast.close()
+            self.fast = None
+        self.ep.close()
 
     def _on_signals(self) -> None:
         if self.inbox.take():

@@ -94,6 +94,9 @@ class NativeRings:
                 loop.done[i] = loop.consumed[i]
                 loop.board.set_done(i, loop.done[i])
 
+    def close(self) -> None:
+        self.native.detach_rings()
+
     def take_pending(self, i: int) -> list:
         return self.native.take_pending(i)
 

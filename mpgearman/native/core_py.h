@@ -13,6 +13,8 @@ typedef struct {
     core k;
     int ready;
     PyObject *clock;
+    PyObject *share, *release;      /* share(handle, name, size) -> name or None */
+    PyObject *board;                /* claim/show/release, or None */
     rings r;                    /* valid while has_rings */
     Py_buffer mem;              /* the shared segment the rings live in */
     int has_rings;

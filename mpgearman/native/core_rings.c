@@ -15,9 +15,10 @@
 
 #include "core_rings.h"
 
-enum { K_PACKET = 2, K_SEND = 11, K_CLOSE = 13 };
+enum { K_PACKET = 2, K_SEND = 11, K_SENDFILE = 12, K_CLOSE = 13 };
 #define PACKET_HEAD 11          /* kind u8 | conn u64 | type u16 */
 #define SEND_HEAD 9             /* kind u8 | conn u64 */
+#define SENDFILE_HEAD 19        /* kind u8 | conn u64 | size u64 | nlen u16 */
 #define SERIAL_BITS 40
 
 /* bytes.split's maxsplit per packet type (protocol/packets.py _SPLITS):
@@ -205,7 +206,7 @@ int out_put(core *k, int64_t conn, const void *p, uint64_t n, int kind)
 
 /* -- routing ------------------------------------------------------------------- */
 
-enum { T_DROP, T_LEAD, T_FOLLOW, T_PIECES, T_CLOSE, T_RECORD };
+enum { T_DROP, T_LEAD, T_FOLLOW, T_PIECES, T_CLOSE, T_RECORD, T_SPOOLED };
 #define NONE UINT32_MAX
 
 typedef struct { int64_t conn; uint32_t lead, last; uint64_t size; int open; } run_t;
@@ -268,10 +269,17 @@ static int classify(rings *r, core *k, unsigned char *tag, uint64_t *need,
             tag[j] = T_DROP;
             if (o->close == OUT_RECORD && dropped)
                 dropped(ctx, (unsigned char *)q->buf + o->off, o->len);
+            else if (o->hlen && k->h.release)      /* its spool name is ours to drop */
+                k->h.release(k->h.ctx, q->buf + o->off + o->hlen, o->len - o->hlen, o->ssize);
             continue;
         }
         run_t *run = run_of(tab, size - 1, o->conn);
-        if (o->close == 0) {
+        if (o->hlen) {                  /* head, then a spool file: one SENDFILE */
+            if (run->lead != NONE)
+                run->open = 0;
+            tag[j] = T_SPOOLED;
+            need[i] += 4 + SENDFILE_HEAD + o->len;
+        } else if (o->close == 0) {
             if (run->lead != NONE && run->open && run->size + o->len <= r->merge_limit) {
                 run->size += o->len;
                 r->next[run->last] = j;
@@ -316,6 +324,19 @@ static void emit_lead(rings *r, outq *q, uint32_t j, pendq *pq)
     }
 }
 
+/* SENDFILE | conn u64 | size u64 | nlen u16 | name | head (messages.sendfile),
+   from an output record holding the head, then the name. */
+static void emit_sendfile(const out_rec *o, const unsigned char *data, unsigned char *w)
+{
+    uint64_t size = o->ssize;
+    uint16_t nlen = (uint16_t)(o->len - o->hlen);
+    put_head(w, K_SENDFILE, o->conn);
+    memcpy(w + 9, &size, 8);
+    memcpy(w + 17, &nlen, 2);
+    memcpy(w + SENDFILE_HEAD, data + o->hlen, nlen);
+    memcpy(w + SENDFILE_HEAD + nlen, data, o->hlen);
+}
+
 int rings_route(rings *r, core *k, void (*dropped)(void *, const unsigned char *, uint64_t),
                 void *ctx)
 {
@@ -350,6 +371,8 @@ int rings_route(rings *r, core *k, void (*dropped)(void *, const unsigned char *
             put_head(pend_add(pq, SEND_HEAD), K_CLOSE, o->conn);
         } else if (tag[j] == T_RECORD) {
             memcpy(pend_add(pq, o->len), data, o->len);
+        } else if (tag[j] == T_SPOOLED) {
+            emit_sendfile(o, data, pend_add(pq, SENDFILE_HEAD + o->len));
         }
     }
     if (rc == 0) {

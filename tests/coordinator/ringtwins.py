@@ -3,14 +3,13 @@ in C (NativeRings) and one with the Python path, fed the same inbound
 records or the same Core output: the outbound rings must carry the same
 records. The loops run in this process; the tests play the acceptor."""
 from mpgearman.config import Config
-from mpgearman.coordinator.actions import Close, Send
+from mpgearman.coordinator.ccore import CCore
 from mpgearman.coordinator.loop import CoordinatorLoop
 from mpgearman.ipc import messages
 from mpgearman.ipc.board import StatusBoard
 from mpgearman.ipc.control import Control
 from mpgearman.ipc.doorbell import Doorbell
 from mpgearman.ipc.shm import Segment
-from mpgearman.native import _core
 
 PREFIX = b"H:t"
 RING = 1 << 16
@@ -19,38 +18,6 @@ RING = 1 << 16
 class Inbox(Doorbell):
     def take(self):
         return []
-
-
-class CCore:
-    """The C core as the Python loop path drives it: each call's output
-    drained into `out` as Send/Close actions, in order."""
-
-    def __init__(self):
-        self.c = _core.Core(PREFIX, 0, 0, False, False, lambda: 1000.0)
-        self.out, self.conns, self.spool_bytes = [], {}, 0
-
-    def _take(self):
-        for conn, data in self.c.drain():
-            self.out.append(Close(conn) if data is None else Send(conn, data))
-
-    def connect(self, conn, peer, fd):
-        self.c.connect(conn, peer, fd)
-        self._take()
-
-    def disconnect(self, conn):
-        self.c.disconnect(conn)
-        self._take()
-
-    def packet(self, conn, ptype, args):
-        try:
-            self.c.packet(conn, ptype, args)
-        finally:
-            self._take()
-
-    def tick(self):
-        deadline = self.c.tick()
-        self._take()
-        return deadline
 
 
 class Twin:
@@ -66,11 +33,10 @@ class Twin:
         self.loop = CoordinatorLoop(config, self.segment, self.board, self.bells[0],
                                     self.bells[1:-1], self.control, self.bells[-1],
                                     pid=1, version=b"t")
-        self.loop.core = CCore()
-        self.loop.fast = None
-        if fast:
-            from mpgearman.coordinator.native_rings import NativeRings
-            self.loop.fast = NativeRings(self.loop, self.loop.core.c)
+        assert isinstance(self.loop.core, CCore)      # the C core, serving the rings
+        if not fast:
+            self.loop.core.c.detach_rings()
+            self.loop.fast = None
         for i in range(pairs):
             self.loop.attach(i)
         self.released = []
@@ -88,7 +54,7 @@ class Twin:
         return self.loop.rings_out[i].pop_batch(limit)
 
     def close(self):
-        self.loop.core.c.detach_rings()
+        self.loop.close()
         for thing in (self.control, self.other, *self.bells, self.board, self.segment):
             thing.close()
 

@@ -14,8 +14,8 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 NATIVE = REPO / "mpgearman" / "native"
-SOURCES = ["core.c", "core_ops.c", "core_handlers.c", "core_table.c", "core_rings.c",
-           "core_rings_py.c"]
+SOURCES = ["core.c", "core_ops.c", "core_handlers.c", "core_table.c", "core_spool.c",
+           "core_rows.c", "core_rings.c", "core_rings_py.c"]
 
 CHILD = r"""
 import importlib.util, pathlib, random, sys, tempfile

@@ -171,3 +171,22 @@ def test_a_turn_of_packets_never_turns_output_into_python_objects(pair):
     c.loop.run(heartbeat=stop)
     assert taken == [] and c.loop.core.out == []
     assert kinds(c.taken()) == [(messages.SEND, A)]
+
+
+def test_spooled_payloads_leave_as_the_same_sendfile_records(pair, tmp_path):
+    twins = pair()
+    for twin, sub in zip(twins, ("py", "c")):
+        (tmp_path / sub / "a0.1").write_bytes(b"z" * 5000)
+        (tmp_path / sub / "a0.2").write_bytes(b"y" * 6000)
+    both(twins, hello(A, B, C))
+    both(twins, [messages.spooled(A, T.SUBMIT_JOB, (b"f", b"u"), "a0.1", 5000),
+                 messages.spooled(C, T.SUBMIT_JOB_BG, (b"f", b""), "a0.2", 6000)])
+    out = both(twins, [packet(B, T.CAN_DO, b"f"), packet(B, T.GRAB_JOB_UNIQ),
+                       packet(B, T.GRAB_JOB)])
+    sendfiles = [messages.parse(r) for r in out if r[0] == messages.SENDFILE]
+    assert [(f[1], f[4]) for f in sendfiles] == [(B, 5000), (B, 6000)]
+    outs = []
+    for twin in twins:         # a spooled answer to a dead acceptor's worker
+        twin.loop.acceptor_lost(0)
+        outs.append(twin.released)
+    assert outs[0] == outs[1]
