@@ -13,6 +13,7 @@ generations dropped). Owns nothing but that glue: the loop keeps its
 counters and its handlers.
 """
 import logging
+import os
 
 from ..ipc import messages
 from .actions import Close, Send, SendSpooled
@@ -26,7 +27,12 @@ BUDGET = 256       # records per serve call
 
 
 def native_of(core):
-    """The C core behind `core` when it serves rings in C, else None."""
+    """The C core behind `core` when it serves rings in C, else None. Off
+    unless MPGEARMAN_CORE_RINGS=c: a big (spooled) foreground job's client
+    is still closed before its JOB_CREATED on this path (integration test
+    test_server_payload), not yet understood."""
+    if os.environ.get("MPGEARMAN_CORE_RINGS") != "c":
+        return None
     native = getattr(core, "c", None)
     return native if native is not None and hasattr(native, "serve") else None
 

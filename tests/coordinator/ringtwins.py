@@ -33,9 +33,12 @@ class Twin:
         self.loop = CoordinatorLoop(config, self.segment, self.board, self.bells[0],
                                     self.bells[1:-1], self.control, self.bells[-1],
                                     pid=1, version=b"t")
-        assert isinstance(self.loop.core, CCore)      # the C core, serving the rings
-        if not fast:
-            self.loop.core.c.detach_rings()
+        assert isinstance(self.loop.core, CCore)
+        if fast and self.loop.fast is None:           # the C core, serving the rings
+            from mpgearman.coordinator.native_rings import NativeRings
+            self.loop.fast = NativeRings(self.loop, self.loop.core.c)
+        elif not fast and self.loop.fast is not None:
+            self.loop.close()
             self.loop.fast = None
         for i in range(pairs):
             self.loop.attach(i)
