@@ -208,8 +208,10 @@ class Collector:
         info = InfoMetricFamily("mpgearman_build",
                                 'The version, and implementation="c" for the C '
                                 'extensions, "python" for their pure-Python twins '
-                                "(about three times slower).")
-        info.add_metric([], {"version": __version__, "implementation": native.IMPLEMENTATION})
+                                "(about three times slower); core: the coordinator's core, "
+                                '"c" or "python".')
+        info.add_metric([], {"version": __version__, "implementation": native.IMPLEMENTATION,
+                             "core": native.CORE})
         yield info
         yield from _process_families(counters)
 

@@ -81,12 +81,15 @@ def test_every_family_has_help_and_type(parts):
     assert text.endswith("\n")
 
 
-@pytest.mark.parametrize("implementation", ["c", "python"])
-def test_build_info_names_the_version_and_the_data_plane(parts, monkeypatch, implementation):
+@pytest.mark.parametrize("implementation, core", [("c", "c"), ("c", "python"),
+                                                  ("python", "python")])
+def test_build_info_names_the_version_and_the_data_plane(parts, monkeypatch, implementation,
+                                                         core):
     monkeypatch.setattr(metrics.native, "IMPLEMENTATION", implementation)
+    monkeypatch.setattr(metrics.native, "CORE", core)
     got = parse(metrics.render(*parts[:2], str(parts[2])))
     info = {k: v for k, v in got.items() if "data_plane" in k[0] or "build" in k[0]}
-    assert info == {("mpgearman_build_info", (("implementation", implementation),
+    assert info == {("mpgearman_build_info", (("core", core), ("implementation", implementation),
                                               ("version", __version__))): 1}
 
 

@@ -69,6 +69,14 @@ def test_the_data_plane_is_in_the_document_and_noted_when_pure():
     assert document("h:1", sample(12.0, 0, "0", stats=False))["implementation"] is None
 
 
+def test_the_coordinator_core_is_in_the_document():
+    cur = sample(12.0, 150, "2.50")
+    assert document("h:1", cur)["core"] is None      # an older server
+    cur["stats"]["core"] = "c"
+    assert document("h:1", cur)["core"] == "c"
+    assert document("h:1", sample(12.0, 0, "0", stats=False))["core"] is None
+
+
 def test_a_restarted_process_has_no_cpu_share_and_counters_never_go_back():
     earlier = sample(10.0, 500, "1.50")
     earlier["stats"]["process.acceptor.1.pid"] = "11"

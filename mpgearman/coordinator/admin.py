@@ -125,9 +125,8 @@ def drop(core, words):
         return text.ERR_FUNCTION_BUSY
     # gearmand drops it anyway and leaves the queued jobs dangling; we refuse
     # while a live job waits, and free jobs that were only waiting to be reaped.
-    if not core.functions.purge(fn, core.free):
+    if not core.drop_function(fn):
         return text.ERR_FUNCTION_QUEUED
-    core.functions.drop(fn)
     return text.OK
 
 

@@ -399,6 +399,15 @@ class Core:
         self.functions.push(job)
         self.registry.wake(fn, self.out)
 
+    def drop_function(self, fn) -> bool:
+        """Admin `drop function` after its checks: free the ignored jobs left
+        in its queues and forget it; False (nothing done) while a live job
+        waits in a queue or for its epoch."""
+        if not self.functions.purge(fn, self._free):
+            return False
+        self.functions.drop(fn)
+        return True
+
     def cancel(self, handle: bytes) -> bool:
         """Admin `cancel job`: clients get WORK_FAIL and are detached; the
         job is freed when a worker reaches it (a running one may finish)."""

@@ -156,9 +156,10 @@ def _merged(hist, old):
 def extra_stats(counters) -> list:
     """The `stats` pairs only shared memory and /proc know: connections the
     acceptors accepted, bytes they spooled, and each process's pid, CPU
-    seconds and resident memory; and which data plane runs (c or python)."""
+    seconds and resident memory; and which data plane and which coordinator
+    core run (c or python)."""
     figures = counters.acceptor_figures()
-    pairs = [("implementation", native.IMPLEMENTATION),
+    pairs = [("implementation", native.IMPLEMENTATION), ("core", native.CORE),
              ("connections_accepted", sum(f[1] for f in figures)),
              ("spooled_bytes", sum(f[3] for f in figures))]
     for role, index, pid, cpu, rss in procstat.sample(counters.processes()):

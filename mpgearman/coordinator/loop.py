@@ -15,8 +15,10 @@ from ..acceptor.spool import SpoolNames
 from ..ipc import layout, messages
 from ..protocol.encoder import encode
 from ..protocol.packets import T, split_args
-from .core import Close, Core, Send, SendSpooled
+from .actions import Close, Send, SendSpooled
+from .ccore import new_core
 from .figures import Figures, extra_stats
+from .native_rings import NativeRings, native_of
 from .spoolref import SpoolRef
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,7 @@ class CoordinatorLoop:
         n = segment.pairs         # acceptor slots, spares for a reload included
         self.spool = SpoolNames(config.spool_dir)
         self.board = board
-        self.core = Core(config, self.spool, pid=pid, version=version, board=board)
+        self.core = new_core(config, self.spool, pid=pid, version=version, board=board)
         # Per-function figures for monitoring, published once per turn.
         self.figures = Figures(counters) if counters is not None else None
         # Busy/idle workers are counted again (a walk over the registrations)
@@ -72,7 +74,10 @@ class CoordinatorLoop:
         self.release = False      # give freed memory back at the end of the turn
         self.deadline = None
         self.ep = select.epoll()
-        for fd in (my_bell.fileno(), control.fileno(), inbox.fileno()):
+        # The doorbell is edge-triggered: every ring is one event and the
+        # counter is never read back (one syscall less per wake-up).
+        self.ep.register(my_bell.fileno(), select.EPOLLIN | select.EPOLLET)
+        for fd in (control.fileno(), inbox.fileno()):
             self.ep.register(fd, select.EPOLLIN)
         self.inbound = {
             messages.CONNECT: self._on_connect,
@@ -81,6 +86,9 @@ class CoordinatorLoop:
             messages.CLOSED: self._on_closed,
             messages.RELAY: self._on_relay,
         }
+        # The C core serves the rings itself: PACKET records never reach Python.
+        native = native_of(self.core)
+        self.fast = NativeRings(self, native) if native is not None else None
 
     # -- the loop ---------------------------------------------------------------
 
@@ -88,7 +96,7 @@ class CoordinatorLoop:
         while self.running:
             for fd, _ in self.ep.poll(self._timeout(), 16):
                 if fd == self.bell.fileno():
-                    self.bell.drain()
+                    pass
                 elif fd == self.control.fileno():
                     self._on_control()
                 else:
@@ -96,7 +104,8 @@ class CoordinatorLoop:
             for _, ring in self.live:
                 ring.reader_awake()
             self._drain()
-            self.deadline = self.core.tick()
+            # With the rings served in C, the timers' output stays in C too.
+            self.deadline = (self.fast or self.core).tick()
             if self.counters is not None and self.core.spool_bytes != self.spool_shown:
                 # Before the answers go out: whoever saw a job end sees its room.
                 self.spool_shown = self.core.spool_bytes
@@ -130,7 +139,7 @@ class CoordinatorLoop:
             dirty.clear()
 
     def _timeout(self) -> float:
-        if any(self.pending):
+        if self.fast.waiting if self.fast is not None else any(self.pending):
             return 0.001
         timeout = IDLE_TIMEOUT if self.deadline is None else min(self.deadline, IDLE_TIMEOUT)
         for _, ring in self.live:
@@ -139,6 +148,9 @@ class CoordinatorLoop:
         return max(timeout, 0)
 
     def _drain(self) -> None:
+        if self.fast is not None:
+            self.fast.drain()
+            return
         for i, ring in self.live:
             for _ in range(16):
                 batch = ring.pop_batch(BATCH)
@@ -218,6 +230,9 @@ class CoordinatorLoop:
     # -- outbound -------------------------------------------------------------
 
     def _route(self) -> None:
+        if self.fast is not None:
+            self.fast.route()
+            return
         out = self.core.out
         if not out:
             return
@@ -274,6 +289,9 @@ class CoordinatorLoop:
             recs.append(head + view[at:at + step])
 
     def _publish(self) -> None:
+        if self.fast is not None:
+            self.fast.publish()
+            return
         for i, recs in enumerate(self.pending):
             if recs:
                 ring = self.rings_out[i]
@@ -307,7 +325,8 @@ class CoordinatorLoop:
             self.core.disconnect(conn)
         self.conns[i].clear()
         self._route()
-        leftovers = self.pending[i] + self.rings_out[i].pop_batch(1 << 30)
+        held = self.fast.take_pending(i) if self.fast is not None else self.pending[i]
+        leftovers = held + self.rings_out[i].pop_batch(1 << 30)
         for rec in leftovers:
             fields = messages.parse(rec)
             if fields[0] == messages.SENDFILE:
@@ -319,6 +338,8 @@ class CoordinatorLoop:
         self.consumed[i] = self.done[i] = 0
         self.board.set_done(i, 0)
         self.gens[i] = (self.gens[i] + 1) & 0xFFFF
+        if self.fast is not None:
+            self.fast.set_gen(i, self.gens[i])
         self.control.send("reset", i, self.gens[i])
         if retired:     # a reload replaced it: expected, not a fault
             log.info("acceptor %d retired; its connections were closed and their jobs requeued", i)
@@ -329,6 +350,13 @@ class CoordinatorLoop:
         """An acceptor is about to start in slot i."""
         if all(j != i for j, _ in self.live):
             self.live = sorted(self.live + [(i, self.rings_in[i])], key=lambda pair: pair[0])
+
+    def close(self) -> None:
+        """Let go of the segment (the C core holds it while serving the rings)."""
+        if self.fast is not None:
+            self.fast.close()
+            self.fast = None
+        self.ep.close()
 
     def _on_signals(self) -> None:
         if self.inbox.take():

@@ -6,8 +6,12 @@ Each C module has a twin with the same functions and the same behaviour:
     _ring  (ring.c)  <->  ring_py   SPSC shared-memory ring operations
     _board (board.c) <->  board_py  job status board: seqlock slots, counters
     _aloop (aloop.c ...) <-> acceptor/loop.py   the acceptor's event loop
+    _core  (core*.c)  <-> coordinator/core.py  the coordinator's job table and
+                                               per-packet handlers (CORE)
 
 MPGEARMAN_PURE=1 forces the twins (tests run both ways).
+MPGEARMAN_CORE=c|python picks the coordinator's core alone (default c when
+_core is built; MPGEARMAN_PURE=1 implies python).
 MPGEARMAN_REQUIRE_NATIVE=1 makes a missing C module an ImportError (CI sets it).
 
 The ring and board twins share memory between processes with plain loads
@@ -67,6 +71,28 @@ def _choose_loop():
 
 aloop = _choose_loop()
 
+CORES = ("c", "python")
+
+
+def _choose_core(want: str | None):
+    """(the _core module or None, "c" or "python"): the coordinator's core.
+    `want` is MPGEARMAN_CORE (None: c when built); MPGEARMAN_PURE=1 means
+    python whatever it says."""
+    if want is not None and want not in CORES:
+        raise ValueError(f"MPGEARMAN_CORE must be one of {', '.join(CORES)}, not {want!r}")
+    if _PURE or want == "python":
+        return None, "python"
+    try:
+        return importlib.import_module(f"{__name__}._core"), "c"
+    except ImportError as exc:
+        if _REQUIRE or want == "c":
+            raise
+        _MISSING.append(f"_core: {exc}")
+        return None, "python"
+
+
+core, CORE = _choose_core(os.environ.get("MPGEARMAN_CORE") or None)
+
 # "c" only when every module is the C one.
 IMPLEMENTATION = "c" if _scan_impl == _ring_impl == _board_impl == "c" else "python"
 
@@ -74,13 +100,15 @@ IMPLEMENTATION = "c" if _scan_impl == _ring_impl == _board_impl == "c" else "pyt
 def describe() -> tuple:
     """(logging level, text): the line `serve` logs at start about which
     implementation runs and why; a warning when nobody asked for the twins."""
+    core_part = f"; coordinator core: {CORE}"
     if IMPLEMENTATION == "c":
-        return logging.INFO, "data plane: C extensions"
+        return logging.INFO, "data plane: C extensions" + core_part
     if _PURE:
-        return logging.INFO, "data plane: pure-Python twins (MPGEARMAN_PURE=1)"
+        return logging.INFO, "data plane: pure-Python twins (MPGEARMAN_PURE=1)" + core_part
     return logging.WARNING, (
         f"data plane: pure-Python twins, about three times slower: the C extensions "
-        f"are not built ({'; '.join(_MISSING)}); reinstall mpgearman with a C compiler")
+        f"are not built ({'; '.join(_MISSING)}); reinstall mpgearman with a C compiler"
+        + core_part)
 
 
 def check_platform(machine: str | None = None, bits: int | None = None) -> None:
@@ -102,5 +130,6 @@ def check_platform(machine: str | None = None, bits: int | None = None) -> None:
         f"({bits}-bit). Use the C extensions: {how}")
 
 
-__all__ = ["IMPLEMENTATION", "aloop", "UnsupportedPlatform", "board", "check_platform",
+__all__ = ["CORE", "IMPLEMENTATION", "aloop", "core", "UnsupportedPlatform", "board",
+           "check_platform",
            "describe", "ring", "scan"]

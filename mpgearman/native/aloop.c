@@ -110,11 +110,7 @@ event(al_loop *L, uint64_t tag, uint32_t mask)
         uint64_t kind = tag & ~0xffffffffULL;
         if (kind == TAG_LISTEN)
             al_accept(L, L->lfds[tag & 0xffffffffULL]);
-        else if (kind == TAG_BELL) {
-            uint64_t v;
-            if (read(L->bell_fd, &v, 8) < 0 && errno != EAGAIN)
-                al_log(L, LOG_ERROR, "doorbell: %s", strerror(errno));
-        } else if (kind == TAG_INBOX)
+        else if (kind == TAG_INBOX)
             L->stop = 1;
         return;
     }

@@ -14,7 +14,10 @@
 static int
 watch(al_loop *L, int fd, uint64_t tag)
 {
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = tag};
+    /* The doorbell is edge-triggered: each ring is one event and its
+       counter is never read back (one syscall less per wake-up). */
+    uint32_t events = tag == TAG_BELL ? EPOLLIN | EPOLLET : EPOLLIN;
+    struct epoll_event ev = {.events = events, .data.u64 = tag};
     if (epoll_ctl(L->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;

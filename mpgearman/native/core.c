@@ -10,17 +10,88 @@
  * Must not: keep Python objects in the table, or call Python except the
  * clock.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "core_py.h"
+#include "core_rows.h"
 
-#include "core.h"
+/* -- what the core asks of Python (core.h core_hooks) -------------------------------- */
 
-typedef struct {
-    PyObject_HEAD
-    core k;
-    int ready;
-    PyObject *clock;
-} CoreObject;
+static PyObject *name_str(const char *p, size_t n)
+{
+    return PyUnicode_DecodeUTF8(p, (Py_ssize_t)n, "surrogateescape");
+}
+
+static int hook_share(void *ctx, const blob *handle, const char *name, size_t n, uint64_t size,
+                      blob *out)
+{
+    CoreObject *self = ctx;
+    if (PyErr_Occurred() || self->share == NULL)
+        return -1;
+    PyObject *nm = name_str(name, n);
+    PyObject *r = nm ? PyObject_CallFunction(self->share, "y#OK", handle->p,
+                                             (Py_ssize_t)handle->len, nm,
+                                             (unsigned long long)size) : NULL;
+    Py_XDECREF(nm);
+    if (r == NULL || r == Py_None) {
+        Py_XDECREF(r);
+        return -1;
+    }
+    Py_ssize_t len;
+    PyObject *b = PyUnicode_AsEncodedString(r, "utf-8", "surrogateescape");
+    Py_DECREF(r);
+    if (b == NULL)
+        return -1;
+    len = PyBytes_GET_SIZE(b);
+    int rc = blob_set(out, PyBytes_AS_STRING(b), (size_t)len);
+    Py_DECREF(b);
+    if (rc < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static void hook_release(void *ctx, const char *name, size_t n, uint64_t size)
+{
+    CoreObject *self = ctx;
+    if (PyErr_Occurred() || self->release == NULL)
+        return;
+    PyObject *nm = name_str(name, n);
+    PyObject *r = nm ? PyObject_CallFunction(self->release, "OK", nm,
+                                             (unsigned long long)size) : NULL;
+    Py_XDECREF(nm);
+    Py_XDECREF(r);
+}
+
+static int hook_claim(void *ctx, uint64_t no)
+{
+    CoreObject *self = ctx;
+    if (PyErr_Occurred())
+        return 0;
+    PyObject *r = PyObject_CallMethod(self->board, "claim", "K", (unsigned long long)no);
+    int held = r != NULL && PyObject_IsTrue(r) == 1;
+    Py_XDECREF(r);
+    return held;
+}
+
+static void hook_show(void *ctx, uint64_t no, int running, uint32_t num, uint32_t den)
+{
+    CoreObject *self = ctx;
+    if (PyErr_Occurred())
+        return;
+    PyObject *r = PyObject_CallMethod(self->board, "show", "KOII", (unsigned long long)no,
+                                      running ? Py_True : Py_False, num, den);
+    Py_XDECREF(r);
+}
+
+static void hook_unclaim(void *ctx, uint64_t no, int held)
+{
+    CoreObject *self = ctx;
+    if (PyErr_Occurred())
+        return;
+    PyObject *r = PyObject_CallMethod(self->board, "release", "KO", (unsigned long long)no,
+                                      held ? Py_True : Py_False);
+    Py_XDECREF(r);
+}
 
 static double call_clock(void *ctx)
 {
@@ -38,13 +109,15 @@ static double call_clock(void *ctx)
 static int Core_init(CoreObject *self, PyObject *args, PyObject *kw)
 {
     static char *names[] = {"prefix", "wakeup", "job_retries", "round_robin", "exceptions",
-                            "clock", NULL};
+                            "clock", "share", "release", "board", "max_spool_bytes", NULL};
     Py_buffer prefix;
     unsigned int wakeup, retries;
     int rr, exc;
-    PyObject *clock;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*IIppO", names, &prefix, &wakeup, &retries,
-                                     &rr, &exc, &clock))
+    PyObject *clock, *share = Py_None, *release = Py_None, *board = Py_None;
+    unsigned long long max_spool = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*IIppO|$OOOK", names, &prefix, &wakeup,
+                                     &retries, &rr, &exc, &clock, &share, &release, &board,
+                                     &max_spool))
         return -1;
     if (self->ready) {
         core_fini(&self->k);
@@ -61,14 +134,28 @@ static int Core_init(CoreObject *self, PyObject *args, PyObject *kw)
     Py_XSETREF(self->clock, clock);
     self->k.clock = call_clock;
     self->k.clock_ctx = self;
+    self->k.max_spool = max_spool;
+    Py_XSETREF(self->share, share == Py_None ? NULL : Py_NewRef(share));
+    Py_XSETREF(self->release, release == Py_None ? NULL : Py_NewRef(release));
+    Py_XSETREF(self->board, board == Py_None ? NULL : Py_NewRef(board));
+    self->k.h = (core_hooks){hook_share, hook_release, NULL, NULL, NULL, self};
+    if (self->board != NULL) {
+        self->k.h.claim = hook_claim;
+        self->k.h.show = hook_show;
+        self->k.h.unclaim = hook_unclaim;
+    }
     return 0;
 }
 
 static void Core_dealloc(CoreObject *self)
 {
+    CoreRings_detach(self);
     if (self->ready)
         core_fini(&self->k);
     Py_XDECREF(self->clock);
+    Py_XDECREF(self->share);
+    Py_XDECREF(self->release);
+    Py_XDECREF(self->board);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -138,6 +225,29 @@ static PyObject *Core_disconnect(CoreObject *self, PyObject *const *a, Py_ssize_
     return done(self, Py_NewRef(Py_None));
 }
 
+/* A SpoolRef (anything with a str `name` and an int `size`): its name as
+ * bytes in *name and its size; -1 (no exception) when x is not one. */
+static int spool_arg(PyObject *x, PyObject **name, uint64_t *size)
+{
+    PyObject *n = PyObject_GetAttrString(x, "name");
+    PyObject *z = n ? PyObject_GetAttrString(x, "size") : NULL;
+    if (n == NULL || z == NULL || !PyUnicode_Check(n) || !PyLong_Check(z)) {
+        Py_XDECREF(n);
+        Py_XDECREF(z);
+        PyErr_Clear();
+        return -1;
+    }
+    *size = PyLong_AsUnsignedLongLong(z);
+    *name = PyUnicode_AsEncodedString(n, "utf-8", "surrogateescape");
+    Py_DECREF(n);
+    Py_DECREF(z);
+    if (*name == NULL || PyErr_Occurred()) {
+        Py_CLEAR(*name);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *Core_packet(CoreObject *self, PyObject *const *a, Py_ssize_t n)
 {
     int64_t conn, ptype;
@@ -147,14 +257,22 @@ static PyObject *Core_packet(CoreObject *self, PyObject *const *a, Py_ssize_t n)
     }
     if (get_i64(a[0], &conn) < 0 || get_i64(a[1], &ptype) < 0)
         return NULL;
-    Py_ssize_t count = PyTuple_GET_SIZE(a[2]);
-    if (count > 7) {
-        PyErr_SetString(PyExc_ValueError, "too many arguments");
-        return NULL;
-    }
+    Py_ssize_t given = PyTuple_GET_SIZE(a[2]);
+    /* More arguments than any request has (a type no handler takes): the
+     * first six and the last, the one that may be spooled. */
+    Py_ssize_t count = given > 7 ? 7 : given;
     args_t args = {.count = (int)count};
+    PyObject *spooled = NULL;       /* the name of a spooled last argument, as bytes */
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *x = PyTuple_GET_ITEM(a[2], i);
+        PyObject *x = PyTuple_GET_ITEM(a[2], i == count - 1 ? given - 1 : i);
+        if (i == count - 1 && !PyBytes_Check(x) && spool_arg(x, &spooled, &args.size) == 0) {
+            args.spooled = 1;
+            args.p[i] = PyBytes_AS_STRING(spooled);
+            args.n[i] = (size_t)PyBytes_GET_SIZE(spooled);
+            continue;
+        }
+        if (PyErr_Occurred())
+            return NULL;
         if (!PyBytes_Check(x)) {
             PyErr_SetString(PyExc_TypeError, "packet arguments must be bytes");
             return NULL;
@@ -164,10 +282,12 @@ static PyObject *Core_packet(CoreObject *self, PyObject *const *a, Py_ssize_t n)
     }
     if (ptype < INT32_MIN || ptype > INT32_MAX ||
         core_packet(&self->k, conn, (int)ptype, &args) < 0) {
+        Py_XDECREF(spooled);
         PyErr_Format(PyExc_ValueError, "wrong argument count for packet type %lld",
                      (long long)ptype);
         return NULL;
     }
+    Py_XDECREF(spooled);
     return done(self, Py_NewRef(Py_None));
 }
 
@@ -187,9 +307,17 @@ static PyObject *Core_drain(CoreObject *self, PyObject *const *a, Py_ssize_t n)
         return NULL;
     for (uint32_t i = 0; i < q->n; i++) {
         out_rec *r = &q->recs[i];
-        PyObject *data = r->close ? Py_NewRef(Py_None)
-                                  : PyBytes_FromStringAndSize(q->buf + r->off, (Py_ssize_t)r->len);
-        PyObject *item = data ? Py_BuildValue("(LN)", (long long)r->conn, data) : NULL;
+        PyObject *item;
+        if (r->hlen) {          /* (conn, head, spool name, size) */
+            PyObject *name = name_str(q->buf + r->off + r->hlen, r->len - r->hlen);
+            item = name ? Py_BuildValue("(Ly#NK)", (long long)r->conn, q->buf + r->off,
+                                        (Py_ssize_t)r->hlen, name,
+                                        (unsigned long long)r->ssize) : NULL;
+        } else {
+            PyObject *data = r->close ? Py_NewRef(Py_None)
+                : PyBytes_FromStringAndSize(q->buf + r->off, (Py_ssize_t)r->len);
+            item = data ? Py_BuildValue("(LN)", (long long)r->conn, data) : NULL;
+        }
         if (item == NULL) {
             Py_DECREF(list);
             return NULL;
@@ -253,6 +381,8 @@ static PyObject *Core_status(CoreObject *self, PyObject *const *a, Py_ssize_t n)
     char line[80];
     for (uint32_t i = 1; i < t->nfns; i++) {
         fn_rec *f = &t->fns[i];
+        if (f->dropped)
+            continue;
         sb_shown(&b, &f->name);
         int w = snprintf(line, sizeof(line), "\t%u\t%u\t%u\n", f->total, f->running, f->workers);
         sb_put(&b, line, (size_t)w);
@@ -360,7 +490,132 @@ static PyObject *Core_counts(CoreObject *self, PyObject *const *a, Py_ssize_t n)
     return Py_BuildValue("(III)", t->live_conns, t->live_jobs - running, workers);
 }
 
+static PyObject *Core_functions(CoreObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    PyObject *which = n ? a[0] : Py_None;
+    if (n > 1 || (which != Py_None && !PyList_Check(which))) {
+        PyErr_SetString(PyExc_TypeError, "functions(indexes: list or None)");
+        return NULL;
+    }
+    return rows_functions(&self->k, which);
+}
+
+static PyObject *Core_conns(CoreObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    (void)a; (void)n;
+    return rows_conns(&self->k);
+}
+
+static PyObject *Core_conn(CoreObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    int64_t id;
+    if (n != 1) {
+        PyErr_SetString(PyExc_TypeError, "conn(id)");
+        return NULL;
+    }
+    if (get_i64(a[0], &id) < 0)
+        return NULL;
+    return rows_conn(&self->k, id);
+}
+
+static PyObject *Core_jobs(CoreObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    (void)a; (void)n;
+    return rows_jobs(&self->k);
+}
+
+static PyObject *Core_dirty(CoreObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    (void)a; (void)n;
+    return rows_dirty(&self->k);
+}
+
+static PyObject *Core_function(CoreObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    if (n != 2 || !PyBytes_Check(a[0])) {
+        PyErr_SetString(PyExc_TypeError, "function(name: bytes, create: bool)");
+        return NULL;
+    }
+    int create = PyObject_IsTrue(a[1]);
+    idx f = fn_get(&self->k, PyBytes_AS_STRING(a[0]), (size_t)PyBytes_GET_SIZE(a[0]), create);
+    if (create && f == NIL)
+        self->k.out.failed = 1;
+    return done(self, f ? PyLong_FromUnsignedLong(f) : Py_NewRef(Py_None));
+}
+
+static PyObject *Core_drop(CoreObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    unsigned long f = n == 1 ? PyLong_AsUnsignedLong(a[0]) : 0;
+    if (PyErr_Occurred())
+        return NULL;
+    if (f == 0 || f >= self->k.t.nfns || self->k.t.fns[f].dropped) {
+        PyErr_SetString(PyExc_ValueError, "drop(index of a live function)");
+        return NULL;
+    }
+    return done(self, rows_drop(&self->k, (idx)f));
+}
+
+static PyObject *Core_get_settings(CoreObject *self, void *closure)
+{
+    (void)closure;
+    core *k = &self->k;
+    return Py_BuildValue("(IIiKK)", k->wakeup, k->job_retries, k->round_robin,
+                         (unsigned long long)k->max_spool,
+                         (unsigned long long)k->spool_bytes);
+}
+
+static int Core_set_settings(CoreObject *self, PyObject *v, void *closure)
+{
+    (void)closure;
+    unsigned int wakeup, retries;
+    int rr;
+    unsigned long long max_spool, held;
+    if (v == NULL || !PyArg_ParseTuple(v, "IIiKK", &wakeup, &retries, &rr, &max_spool, &held))
+        return -1;
+    self->k.wakeup = wakeup;
+    self->k.job_retries = retries;
+    self->k.round_robin = rr;
+    self->k.max_spool = max_spool;
+    return 0;
+}
+
+static PyObject *Core_get_spool_bytes(CoreObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->k.spool_bytes);
+}
+
+static PyObject *Core_get_live(CoreObject *self, void *closure)
+{
+    (void)closure;
+    return Py_BuildValue("(II)", self->k.t.live_conns, self->k.t.live_jobs);
+}
+
+static PyGetSetDef Core_getset[] = {
+    {"settings", (getter)Core_get_settings, (setter)Core_set_settings,
+     "(wakeup, job_retries, round_robin, max_spool_bytes, spool bytes held); "
+     "set: the first four (the fifth is ignored)", NULL},
+    {"spool_bytes", (getter)Core_get_spool_bytes, NULL,
+     "bytes of the spooled payloads of live jobs", NULL},
+    {"live", (getter)Core_get_live, NULL, "(connections, jobs)", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyMethodDef Core_methods[] = {
+    {"functions", (PyCFunction)(void (*)(void))Core_functions, METH_FASTCALL,
+     "functions(indexes=None) -> rows of those functions, or of every live one"},
+    {"conns", (PyCFunction)(void (*)(void))Core_conns, METH_FASTCALL,
+     "conns() -> a row per live connection"},
+    {"conn", (PyCFunction)(void (*)(void))Core_conn, METH_FASTCALL,
+     "conn(id) -> the row of that connection, or None"},
+    {"jobs", (PyCFunction)(void (*)(void))Core_jobs, METH_FASTCALL,
+     "jobs() -> a row per live job, in creation order"},
+    {"take_dirty", (PyCFunction)(void (*)(void))Core_dirty, METH_FASTCALL,
+     "take_dirty() -> indexes of the functions whose figures changed since the last call"},
+    {"function", (PyCFunction)(void (*)(void))Core_function, METH_FASTCALL,
+     "function(name, create) -> its index, or None"},
+    {"drop", (PyCFunction)(void (*)(void))Core_drop, METH_FASTCALL,
+     "drop(index) -> 'ok', or 'queued' (a live job waits: nothing done)"},
     {"connect", (PyCFunction)(void (*)(void))Core_connect, METH_FASTCALL, "connect(conn, peer, fd)"},
     {"disconnect", (PyCFunction)(void (*)(void))Core_disconnect, METH_FASTCALL, "disconnect(conn)"},
     {"packet", (PyCFunction)(void (*)(void))Core_packet, METH_FASTCALL,
@@ -381,6 +636,7 @@ static PyMethodDef Core_methods[] = {
      "figures(name) -> dict of a function's counts, histograms and oldest queued time"},
     {"counts", (PyCFunction)(void (*)(void))Core_counts, METH_FASTCALL,
      "counts() -> (connections, queued jobs, workers)"},
+    CORE_RINGS_METHODS
     {NULL, NULL, 0, NULL},
 };
 
@@ -394,6 +650,7 @@ static PyTypeObject CoreType = {
     .tp_init = (initproc)Core_init,
     .tp_dealloc = (destructor)Core_dealloc,
     .tp_methods = Core_methods,
+    .tp_getset = Core_getset,
 };
 
 static struct PyModuleDef module = {

@@ -15,6 +15,8 @@ typedef struct {
     int64_t conn;
     uint64_t off, len;
     int close;
+    uint32_t hlen;              /* > 0: a spooled send, head then the spool name */
+    uint64_t ssize;             /* ... and the size of the spooled payload */
 } out_rec;
 
 typedef struct {
@@ -27,6 +29,21 @@ typedef struct {
 
 typedef double (*clock_fn)(void *ctx);
 
+/* What the core asks of the process around it (core.c calls Python):
+ * spool names (coordinator/spoolref.py: share makes another name for the
+ * same bytes, 0 or -1 when it cannot; release drops one) and the job
+ * status board (ipc/board.py). Any of them may be NULL (nothing to do;
+ * a NULL share fails). */
+typedef struct {
+    int (*share)(void *ctx, const blob *handle, const char *name, size_t n, uint64_t size,
+                 blob *out);
+    void (*release)(void *ctx, const char *name, size_t n, uint64_t size);
+    int (*claim)(void *ctx, uint64_t no);
+    void (*show)(void *ctx, uint64_t no, int running, uint32_t num, uint32_t den);
+    void (*unclaim)(void *ctx, uint64_t no, int held);
+    void *ctx;
+} core_hooks;
+
 typedef struct {
     table t;
     outq out;
@@ -36,6 +53,11 @@ typedef struct {
     int round_robin, exceptions;
     clock_fn clock;
     void *clock_ctx;
+    core_hooks h;
+    uint64_t spool_bytes;       /* spooled payloads of live jobs */
+    uint64_t max_spool;         /* --max-spool-bytes, 0 = no limit */
+    idx *dirty;                 /* functions whose figures changed, first change first */
+    uint32_t ndirty, capdirty;
 } core;
 
 /* A packet's arguments as the parser cuts them (see protocol/packets.py). */
@@ -43,6 +65,8 @@ typedef struct {
     const char *p[7];
     size_t n[7];
     int count;
+    int spooled;                /* the last argument is a spool name ... */
+    uint64_t size;              /* ... of a payload of this size */
 } args_t;
 
 int core_init(core *k, const char *prefix, size_t plen, uint32_t wakeup,
@@ -60,12 +84,13 @@ int core_cancel(core *k, const char *handle, size_t n);
 /* ops used by the handlers (core_ops.c) */
 void emit(core *k, idx c, int ptype, int nargs, const char *const *p, const size_t *n);
 void emit_raw(core *k, idx c, const char *p, size_t n);
+char *out_reserve(core *k, idx c, uint64_t len, int close);
 void emit_close(core *k, idx c);
 void emit_error(core *k, idx c, const char *code, const char *text);
 idx fn_get(core *k, const char *name, size_t n, int create);
 void core_submit(core *k, idx c, const char *fname, size_t fl, const char *unique, size_t ul,
                  const char *data, size_t dl, int prio, int bg, int64_t when,
-                 const char *reducer, size_t rl, int has_reducer);
+                 const char *reducer, size_t rl, int has_reducer, const args_t *a);
 void core_grab(core *k, idx c, int kind);
 void core_pre_sleep(core *k, idx c);
 void core_free_job(core *k, idx j);
@@ -77,5 +102,17 @@ void reg_remove(core *k, idx c, idx f);
 void reg_reset(core *k, idx c);
 void core_close(core *k, idx c);
 idx conn_find(core *k, int64_t id);
+void mark_dirty(core *k, idx f);
+
+/* spool refs and the status board (core_spool.c) */
+void spool_drop_args(core *k, const args_t *a);
+void spool_drop_job(core *k, idx j);
+int spool_room(core *k, uint64_t size);
+int spool_share(core *k, idx j, const char *name, size_t n, uint64_t size, blob *out);
+void emit_spooled(core *k, idx c, int ptype, int nargs, const char *const *p,
+                  const size_t *n, const char *name, size_t nl, uint64_t size);
+void board_show(core *k, idx j, int running);
+void payload_lost(core *k, idx j);
+int fn_drop(core *k, idx f);
 
 #endif

@@ -70,7 +70,8 @@ static size_t upto_nul(const char *p, size_t n)
 
 static void not_expected(core *k, idx c, int t, const args_t *a)
 {
-    (void)t; (void)a;
+    (void)t;
+    spool_drop_args(k, a);
     emit_error(k, c, "INVALID_COMMAND", "Command not expected");
 }
 
@@ -163,18 +164,22 @@ static void option_req(core *k, idx c, int t, const args_t *a)
 static void echo_req(core *k, idx c, int t, const args_t *a)
 {
     (void)t;
-    emit(k, c, ECHO_RES, 1, a->p, a->n);
+    if (a->spooled)
+        emit_spooled(k, c, ECHO_RES, 0, NULL, NULL, a->p[0], a->n[0], a->size);
+    else
+        emit(k, c, ECHO_RES, 1, a->p, a->n);
 }
 
-static void too_large_unique(core *k, idx c)
+static void too_large_unique(core *k, idx c, const args_t *a)
 {
+    spool_drop_args(k, a);
     emit_error(k, c, "ARGUMENT_TOO_LARGE", "Unique value too large");
 }
 
 static void submit(core *k, idx c, int t, const args_t *a)
 {
     if (a->n[1] > MAX_UNIQUE) {
-        too_large_unique(k, c);
+        too_large_unique(k, c, a);
         return;
     }
     int prio = NORMAL, bg = 0;
@@ -187,7 +192,7 @@ static void submit(core *k, idx c, int t, const args_t *a)
     default: break;
     }
     core_submit(k, c, a->p[0], a->n[0], a->p[1], a->n[1], a->p[2], a->n[2], prio, bg, 0,
-                NULL, 0, 0);
+                NULL, 0, 0, a);
 }
 
 static void submit_epoch(core *k, idx c, int t, const args_t *a)
@@ -195,28 +200,63 @@ static void submit_epoch(core *k, idx c, int t, const args_t *a)
     (void)t;
     int o;
     int64_t when = cstrtol(a->p[2], a->n[2], &o);
-    if (o)
+    if (o) {
+        spool_drop_args(k, a);
         core_close(k, c);
+    }
     else if (a->n[1] > MAX_UNIQUE)
-        too_large_unique(k, c);
+        too_large_unique(k, c, a);
     else
         core_submit(k, c, a->p[0], a->n[0], a->p[1], a->n[1], a->p[3], a->n[3], NORMAL, 1,
-                    when, NULL, 0, 0);
+                    when, NULL, 0, 0, a);
 }
 
 static void submit_reduce(core *k, idx c, int t, const args_t *a)
 {
     if (a->n[1] > MAX_UNIQUE)
-        too_large_unique(k, c);
+        too_large_unique(k, c, a);
     else
         core_submit(k, c, a->p[0], a->n[0], a->p[1], a->n[1], a->p[4], a->n[4], NORMAL,
-                    t == SUBMIT_REDUCE_JOB_BACKGROUND, 0, a->p[2], a->n[2], 1);
+                    t == SUBMIT_REDUCE_JOB_BACKGROUND, 0, a->p[2], a->n[2], 1, a);
 }
 
 /* handle + data to the attached clients, newest attachment first;
  * WORK_EXCEPTION as WORK_FAIL to clients without the exceptions option. */
+static void forward_spooled(core *k, idx j, int ptype, const args_t *a)
+{
+    job_rec *r = J(j);
+    int exc = ptype == WORK_EXCEPTION;
+    uint32_t takers = 0;
+    for (uint32_t i = 0; i < r->nclients; i++)
+        takers += !exc || C(r->clients[i])->exceptions;
+    if (!takers)
+        spool_drop_args(k, a);
+    const char *fp[1] = {r->handle.p};
+    size_t fn[1] = {r->handle.len};
+    for (uint32_t i = J(j)->nclients; i-- > 0; ) {
+        idx to = J(j)->clients[i];
+        if (exc && !C(to)->exceptions) {
+            emit(k, to, WORK_FAIL, 1, fp, fn);
+            continue;
+        }
+        blob ref = {0};
+        if (--takers == 0) {
+            emit_spooled(k, to, ptype, 1, a->p, a->n, a->p[1], a->n[1], a->size);
+        } else if (spool_share(k, j, a->p[1], a->n[1], a->size, &ref) == 0) {
+            emit_spooled(k, to, ptype, 1, a->p, a->n, ref.p, ref.len, a->size);
+            blob_clear(&ref);
+        } else {            /* no copy for this client: it alone fails */
+            emit(k, to, WORK_FAIL, 1, fp, fn);
+        }
+    }
+}
+
 static void forward(core *k, idx j, int ptype, const args_t *a)
 {
+    if (a->spooled) {
+        forward_spooled(k, j, ptype, a);
+        return;
+    }
     job_rec *r = J(j);
     const char *fp[1] = {r->handle.p};
     size_t fn[1] = {r->handle.len};
@@ -232,9 +272,10 @@ static void forward(core *k, idx j, int ptype, const args_t *a)
 static void work_data(core *k, idx c, int t, const args_t *a)
 {
     idx j = core_owned(k, c, a->p[0], a->n[0]);
-    if (j == NIL)
+    if (j == NIL) {
+        spool_drop_args(k, a);
         emit_error(k, c, "JOB_NOT_FOUND", "Job does not exist on server");
-    else
+    } else
         forward(k, j, t, a);
 }
 
@@ -249,6 +290,7 @@ static void work_status(core *k, idx c, int t, const args_t *a)
     job_rec *r = J(j);
     r->num = atoi_u32(a->p[1], a->n[1]);
     r->den = atoi_u32(a->p[2], a->n[2] > 10 ? 10 : a->n[2]);
+    board_show(k, j, 1);
     for (uint32_t i = r->nclients; i-- > 0; )
         emit(k, r->clients[i], WORK_STATUS, 3, a->p, a->n);
 }
@@ -257,6 +299,7 @@ static void work_done(core *k, idx c, int t, const args_t *a)
 {
     idx j = core_owned(k, c, a->p[0], a->n[0]);
     if (j == NIL) {
+        spool_drop_args(k, a);
         if (t == WORK_EXCEPTION)
             emit_error(k, c, "JOB_NOT_FOUND",
                        "An exception was received for a job that does not exist");
@@ -360,8 +403,10 @@ int core_packet(core *k, int64_t conn, int ptype, const args_t *a)
     if (e && e->fn && a->count != e->nargs)
         return -1;
     idx c = conn_find(k, conn);
-    if (c == NIL)
-        return 0;           /* already closed */
+    if (c == NIL) {         /* already closed: only the spool name needs care */
+        spool_drop_args(k, a);
+        return 0;
+    }
     if (e && e->fn)
         e->fn(k, c, ptype, a);
     else

@@ -37,7 +37,7 @@ static void record(hist *h, double t)
 
 /* -- output ------------------------------------------------------------------ */
 
-static char *out_reserve(core *k, idx c, uint64_t len, int close)
+char *out_reserve(core *k, idx c, uint64_t len, int close)
 {
     outq *q = &k->out;
     if (q->failed)
@@ -63,6 +63,8 @@ static char *out_reserve(core *k, idx c, uint64_t len, int close)
     r->off = q->used;
     r->len = len;
     r->close = close;
+    r->hlen = 0;
+    r->ssize = 0;
     q->used += len;
     return q->buf + r->off;
 }
@@ -170,6 +172,7 @@ int core_connect(core *k, int64_t id, const char *peer, size_t plen, int64_t fd)
     conn_rec *r = C(c);
     r->id = id;
     r->fd = fd;
+    r->seq = ++k->t.conn_seq;
     r->exceptions = (uint8_t)k->exceptions;
     r->alive = 1;
     if (blob_set(&r->peer, peer, plen) < 0 || blob_set(&r->client_id, "-", 1) < 0 ||
@@ -186,8 +189,10 @@ int core_connect(core *k, int64_t id, const char *peer, size_t plen, int64_t fd)
 idx fn_get(core *k, const char *name, size_t n, int create)
 {
     idx f = ht_get(&k->t.by_name, 0, name, n);
-    if (f == NIL && create)
+    if (f == NIL && create) {
         f = ct_fn_new(&k->t, name, n);
+        mark_dirty(k, f);
+    }
     return f;
 }
 
@@ -246,11 +251,7 @@ static idx q_peek(core *k, idx f)
 
 static idx reg_find(core *k, idx c, idx f)
 {
-    conn_rec *r = C(c);
-    for (uint32_t i = 0; i < r->nregs; i++)
-        if (R(r->regs[i])->fn == f)
-            return r->regs[i];
-    return NIL;
+    return ht_get(&k->t.by_reg, c, (const char *)&f, sizeof(f));
 }
 
 static void sl_unlink(core *k, idx g)
@@ -305,7 +306,12 @@ void reg_add(core *k, idx c, idx f, int64_t timeout_ms)
         g = ct_reg_new(&k->t);
         if (g == NIL)
             return;
+        if (ht_put(&k->t.by_reg, c, (const char *)&f, sizeof(f), g) < 0) {
+            ct_reg_del(&k->t, g);
+            return;
+        }
         if (arr_push(&C(c)->regs, &C(c)->nregs, &C(c)->capregs, g) < 0) {
+            ht_del(&k->t.by_reg, c, (const char *)&f, sizeof(f));
             ct_reg_del(&k->t, g);
             return;
         }
@@ -327,6 +333,7 @@ void reg_add(core *k, idx c, idx f, int64_t timeout_ms)
     r->tmo[r->n] = timeout_ms;
     r->n++;
     F(f)->workers++;
+    mark_dirty(k, f);
     if (C(c)->sleeping && !C(c)->noop_sent)
         sl_append(k, g);
 }
@@ -334,7 +341,9 @@ void reg_add(core *k, idx c, idx f, int64_t timeout_ms)
 static void reg_drop(core *k, idx g)
 {
     reg_rec *r = R(g);
+    ht_del(&k->t.by_reg, r->conn, (const char *)&r->fn, sizeof(r->fn));
     F(r->fn)->workers -= r->n;
+    mark_dirty(k, r->fn);
     sl_unlink(k, g);
     ct_reg_del(&k->t, g);
 }
@@ -438,10 +447,11 @@ idx job_by_handle(core *k, const char *handle, size_t n)
     return ht_get(&k->t.by_handle, 0, handle, n);
 }
 
-static idx find_twin(core *k, idx f, const char *u, size_t ul, const char *d, size_t dl)
+static idx find_twin(core *k, idx f, const char *u, size_t ul, const char *d, size_t dl,
+                     int spooled)
 {
-    if (ul == 1 && u[0] == '-')
-        return dl ? ht_get(&k->t.by_data, f, d, dl) : NIL;
+    if (ul == 1 && u[0] == '-')     /* spooled data cannot be compared */
+        return dl && !spooled ? ht_get(&k->t.by_data, f, d, dl) : NIL;
     return ht_get(&k->t.by_unique, f, u, ul);
 }
 
@@ -449,7 +459,8 @@ static void job_index(core *k, idx j)
 {
     job_rec *r = J(j);
     if (r->unique.len == 1 && r->unique.p[0] == '-') {
-        if (r->data.len && ht_put(&k->t.by_data, r->fn, r->data.p, r->data.len, j) == 0)
+        if (r->data.len && !r->spooled &&
+            ht_put(&k->t.by_data, r->fn, r->data.p, r->data.len, j) == 0)
             r->indexed = BY_DATA;
         return;
     }
@@ -534,6 +545,9 @@ void core_free_job(core *k, idx j)
     if (r->tnext) J(r->tnext)->tprev = r->tprev; else k->t.jtail = r->tprev;
     k->t.live_jobs--;
     F(r->fn)->total--;
+    mark_dirty(k, r->fn);
+    if (k->h.unclaim)
+        k->h.unclaim(k->h.ctx, r->no, r->held);
     if (r->worker) {
         record(&F(r->fn)->runs, now(k) - r->since);
         run_unlink(k, j);
@@ -541,6 +555,7 @@ void core_free_job(core *k, idx j)
     r->timer = 0;
     for (uint32_t i = 0; i < r->nclients; i++)
         detach(k, r->clients[i], j);
+    spool_drop_job(k, j);
     ct_job_del(&k->t, j);
 }
 
@@ -574,6 +589,7 @@ static void promote(core *k, double t)
             J(j)->waiting = 0;
             J(j)->since = t;
             F(J(j)->fn)->waiting--;
+            mark_dirty(k, J(j)->fn);
             q_push(k, j);
             due[n++] = j;
         }
@@ -622,10 +638,12 @@ static void requeue(core *k, idx j, int timed_out)
         return;
     }
     f->requeued++;
+    mark_dirty(k, r->fn);
     run_unlink(k, j);
     r = J(j);
     r->timer = 0;
     r->num = r->den = 0;
+    board_show(k, j, 0);
     r->since = now(k);
     q_push(k, j);
     wake(k, r->fn);
@@ -674,12 +692,15 @@ static int make_handle(core *k, idx j)
 }
 
 static idx new_job(core *k, idx f, const char *u, size_t ul, const char *d, size_t dl,
-                   int prio, int bg, const char *red, size_t rl, int has_red)
+                   int prio, int bg, const char *red, size_t rl, int has_red,
+                   const args_t *a)
 {
     idx j = ct_job_new(&k->t);
     if (j == NIL)
         return NIL;
     J(j)->no = k->t.count + 1;
+    J(j)->spooled = (uint8_t)a->spooled;
+    J(j)->size = a->size;
     if (blob_set(&J(j)->unique, u, ul) < 0 || blob_set(&J(j)->data, d, dl) < 0 ||
         (has_red && blob_set(&J(j)->reducer, red, rl) < 0) || make_handle(k, j) < 0) {
         ht_del(&k->t.by_handle, 0, J(j)->handle.p, J(j)->handle.len);
@@ -687,6 +708,8 @@ static idx new_job(core *k, idx f, const char *u, size_t ul, const char *d, size
         return NIL;
     }
     k->t.count++;
+    if (k->h.claim)
+        J(j)->held = (uint8_t)k->h.claim(k->h.ctx, J(j)->no);
     job_rec *r = J(j);
     r->fn = f;
     r->prio = (uint8_t)prio;
@@ -703,15 +726,17 @@ static idx new_job(core *k, idx f, const char *u, size_t ul, const char *d, size
 
 void core_submit(core *k, idx c, const char *fname, size_t fl, const char *u, size_t ul,
                  const char *d, size_t dl, int prio, int bg, int64_t when,
-                 const char *red, size_t rl, int has_red)
+                 const char *red, size_t rl, int has_red, const args_t *a)
 {
     idx f = fn_get(k, fname, fl, 1);
     if (f == NIL) {
+        spool_drop_args(k, a);
         k->out.failed = 1;
         return;
     }
-    idx j = ul ? find_twin(k, f, u, ul, d, dl) : NIL;
+    idx j = ul ? find_twin(k, f, u, ul, d, dl, a->spooled) : NIL;
     if (j != NIL) {
+        spool_drop_args(k, a);      /* coalesced: the new payload is dropped */
         if (bg)
             J(j)->keep = 1;
         else
@@ -720,15 +745,25 @@ void core_submit(core *k, idx c, const char *fname, size_t fl, const char *u, si
     } else {
         int64_t limit = F(f)->maxq[prio];
         if (limit > 0 && (int64_t)F(f)->total >= limit) {
+            spool_drop_args(k, a);
             emit_error(k, c, "QUEUE_ERROR", "Job queue is full");
             return;
         }
-        j = new_job(k, f, u, ul, d, dl, prio, bg, red, rl, has_red);
+        if (a->spooled && !spool_room(k, a->size)) {
+            spool_drop_args(k, a);
+            emit_error(k, c, "QUEUE_ERROR", "Spool is full (--max-spool-bytes)");
+            return;
+        }
+        j = new_job(k, f, u, ul, d, dl, prio, bg, red, rl, has_red, a);
         if (j == NIL) {
+            if (a->spooled)
+                k->spool_bytes -= a->size;
+            spool_drop_args(k, a);
             k->out.failed = 1;
             return;
         }
         F(f)->total++;
+        mark_dirty(k, f);
         F(f)->submitted++;
         if (!bg)
             attach(k, c, j);
@@ -768,12 +803,24 @@ void core_pre_sleep(core *k, idx c)
     }
 }
 
-static void assign(core *k, idx c, idx j, int kind)
+static void assign(core *k, idx c, idx j, int kind, const blob *ref)
 {
     job_rec *r = J(j);
     fn_rec *f = F(r->fn);
     const char *p[5] = {r->handle.p, f->name.p, r->unique.p, r->reducer.p, r->data.p};
     size_t n[5] = {r->handle.len, f->name.len, r->unique.len, r->reducer.len, r->data.len};
+    if (r->spooled) {
+        int ptype = JOB_ASSIGN_UNIQ, nargs = 3;
+        if (kind == GRAB_JOB) {
+            ptype = JOB_ASSIGN;
+            nargs = 2;
+        } else if (kind == GRAB_JOB_ALL && r->has_reducer && r->reducer.len) {
+            ptype = JOB_ASSIGN_ALL;
+            nargs = 4;
+        }
+        emit_spooled(k, c, ptype, nargs, p, n, ref->p, ref->len, r->size);
+        return;
+    }
     if (kind == GRAB_JOB) {
         p[2] = r->data.p; n[2] = r->data.len;
         emit(k, c, JOB_ASSIGN, 3, p, n);
@@ -791,6 +838,7 @@ void core_grab(core *k, idx c, int kind)
     C(c)->noop_sent = 0;
     promote_due(k);
     idx g, j;
+    blob ref = {0};
     for (;;) {
         g = pick(k, c);
         if (g == NIL) {
@@ -798,16 +846,23 @@ void core_grab(core *k, idx c, int kind)
             return;
         }
         j = q_take(k, R(g)->fn);
-        if (j != NIL)
+        if (j == NIL)
+            continue;
+        if (!J(j)->spooled)
             break;
+        if (spool_share(k, j, J(j)->data.p, J(j)->data.len, J(j)->size, &ref) == 0)
+            break;
+        payload_lost(k, j);         /* and the worker gets the next job */
     }
     job_rec *r = J(j);
     r->worker = c;
+    board_show(k, j, 1);
     double t = now(k);
     record(&F(r->fn)->waits, t - r->since);
     r = J(j);
     r->since = t;
     F(r->fn)->running++;
+    mark_dirty(k, r->fn);
     r->rprev = C(c)->rtail;
     r->rnext = NIL;
     if (C(c)->rtail) J(C(c)->rtail)->rnext = j; else C(c)->rhead = j;
@@ -821,7 +876,8 @@ void core_grab(core *k, idx c, int kind)
     }
     if (k->round_robin)
         reg_rotate(k, g);
-    assign(k, c, j, kind);
+    assign(k, c, j, kind, &ref);
+    blob_clear(&ref);
 }
 
 /* -- the end of a connection ------------------------------------------------------------- */

@@ -95,7 +95,8 @@ int ct_init(table *t)
         return -1;
     t->njobs = t->nfns = t->nregs = t->nconns = 1;
     if (ht_init(&t->by_name) || ht_init(&t->by_handle) || ht_init(&t->by_conn) ||
-        ht_init(&t->by_unique) || ht_init(&t->by_data) || ht_init(&t->by_gunique))
+        ht_init(&t->by_unique) || ht_init(&t->by_data) || ht_init(&t->by_gunique) ||
+        ht_init(&t->by_reg))
         return -1;
     return 0;
 }
@@ -122,6 +123,7 @@ void ct_free(table *t)
     free(t->jobs); free(t->fns); free(t->regs); free(t->conns);
     ht_fini(&t->by_name); ht_fini(&t->by_handle); ht_fini(&t->by_conn);
     ht_fini(&t->by_unique); ht_fini(&t->by_data); ht_fini(&t->by_gunique);
+    ht_fini(&t->by_reg);
     free(t->epochs.e); free(t->deadlines.e);
     memset(t, 0, sizeof(*t));
 }
@@ -279,7 +281,8 @@ int ht_put(htab *h, uint32_t tag, const char *k, size_t n, idx val)
     uint64_t hv = ct_hash(tag, k, n);
     for (hnode *e = h->b[hv & (h->nb - 1)]; e; e = e->next)
         if (e->h == hv && e->tag == tag && e->klen == n && (n == 0 || memcmp(e->k, k, n) == 0)) {
-            e->k = k;
+            if (n > sizeof(e->inl))
+                e->k = k;
             e->val = val;
             return 0;
         }
@@ -287,6 +290,11 @@ int ht_put(htab *h, uint32_t tag, const char *k, size_t n, idx val)
     if (e == NULL)
         return -1;
     e->h = hv; e->tag = tag; e->k = k; e->klen = (uint32_t)n; e->val = val;
+    if (n <= sizeof(e->inl)) {
+        if (n)
+            memcpy(e->inl, k, n);
+        e->k = e->inl;
+    }
     e->next = h->b[hv & (h->nb - 1)];
     h->b[hv & (h->nb - 1)] = e;
     if (++h->n > h->nb)

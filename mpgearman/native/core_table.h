@@ -56,6 +56,8 @@ typedef struct {
     uint64_t timer;             /* deadline token, 0 = none */
     double since;               /* last queued, then when assigned */
     uint8_t prio, ignore, bg, keep, indexed, has_reducer, live, waiting;
+    uint8_t spooled, held;      /* data is a spool name; holds its status board slot */
+    uint64_t size;              /* of the spooled payload */
     idx free_next;
 } job_rec;
 
@@ -69,6 +71,8 @@ typedef struct {
     uint64_t submitted, completed, failed, exceptions, requeued;
     hist waits, runs;           /* queued -> assigned, assigned -> ended */
     int has_hist;               /* made when its first job is queued */
+    uint8_t dirty, dropped;     /* in the dirty list; dropped (admin), no name */
+    uint64_t order;             /* listing order: creation (or re-creation) */
 } fn_rec;
 
 typedef struct {                /* one connection's registrations for one function */
@@ -93,6 +97,7 @@ typedef struct {
     idx *attached;              /* jobs waited on (no duplicates) */
     uint32_t natt, capatt;
     idx brprev, brnext;
+    uint64_t seq;               /* connection order, for the listings */
     idx free_next;
 } conn_rec;
 
@@ -100,8 +105,10 @@ typedef struct hnode {
     struct hnode *next;
     uint64_t h;
     uint32_t tag, klen;
-    const char *k;              /* borrowed from the record that owns the key */
+    const char *k;              /* borrowed from the record that owns the key, or inl */
     idx val;
+    char inl[8];                /* a key of up to 8 bytes is copied here: records in
+                                   pools move when a pool grows */
 } hnode;
 
 typedef struct {
@@ -116,11 +123,12 @@ typedef struct {
     reg_rec *regs; uint32_t nregs, capregs; idx reg_free;
     conn_rec *conns; uint32_t nconns, capconns; idx conn_free;
     htab by_name, by_handle, by_conn, by_unique, by_data, by_gunique;
+    htab by_reg;                /* (conn, function) -> its registration record */
     idx jhead, jtail;           /* live jobs, creation order */
     uint32_t live_jobs, live_conns;
     idx brh, brt;               /* broad sleepers */
     heap epochs, deadlines;
-    uint64_t count, seq, token;
+    uint64_t count, seq, token, conn_seq;
     int64_t top, bottom;
 } table;
 

@@ -111,7 +111,7 @@ def _mpgearman_part(cur: dict, prev: dict | None) -> dict:
     stats = cur["stats"]
     jobs = {k: int(stats.get(f"jobs_{k}", 0)) for k in JOB_COUNTERS}
     procs = _processes(stats)
-    doc = {"implementation": stats.get("implementation"),
+    doc = {"implementation": stats.get("implementation"), "core": stats.get("core"),
            "uptime_seconds": float(stats.get("uptime", 0)), "jobs": jobs,
            "connections": {"open": int(stats.get("connections", 0)),
                            "accepted": int(stats.get("connections_accepted", 0))},
@@ -152,7 +152,7 @@ def document(where: str, cur: dict, prev: dict | None = None) -> dict:
     if mp:
         doc.update(_mpgearman_part(cur, prev))
     else:
-        doc.update({"implementation": None, "uptime_seconds": None, "jobs": None,
+        doc.update({"implementation": None, "core": None, "uptime_seconds": None, "jobs": None,
                     "connections": None,
                     "processes": None, "rates": None, "interval_seconds": None})
     return doc

@@ -1,23 +1,37 @@
 """Differential driver: the same generated requests to the Python Core (the
-specification) and to the C core (mpgearman/native/core*.c), requiring the
-same output bytes in the same order, the same timers, and the same admin
-`status` / `show jobs` listings after every step.
+specification) and to the C core (mpgearman/native/core*.c, through the
+coordinator's adapter coordinator/ccore.py), requiring the same output
+actions in the same order (spooled sends with the same spool names), the
+same timers, the same spool names alive and bytes held, and the same answer
+to every read-only admin command after every step. Spooled payloads, spool
+files that become unusable, --max-spool-bytes and the admin commands that
+change things (cancel, create, drop, maxqueue) are among the inputs.
 
 Used by test_core_differential.py, in process against the built module and
 in a subprocess against an AddressSanitizer build of the same sources.
 """
+import errno
+
 from hypothesis import strategies as st
 
 from corekit import T0, FakeClock, FakeSpool
 from mpgearman.config import Config
 from mpgearman.coordinator import admin
-from mpgearman.coordinator.core import Close, Core, Send
+from mpgearman.coordinator.ccore import CCore
+from mpgearman.coordinator.core import Core, SendSpooled
 from mpgearman.protocol.packets import T
 
 PREFIX = "H:vm"
 FUNCS = [b"f", b"g", b"h", b"f\\x"]
 UNIQUES = [b"", b"-", b"u1", b"u2", b"u" * 64, b"v" * 65]
 DATA = [b"", b"d", b"e", b"x" * 300]
+SPOOLED = [70_000, 100_000]         # a spooled payload of this many bytes
+READ_ONLY = [b"status", b"prioritystatus", b"workers", b"show jobs", b"show unique jobs",
+             b"stats", b"scheduled", b"getpid", b"version", b"verbose", b"bogus", b"show x"]
+CHANGING = [b"create function f", b"create function new", b"create function F\\x",
+            b"drop function g", b"drop function F", b"drop function nope", b"drop",
+            b"maxqueue f 1 2 3", b"maxqueue g", b"maxqueue h 1 x", b"maxqueue",
+            b"cancel job", b"cancel x y", b"create function"]
 NUMBERS = [b"0", b"1", b"2", b"100", b"-1", b"4294967297", b"12345678901", b" 7x", b""]
 TIMEOUTS = [b"0", b"1", b"1500", b"-5", b"abc", b"9223372036854775807",
             b"9223372036854775808", b"1" * 21]
@@ -32,7 +46,7 @@ RESULTS = [T.WORK_DATA, T.WORK_WARNING, T.WORK_COMPLETE, T.WORK_EXCEPTION]
 KINDS = (["submit"] * 6 + ["grab"] * 8 + ["result"] * 8 + ["sleep"] * 4 + ["can_do"] * 3
          + ["status", "fail", "epoch", "reduce", "cant_do", "reset", "timeout", "echo",
             "option", "client_id", "get_status", "get_unique", "odd", "disconnect",
-            "connect", "cancel", "advance", "maxqueue"])
+            "connect", "cancel", "advance", "maxqueue"] + ["admin"] * 2 + ["lose"])
 
 
 def options():
@@ -41,51 +55,84 @@ def options():
         "worker_wakeup": st.sampled_from([0, 1]),
         "round_robin": st.booleans(),
         "exceptions": st.booleans(),
+        "max_spool_bytes": st.sampled_from([0, 150_000]),
     })
+
+
+class Spool(FakeSpool):
+    """A fake spool whose files can become unusable (share fails)."""
+
+    def __init__(self):
+        super().__init__()
+        self.broken = set()
+
+    def share(self, ref):
+        if ref.name in self.broken:
+            raise OSError(errno.ENOENT, "No such file or directory")
+        return super().share(ref)
+
+
+class AdminConn:
+    id = 0
 
 
 class Pair:
     """A Python Core and a C core fed the same inputs."""
 
-    def __init__(self, ccore_type, opts: dict):
+    def __init__(self, opts: dict):
         self.clock = FakeClock()
         self.config = Config(job_handle_prefix=PREFIX, **opts)
-        self.py = Core(self.config, FakeSpool(), clock=self.clock, pid=1, version=b"v")
-        self.c = ccore_type(PREFIX.encode(), opts["worker_wakeup"], opts["job_retries"],
-                            opts["round_robin"], opts["exceptions"], self.clock)
+        self.py_spool, self.c_spool = Spool(), Spool()
+        self.py = Core(self.config, self.py_spool, clock=self.clock, pid=1, version=b"v")
+        self.c = CCore(self.config, self.c_spool, clock=self.clock, pid=1, version=b"v")
         self.next_id = 0
         self.live = []
         self.steps = []
         self.sent = []         # every (conn, bytes) both cores sent, in order
 
+    def taken(self):
+        """Both cores' output since the last call, each spooled send
+        consumed as the acceptor would (its name released)."""
+        got, want = list(self.c.out), list(self.py.out)
+        self.c.out.clear()
+        self.py.out.clear()
+        for actions, spool in ((got, self.c_spool), (want, self.py_spool)):
+            for action in actions:
+                if type(action) is SendSpooled:
+                    spool.release(action.ref)
+        return got, want
+
     def check(self, what):
         self.steps.append(what)
-        want = []
-        for action in self.py.out:
-            if type(action) is Send:
-                want.append((action.conn, action.data))
-            else:
-                assert type(action) is Close, action
-                want.append((action.conn, None))
-        self.py.out.clear()
-        got = self.c.drain()
+        got, want = self.taken()
         assert got == want, f"after {self.steps[-12:]}"
         self.sent.extend(want)
         assert self.c.tick() == self.py.tick(), f"tick after {self.steps[-12:]}"
+        got, want = self.taken()
+        assert got == want, f"what the tick sent after {self.steps[-12:]}"
+        self.sent.extend(want)
+        assert self.c.spool_bytes == self.py.spool_bytes, f"spool bytes after {self.steps[-12:]}"
+        assert self.c_spool.live == self.py_spool.live, f"spool names after {self.steps[-12:]}"
         self.check_tables()
 
     def check_tables(self):
+        for line in READ_ONLY:
+            admin.run_admin(self.py, AdminConn, line, False)
+            admin.run_admin(self.c, AdminConn, line, False)
+            got, want = self.taken()
+            assert got == want, f"{line} after {self.steps[-12:]}"
         py_status = b"".join(admin.status(self.py, [b"status"]))
-        assert self.c.status() == py_status, f"status after {self.steps[-12:]}"
+        assert self.c.c.status() == py_status, f"status after {self.steps[-12:]}"
         py_jobs = b"".join(admin.show(self.py, [b"show", b"jobs"]))
-        assert self.c.show_jobs() == py_jobs, f"show jobs after {self.steps[-12:]}"
+        assert self.c.c.show_jobs() == py_jobs, f"show jobs after {self.steps[-12:]}"
         assert self.c.counts() == self.py.counts()
         for fn in self.py.functions.by_name.values():
             want = {"queued": fn.queued_by_priority(), "oldest": fn.oldest() or 0}
             for name in ("total", "running", "workers", "waiting", "submitted", "completed",
                          "failed", "exceptions", "requeued", "waits", "runs"):
                 want[name] = getattr(fn, name)
-            assert self.c.figures(fn.name) == want, f"figures of {fn.name} after {self.steps[-12:]}"
+            assert self.c.c.figures(fn.name) == want, \
+                f"figures of {fn.name} after {self.steps[-12:]}"
 
     # -- inputs ------------------------------------------------------------------
     def connect(self):
@@ -96,9 +143,24 @@ class Pair:
         self.check(("connect", self.next_id))
 
     def packet(self, conn, ptype, args):
-        self.py.packet(conn, ptype, args)
-        self.c.packet(conn, int(ptype), args)
-        self.check((conn, int(ptype), args))
+        py_args = c_args = args
+        if args and type(args[-1]) is int:          # a spooled payload of that size
+            py_args = args[:-1] + (self.py_spool.new(args[-1]),)
+            c_args = args[:-1] + (self.c_spool.new(args[-1]),)
+        self.py.packet(conn, ptype, py_args)
+        self.c.packet(conn, int(ptype), c_args)
+        self.check((conn, int(ptype), py_args))
+
+    def admin(self, line):
+        admin.run_admin(self.py, AdminConn, line, False)
+        admin.run_admin(self.c, AdminConn, line, False)
+        self.check(("admin", line))
+
+    def lose(self, name):
+        """A spool file becomes unusable: sharing it fails from now on."""
+        self.py_spool.broken.add(name)
+        self.c_spool.broken.add(name)
+        self.check(("lose", name))
 
     def disconnect(self, conn):
         self.py.disconnect(conn)
@@ -115,7 +177,7 @@ class Pair:
         fn = self.py.functions.by_name.get(name)
         if fn is not None:
             fn.maxq = limits
-        assert self.c.maxqueue(name, *limits) == (fn is not None)
+        assert self.c.c.maxqueue(name, *limits) == (fn is not None)
         self.check(("maxqueue", name, limits))
 
     def advance(self, seconds):
@@ -155,21 +217,22 @@ def step(draw, pair) -> None:
         if running and draw(st.integers(0, 4)):
             one = pick(running)
             if kind == "result":
-                pair.packet(conn, pick(RESULTS), (one, pick(DATA)))
+                pair.packet(conn, pick(RESULTS), (one, pick(DATA + SPOOLED)))
             elif kind == "status":
                 pair.packet(conn, T.WORK_STATUS, (one, pick(NUMBERS), pick(NUMBERS)))
             else:
                 pair.packet(conn, T.WORK_FAIL, (one + pick([b"", b"\0why"]),))
             return
     if kind == "submit":
-        pair.packet(conn, pick(SUBMITS), (pick(FUNCS), pick(UNIQUES), pick(DATA)))
+        pair.packet(conn, pick(SUBMITS), (pick(FUNCS), pick(UNIQUES), pick(DATA + SPOOLED)))
     elif kind == "epoch":
         when = pick([b"%d" % (T0 + 5), b"%d" % (T0 - 5), b"0", b"-1", b"9" * 25])
-        pair.packet(conn, T.SUBMIT_JOB_EPOCH, (pick(FUNCS), pick(UNIQUES), when, pick(DATA)))
+        pair.packet(conn, T.SUBMIT_JOB_EPOCH, (pick(FUNCS), pick(UNIQUES), when,
+                                               pick(DATA + SPOOLED)))
     elif kind == "reduce":
         ptype = pick([T.SUBMIT_REDUCE_JOB, T.SUBMIT_REDUCE_JOB_BACKGROUND])
         pair.packet(conn, ptype, (pick(FUNCS), pick(UNIQUES), pick([b"", b"r"]), b"",
-                                  pick(DATA)))
+                                  pick(DATA + SPOOLED)))
     elif kind == "grab":
         pair.packet(conn, pick(GRABS), ())
     elif kind == "sleep":
@@ -183,13 +246,13 @@ def step(draw, pair) -> None:
     elif kind == "reset":
         pair.packet(conn, T.RESET_ABILITIES, ())
     elif kind == "result":
-        pair.packet(conn, pick(RESULTS), (handle(draw, pair), pick(DATA)))
+        pair.packet(conn, pick(RESULTS), (handle(draw, pair), pick(DATA + SPOOLED)))
     elif kind == "status":
         pair.packet(conn, T.WORK_STATUS, (handle(draw, pair), pick(NUMBERS), pick(NUMBERS)))
     elif kind == "fail":
         pair.packet(conn, T.WORK_FAIL, (handle(draw, pair),))
     elif kind == "echo":
-        pair.packet(conn, T.ECHO_REQ, (pick(DATA),))
+        pair.packet(conn, T.ECHO_REQ, (pick(DATA + SPOOLED),))
     elif kind == "option":
         pair.packet(conn, T.OPTION_REQ, (pick(OPTIONS),))
     elif kind == "client_id":
@@ -209,12 +272,19 @@ def step(draw, pair) -> None:
     elif kind == "maxqueue":
         pair.maxqueue(pick(FUNCS + [b"nope"]), tuple(draw(st.lists(
             st.integers(0, 3), min_size=3, max_size=3))))
+    elif kind == "admin":
+        line = pick(CHANGING + [b"cancel job " + handle(draw, pair)])
+        pair.admin(line)
+    elif kind == "lose":
+        live = sorted(pair.py_spool.live)
+        if live:
+            pair.lose(pick(live))
     elif kind == "advance":
         pair.advance(pick([0.003, 0.04, 0.5, 1.0, 2.0, 6.0]))
 
 
-def run(draw, ccore_type, steps: int) -> Pair:
-    pair = Pair(ccore_type, draw(options()))
+def run(draw, steps: int) -> Pair:
+    pair = Pair(draw(options()))
     for _ in range(steps):
         step(draw, pair)
     for conn in list(pair.live):

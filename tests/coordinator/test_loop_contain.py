@@ -8,6 +8,7 @@ import logging
 
 import pytest
 
+from mpgearman import native
 from mpgearman.config import Config
 from mpgearman.coordinator import admin, dispatch
 from mpgearman.coordinator.loop import CoordinatorLoop
@@ -25,8 +26,24 @@ class Inbox(Doorbell):
         return []
 
 
+CORES = ["python", "c"] if native.core is not None else ["python"]
+
+
+@pytest.fixture(params=CORES)
+def loop(request, tmp_path, monkeypatch):
+    """A loop over either core."""
+    monkeypatch.setattr(native, "CORE", request.param)
+    yield from _loop(tmp_path)
+
+
 @pytest.fixture
-def loop(tmp_path):
+def py_loop(tmp_path, monkeypatch):
+    """A loop over the Python Core, whose handlers a test can break."""
+    monkeypatch.setattr(native, "CORE", "python")
+    yield from _loop(tmp_path)
+
+
+def _loop(tmp_path):
     segment = Segment.create(1, 1 << 16)
     board = StatusBoard.create(1, 1024)
     bells = [Doorbell(), Doorbell(), Inbox()]
@@ -36,6 +53,7 @@ def loop(tmp_path):
                          pid=1, version=b"t")
     lp.attach(0)
     yield lp
+    lp.close()
     for thing in (ours, theirs, *bells, board, segment):
         thing.close()
 
@@ -62,7 +80,8 @@ def broken(*_args):
     raise RuntimeError("a bug in a handler")
 
 
-def test_failing_packet_closes_only_its_connection(loop, monkeypatch, caplog):
+def test_failing_packet_closes_only_its_connection(py_loop, monkeypatch, caplog):
+    loop = py_loop
     monkeypatch.setitem(dispatch.TABLE, int(T.ECHO_REQ), broken)
     turn(loop, messages.connect(A, 10, "127.0.0.1"), messages.connect(B, 11, "127.0.0.1"))
     with caplog.at_level(logging.ERROR):
@@ -110,8 +129,9 @@ def test_failing_reload_handler_is_logged(caplog):
     assert "applying the reloaded settings failed" in caplog.text
 
 
-def test_twin_records_after_a_failure_are_each_handled(loop, monkeypatch):
+def test_twin_records_after_a_failure_are_each_handled(py_loop, monkeypatch):
     """Equal records (same bytes) before and after the failing one."""
+    loop = py_loop
     calls = []
 
     def fails_once(core, c, args):

@@ -42,6 +42,7 @@ def loop(tmp_path, monkeypatch):
     monkeypatch.setattr(loop_mod.time, "monotonic", clock)
     lp.clock = clock
     yield lp
+    lp.close()
     for thing in (ours, theirs, *bells, board, segment, counters):
         thing.close()
 

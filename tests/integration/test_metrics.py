@@ -177,19 +177,25 @@ def test_the_data_plane_in_use_is_logged_and_shown(server_factory, monkeypatch, 
     if pure:
         monkeypatch.setenv("MPGEARMAN_PURE", "1")
         want, line = "python", "data plane: pure-Python twins (MPGEARMAN_PURE=1)"
+        core = "python"
     else:
         monkeypatch.delenv("MPGEARMAN_PURE", raising=False)
         if native.IMPLEMENTATION != "c":
             pytest.skip("the C extensions are not built")
         want, line = "c", "data plane: C extensions"
+        core = native.CORE
     server, port = start(server_factory)
-    assert line in (server.workdir / "mpgearman.err").read_text()
+    err = (server.workdir / "mpgearman.err").read_text()
+    assert line in err and f"; coordinator core: {core}" in err
     build = family(scrape(port), "mpgearman_build_info")
-    assert build == {(("implementation", want), ("version", mpgearman.__version__)): 1}
+    assert build == {(("core", core), ("implementation", want),
+                      ("version", mpgearman.__version__)): 1}
     run = subprocess.run([sys.executable, "-m", "mpgearman", "stat", "-s", server.address,
                           "--json"], capture_output=True, text=True, timeout=30, env=ENV)
     assert run.returncode == 0, run.stderr
-    assert orjson.loads(run.stdout)["implementation"] == want
+    doc = orjson.loads(run.stdout)
+    assert doc["implementation"] == want
+    assert doc["core"] == core
 
 
 def test_a_restarted_acceptor_counts_from_zero(server_factory):

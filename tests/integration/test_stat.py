@@ -48,9 +48,10 @@ def test_json_after_a_known_workload(server, spawn, unique_name):
     assert None not in doc["totals"].values()
     if server.kind == "gearmand":
         assert doc["jobs"] is doc["rates"] is doc["processes"] is doc["uptime_seconds"] is None
-        assert doc["implementation"] is None
+        assert doc["implementation"] is doc["core"] is None
         return
     assert doc["implementation"] == native.IMPLEMENTATION
+    assert doc["core"] == native.CORE
     assert doc["jobs"] == {"submitted": 28, "completed": 18, "failed": 2, "exceptions": 1,
                            "requeued": 1}
     # Nothing happened between the two samples.

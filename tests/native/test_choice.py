@@ -56,13 +56,16 @@ def test_serve_refuses_the_twins_off_x86_64_with_one_line(twins, monkeypatch):
 
 def test_the_start_line_names_the_c_extensions(monkeypatch):
     monkeypatch.setattr(native, "IMPLEMENTATION", "c")
-    assert native.describe() == (logging.INFO, "data plane: C extensions")
+    monkeypatch.setattr(native, "CORE", "c")
+    assert native.describe() == (logging.INFO,
+                                 "data plane: C extensions; coordinator core: c")
 
 
 def test_the_start_line_names_twins_that_were_asked_for(twins, monkeypatch):
     monkeypatch.setattr(native, "_PURE", True)
-    assert native.describe() == (logging.INFO,
-                                 "data plane: pure-Python twins (MPGEARMAN_PURE=1)")
+    monkeypatch.setattr(native, "CORE", "python")
+    assert native.describe() == (logging.INFO, "data plane: pure-Python twins "
+                                 "(MPGEARMAN_PURE=1); coordinator core: python")
 
 
 def test_twins_nobody_asked_for_are_a_warning_with_the_reason(twins, monkeypatch):
@@ -86,3 +89,31 @@ def test_the_acceptor_loop_choice(monkeypatch, env, want):
     monkeypatch.setattr(native, "_PURE", env.get("MPGEARMAN_PURE") == "1")
     chosen = native._choose_loop()
     assert (chosen.__name__.rsplit(".", 1)[1] if chosen else None) == want
+
+
+@pytest.mark.parametrize("want, pure, chosen", [
+    (None, False, "c"), ("c", False, "c"), ("python", False, "python"),
+    (None, True, "python"), ("c", True, "python")])
+def test_the_coordinator_core_choice(monkeypatch, want, pure, chosen):
+    pytest.importorskip("mpgearman.native._core")
+    monkeypatch.setattr(native, "_PURE", pure)
+    module, name = native._choose_core(want)
+    assert name == chosen
+    assert (module.__name__ if module else None) == (
+        "mpgearman.native._core" if chosen == "c" else None)
+
+
+def test_an_unknown_coordinator_core_is_refused():
+    with pytest.raises(ValueError, match="MPGEARMAN_CORE must be one of c, python"):
+        native._choose_core("rust")
+
+
+def test_the_coordinator_builds_the_chosen_core(monkeypatch):
+    pytest.importorskip("mpgearman.native._core")
+    from mpgearman.config import Config
+    from mpgearman.coordinator import ccore
+    from mpgearman.coordinator.core import Core
+    for name, kind in (("c", ccore.CCore), ("python", Core)):
+        monkeypatch.setattr(native, "CORE", name)
+        made = ccore.new_core(Config(job_handle_prefix="H:x"), spool=None, pid=1, version=b"v")
+        assert type(made) is kind
