@@ -31,12 +31,14 @@ import time
 from bisect import bisect_left
 
 from .. import __version__
+from ..durable import format as journal_format
 from ..protocol import errors
 from ..protocol.encoder import encode, encode_head, reply
 from ..protocol.packets import T
 from .actions import Close, Send, SendSpooled
 from .admin import run_admin
 from .dispatch import TABLE, not_expected
+from . import journaling
 from .jobtable import Job, JobTable
 from .queues import BOUNDS, FunctionTable
 from .spoolref import SpoolOps, SpoolRef, release_args, release_data
@@ -88,6 +90,14 @@ class Core:
         self.extra_stats = lambda: []
         # Bytes of the spooled payloads of live jobs (--max-spool-bytes).
         self.spool_bytes = 0
+        # The journal of background jobs (durable/): records of this turn,
+        # written by the loop before the answers leave; None = --durability
+        # none. While it cannot be written, background submissions are
+        # refused. `acks`: (index in out of its JOB_CREATED, job) per job
+        # journaled this turn, for journal_failed().
+        self.journal = None if config.durability == "none" else bytearray()
+        self.journal_ok = True
+        self.acks: list = []
 
     # -- entry points ---------------------------------------------------------
 
@@ -136,6 +146,14 @@ class Core:
             due = timer
         return None if due is None else max(0.0, due - now)
 
+    def restore(self, sub) -> None:
+        """A background job read back from the journal (durable/replay.py)."""
+        journaling.restore(self, sub)
+
+    def journal_failed(self) -> None:
+        """This turn's journal could not be written (see journaling.failed)."""
+        journaling.failed(self)
+
     # -- small helpers used by dispatch and admin -------------------------------
 
     def send(self, c: Conn, data: bytes) -> None:
@@ -170,10 +188,15 @@ class Core:
         fn = self.functions.by_name.get(fname) or self.functions.get(fname)
         job = JobTable.find_twin(fn, unique, data) if unique else None
         if job is not None:
+            if bg and not job.logged and self.journal is not None and not self.journal_ok:
+                self.refuse(c, errors.JOURNAL_ERROR, data)
+                return
             # Coalesced: the new payload is dropped, the job keeps its nature.
             release_data(self.spool, data)
             if bg:
                 job.keep = True
+                if not job.logged and self.journal is not None:
+                    self._journal_submit(c, job, 0)
             else:
                 job.clients.append(c)
                 c.attached[job] = None
@@ -182,6 +205,9 @@ class Core:
             if fn.full(prio):
                 release_data(self.spool, data)
                 self.error(c, errors.QUEUE_FULL)
+                return
+            if bg and self.journal is not None and not self.journal_ok:
+                self.refuse(c, errors.JOURNAL_ERROR, data)
                 return
             if type(data) is SpoolRef and not self._spool_room(data):
                 self.refuse(c, errors.SPOOL_FULL, data)
@@ -204,7 +230,15 @@ class Core:
                 self.functions.push(job)
                 if fn.sleepers or self.registry.broad:
                     self.registry.wake(fn, self.out)
+            if bg and self.journal is not None:
+                self._journal_submit(c, job, when)
         self.out.append(Send(c.id, reply(JOB_CREATED, job.handle)))
+
+    def _journal_submit(self, c: Conn, job: Job, when: int) -> None:
+        job.logged = True
+        self.journal += journal_format.submit(job.no, job.handle, job.fn.name, job.unique,
+                                              job.prio, when, job.data)
+        self.acks.append((len(self.out), job))
 
     def _spool_room(self, ref: SpoolRef) -> bool:
         """Count a new job's spooled payload against --max-spool-bytes;
@@ -248,6 +282,8 @@ class Core:
                 break
             self.payload_lost(job)       # and the worker gets the next job
         job.worker = c
+        if job.logged:
+            self.journal += journal_format.run(job.no)
         if job.held:
             self.board.show(job.no, True, job.num, job.den)
         now = self.clock()
@@ -322,6 +358,9 @@ class Core:
 
     def _free(self, job: Job) -> None:
         self.jobs.remove(job)
+        if job.logged:
+            job.logged = False
+            self.journal += journal_format.end(job.no)
         if self.board is not None:
             self.board.release(job.no, job.held)
         fn = job.fn
@@ -406,6 +445,9 @@ class Core:
         job.clients = []
         job.ignore = True
         job.bg = job.keep = False
+        if job.logged:
+            job.logged = False
+            self.journal += journal_format.end(job.no)
         if job.indexed:
             self.jobs.unindex(job)
         return True

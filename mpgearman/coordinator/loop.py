@@ -11,6 +11,8 @@ import select
 import time
 
 from .. import process
+from ..durable import store
+from ..durable.format import end as journal_end
 from ..acceptor.spool import SpoolNames
 from ..ipc import layout, messages
 from ..protocol.encoder import encode
@@ -68,6 +70,10 @@ class CoordinatorLoop:
         # record may carry, so the record head always fits too).
         self.piece = max(layout.max_payload(self.rings_out[0].capacity) // 2, self.merge_limit) \
             if n else self.merge_limit
+        # The journal (durable/): replayed into the Core now, before any
+        # request is read; None with --durability none.
+        self.writer = store.open_journal(config, self.core)
+        self.retry_at = 0.0       # when to try the journal again after a failure
         self.running = True
         self.release = False      # give freed memory back at the end of the turn
         self.deadline = None
@@ -97,6 +103,8 @@ class CoordinatorLoop:
                 ring.reader_awake()
             self._drain()
             self.deadline = self.core.tick()
+            if self.writer is not None:
+                self._commit()
             if self.counters is not None and self.core.spool_bytes != self.spool_shown:
                 # Before the answers go out: whoever saw a job end sees its room.
                 self.spool_shown = self.core.spool_bytes
@@ -110,6 +118,31 @@ class CoordinatorLoop:
                 process.release_freed_memory()
             if heartbeat:
                 heartbeat()
+
+    def _commit(self) -> None:
+        """Write this turn's journal before any answer leaves (JOB_CREATED
+        only for what is in the file); a failed write turns the turn's
+        JOB_CREATED answers into errors (Core.journal_failed) and is tried
+        again every second, with a harmless record when nothing else waits."""
+        core, writer = self.core, self.writer
+        buf = core.journal
+        if not core.journal_ok:
+            now = time.monotonic()
+            if now < self.retry_at:
+                return
+            self.retry_at = now + 1.0
+            if not buf:
+                buf += journal_end(0)
+        if buf:
+            if writer.commit(buf):
+                buf.clear()
+                core.acks.clear()
+                core.journal_ok = True
+            else:
+                core.journal_failed()
+                self.retry_at = time.monotonic() + 1.0
+        if writer.unsynced:
+            writer.tick()
 
     def _publish_figures(self) -> None:
         """Monitoring figures: a failure there must not stop the serving."""
@@ -133,6 +166,8 @@ class CoordinatorLoop:
         if any(self.pending):
             return 0.001
         timeout = IDLE_TIMEOUT if self.deadline is None else min(self.deadline, IDLE_TIMEOUT)
+        if self.writer is not None and self.writer.unsynced:
+            timeout = min(timeout, max(0.0, self.writer.synced_at + 1.0 - time.monotonic()))
         for _, ring in self.live:
             if not ring.reader_idle():
                 return 0

@@ -1,0 +1,67 @@
+"""The Core's side of the journal (durable/): jobs rebuilt from it at start,
+and a turn whose records could not be written.
+
+Owns: restore() (one replayed background job back in its queue, under its
+handle, with its priority, unique, run time and attempts) and failed() (the
+JOB_CREATED answers of a turn whose journal write failed become errors, and
+those jobs are dropped as a cancel drops them).
+Must not: read or write files (the loop and durable/ do).
+"""
+from ..durable import format
+from ..protocol import errors
+from ..protocol.encoder import encode
+from ..protocol.packets import T
+from .jobtable import Job
+from .spoolref import SpoolRef
+
+JOURNAL_ERROR = encode(T.ERROR, *errors.JOURNAL_ERROR)
+
+
+def restore(core, sub: format.Submit) -> None:
+    """A background job read back from the journal (a format.Submit)."""
+    jobs = core.jobs
+    fn = core.functions.get(sub.fname)
+    data = SpoolRef(sub.data.decode(), sub.size) if sub.spooled else sub.data
+    job = Job(sub.handle, fn, sub.unique, data, sub.prio, True, None)
+    job.no = sub.no
+    job.retries = sub.runs          # a run it did not finish counts as an attempt
+    job.logged = True
+    if sub.no > jobs.count:
+        jobs.count = sub.no
+    if core.board is not None:
+        job.held = core.board.claim(job.no)
+    jobs.add(job)
+    if type(data) is SpoolRef:
+        core.spool_bytes += data.size
+    fn.total += 1
+    core.dirty[fn] = None
+    now = job.since = core.clock()
+    if sub.when and sub.when > now:
+        core.functions.defer(job, sub.when)
+    else:
+        core.functions.push(job)
+
+
+def failed(core) -> None:
+    """The journal of this turn could not be written: every job journaled in
+    it is answered ERROR instead of JOB_CREATED and dropped (freed when a
+    worker reaches it); their records leave the turn's bytes, the rest (ends
+    and runs of older jobs) stay to be written later."""
+    out, dropped = core.out, set()
+    for k, job in core.acks:
+        out[k] = out[k]._replace(data=JOURNAL_ERROR)
+        dropped.add(job.no)
+        job.logged = False
+        job.keep = job.bg = False
+        if not job.clients:
+            job.ignore = True
+            if job.indexed:
+                core.jobs.unindex(job)
+    core.acks.clear()
+    core.journal_ok = False
+    if dropped:
+        kept = bytearray()
+        for _, body in format.records(core.journal, 0):
+            if format.SHORT.unpack_from(body)[1] not in dropped:
+                kept += format.HEAD.pack(len(body), format.crc32(body)) + body
+        core.journal[:] = kept
