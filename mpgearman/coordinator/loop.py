@@ -12,7 +12,7 @@ import time
 
 from .. import process
 from ..durable import store
-from ..durable.format import end as journal_end
+from ..durable.format import top as journal_top
 from ..acceptor.spool import SpoolNames
 from ..ipc import layout, messages
 from ..protocol.encoder import encode
@@ -74,6 +74,7 @@ class CoordinatorLoop:
         # request is read; None with --durability none.
         self.writer = store.open_journal(config, self.core)
         self.retry_at = 0.0       # when to try the journal again after a failure
+        self.top = self.core.jobs.count   # the highest handle number in the journal
         self.running = True
         self.release = False      # give freed memory back at the end of the turn
         self.deadline = None
@@ -123,7 +124,7 @@ class CoordinatorLoop:
         """Write this turn's journal before any answer leaves (JOB_CREATED
         only for what is in the file); a failed write turns the turn's
         JOB_CREATED answers into errors (Core.journal_failed) and is tried
-        again every second, with a harmless record when nothing else waits."""
+        again every second (with a TOP record when nothing else waits)."""
         core, writer = self.core, self.writer
         buf = core.journal
         if not core.journal_ok:
@@ -132,13 +133,19 @@ class CoordinatorLoop:
                 return
             self.retry_at = now + 1.0
             if not buf:
-                buf += journal_end(0)
+                self.top = -1     # a TOP record tries the file
+        count = core.jobs.count
+        if count != self.top and buf is not None:
+            # Foreground handles too: a restart never gives one out again.
+            self.top = count
+            buf += journal_top(count)
         if buf:
             if writer.commit(buf):
                 buf.clear()
                 core.acks.clear()
                 core.journal_ok = True
             else:
+                self.top = -1
                 core.journal_failed()
                 self.retry_at = time.monotonic() + 1.0
         if writer.unsynced:

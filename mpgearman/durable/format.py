@@ -10,6 +10,7 @@ and a body starts with its type byte:
               | handle | function | unique | data (or the spool file's name)
     RUN     R | u64 no          (assigned to a worker: one attempt)
     END     E | u64 no          (finished, failed, cancelled or dropped)
+    TOP     N | u64 no          (handles up to no were given, foreground ones too)
 The Core appends records to a bytearray during a turn (submit(), run(),
 end()); the loop writes that buffer with one write().
 """
@@ -22,7 +23,7 @@ HEADER = MAGIC + struct.pack("<I", VERSION)
 HEAD = struct.Struct("<II")                 # body length, crc32
 SUBMIT_FIXED = struct.Struct("<cQBBqQHHHI")
 SHORT = struct.Struct("<cQ")
-S, R, E = b"S", b"R", b"E"
+S, R, E, N = b"S", b"R", b"E", b"N"
 crc32 = zlib.crc32
 # A body longer than this is damage, not a record (the name of a spool file
 # or an inline payload below the spool threshold is far smaller).
@@ -58,6 +59,10 @@ def run(no: int) -> bytes:
 
 def end(no: int) -> bytes:
     return short(E, no)
+
+
+def top(no: int) -> bytes:
+    return short(N, no)
 
 
 class Submit:

@@ -75,6 +75,8 @@ def _walk(buf, out: Replayed, path: str, recover: bool) -> int:
                     sub = live.get(no)
                     if sub is not None:
                         sub.runs += 1
+                elif kind == format.N:
+                    pass
                 else:
                     raise format.Damage(at, f"unknown record type {kind!r}", torn=False)
             if no > top:
