@@ -146,6 +146,12 @@ class Core:
             due = timer
         return None if due is None else max(0.0, due - now)
 
+    def journal_end(self, job: Job) -> None:
+        job.logged = False
+        self.journal += journal_format.end(job.no)
+        if type(job.data) is SpoolRef:
+            self.spool.unkeep(job.data)
+
     def restore(self, sub) -> None:
         """A background job read back from the journal (durable/replay.py)."""
         journaling.restore(self, sub)
@@ -195,8 +201,9 @@ class Core:
             release_data(self.spool, data)
             if bg:
                 job.keep = True
-                if not job.logged and self.journal is not None:
-                    self._journal_submit(c, job, 0)
+                if not job.logged and self.journal is not None \
+                        and not self._journal_submit(c, job, 0):
+                    return
             else:
                 job.clients.append(c)
                 c.attached[job] = None
@@ -230,15 +237,27 @@ class Core:
                 self.functions.push(job)
                 if fn.sleepers or self.registry.broad:
                     self.registry.wake(fn, self.out)
-            if bg and self.journal is not None:
-                self._journal_submit(c, job, when)
+            if bg and self.journal is not None and not self._journal_submit(c, job, when):
+                return
         self.out.append(Send(c.id, reply(JOB_CREATED, job.handle)))
 
-    def _journal_submit(self, c: Conn, job: Job, when: int) -> None:
+    def _journal_submit(self, c: Conn, job: Job, when: int) -> bool:
+        """Journal a background job; False (ERROR sent, job dropped) when its
+        spooled payload cannot be kept for a restart."""
+        if type(job.data) is SpoolRef:
+            try:
+                self.spool.keep(job.data)
+            except OSError as exc:
+                log.error("job %s: its payload cannot be kept in the data directory (%s); "
+                          "refused", _shown(job.handle), exc.strerror or exc)
+                journaling.drop(self, job)
+                self.error(c, errors.JOURNAL_ERROR)
+                return False
         job.logged = True
         self.journal += journal_format.submit(job.no, job.handle, job.fn.name, job.unique,
                                               job.prio, when, job.data)
         self.acks.append((len(self.out), job))
+        return True
 
     def _spool_room(self, ref: SpoolRef) -> bool:
         """Count a new job's spooled payload against --max-spool-bytes;
@@ -359,8 +378,7 @@ class Core:
     def _free(self, job: Job) -> None:
         self.jobs.remove(job)
         if job.logged:
-            job.logged = False
-            self.journal += journal_format.end(job.no)
+            self.journal_end(job)
         if self.board is not None:
             self.board.release(job.no, job.held)
         fn = job.fn
@@ -446,8 +464,7 @@ class Core:
         job.ignore = True
         job.bg = job.keep = False
         if job.logged:
-            job.logged = False
-            self.journal += journal_format.end(job.no)
+            self.journal_end(job)
         if job.indexed:
             self.jobs.unindex(job)
         return True

@@ -42,6 +42,17 @@ def restore(core, sub: format.Submit) -> None:
         core.functions.push(job)
 
 
+def drop(core, job: Job) -> None:
+    """A background submission that is not acknowledged after all: the job
+    is no longer one (freed when a worker reaches it, unless foreground
+    clients wait for it)."""
+    job.keep = job.bg = False
+    if not job.clients:
+        job.ignore = True
+        if job.indexed:
+            core.jobs.unindex(job)
+
+
 def failed(core) -> None:
     """The journal of this turn could not be written: every job journaled in
     it is answered ERROR instead of JOB_CREATED and dropped (freed when a
@@ -51,12 +62,10 @@ def failed(core) -> None:
     for k, job in core.acks:
         out[k] = out[k]._replace(data=JOURNAL_ERROR)
         dropped.add(job.no)
+        if type(job.data) is SpoolRef:
+            core.spool.unkeep(job.data)
         job.logged = False
-        job.keep = job.bg = False
-        if not job.clients:
-            job.ignore = True
-            if job.indexed:
-                core.jobs.unindex(job)
+        drop(core, job)
     core.acks.clear()
     core.journal_ok = False
     if dropped:

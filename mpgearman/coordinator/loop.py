@@ -38,7 +38,7 @@ class CoordinatorLoop:
     def __init__(self, config, segment, board, my_bell, acceptor_bells, control, inbox,
                  pid, version, counters=None):
         n = segment.pairs         # acceptor slots, spares for a reload included
-        self.spool = SpoolNames(config.spool_dir)
+        self.spool = SpoolNames(config.spool_dir, store.payloads_dir(config))
         self.board = board
         self.core = Core(config, self.spool, pid=pid, version=version, board=board)
         # Per-function figures for monitoring, published once per turn.

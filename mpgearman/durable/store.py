@@ -18,6 +18,7 @@ from .writer import Writer
 log = logging.getLogger(__name__)
 
 JOURNAL = "journal"
+PAYLOADS = "payloads"
 
 
 class DataDirBusy(OSError):
@@ -37,6 +38,27 @@ def prepare(path: str) -> int:
     return fd
 
 
+def payloads_dir(config) -> str | None:
+    """Where the spooled payloads of journaled jobs are kept (None: nowhere)."""
+    if config.durability == "none" or not config.data_dir:
+        return None
+    return os.path.join(config.data_dir, PAYLOADS)
+
+
+def _relink(config, sub) -> None:
+    """Put a replayed job's kept payload back in the (cleaned) spool; a
+    missing one is logged, and the job fails when a worker reaches it."""
+    name = sub.data.decode()
+    try:
+        os.link(os.path.join(config.data_dir, PAYLOADS, name),
+                os.path.join(config.spool_dir, name))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        log.error("job %s: its payload %s cannot be restored: %s",
+                  sub.handle.decode("ascii", "replace"), name, exc.strerror or exc)
+
+
 def journal_path(config) -> str:
     return os.path.join(config.data_dir, JOURNAL)
 
@@ -54,6 +76,8 @@ def open_journal(config, core) -> Writer | None:
     began = time.monotonic()
     found = replay.read(path, config.recover)
     for sub in found.live.values():
+        if sub.spooled:
+            _relink(config, sub)
         core.restore(sub)
     if found.top > core.jobs.count:
         core.jobs.count = found.top

@@ -111,3 +111,23 @@ def test_a_turn_that_cannot_be_written_acknowledges_nothing(tmp_path):
     h.send(w, T.WORK_COMPLETE, kept, b"")
     w2 = h.worker(b"f")
     assert h.grab_handle(w2) is not None and h.grab_handle(w2) is None
+
+
+def test_a_spooled_payload_is_kept_while_its_job_lives_and_refused_if_it_cannot_be():
+    h = Harness()
+    c = h.conn()
+    ref = h.spool.new(100_000)
+    handle = h.submit(c, b"f", b"", ref, T.SUBMIT_JOB_BG)
+    assert h.spool.kept == {ref.name}
+    w = h.worker(b"f")
+    assert h.grab_handle(w) == handle
+    h.send(w, T.WORK_COMPLETE, handle, b"")
+    assert h.spool.kept == frozenset()
+
+    def no_room(ref):
+        raise OSError(28, "No space left on device")
+    h.spool.keep = no_room
+    (ptype, payload), = got(h.send(c, T.SUBMIT_JOB_BG, b"f", b"", h.spool.new(100_000)), c)
+    assert ptype == T.ERROR and payload.startswith(b"QUEUE_ERROR\0")
+    assert h.grab_handle(w) is None       # the refused job is gone (its file too)
+    assert h.core.jobs.jobs == {}

@@ -126,3 +126,28 @@ def test_sigkill_under_load_loses_no_acknowledged_job(server_factory, fname, tmp
     assert not lost, f"{len(lost)} acknowledged job(s) lost, e.g. {lost[:3]}"
     twice = {h: n for h, n in ran.items() if n != 1}
     assert not twice, f"jobs run more than once after the restart: {list(twice.items())[:3]}"
+
+
+def test_a_spooled_payload_survives_sigkill_and_durability_none_keeps_no_file(
+        server_factory, fname, tmp_path):
+    data = tmp_path / "data"
+    f = fname.encode()
+    big = os.urandom(200_000)                      # above the spool threshold
+    srv = server_factory("mpgearman", "--data-dir", str(data))
+    with srv.connect() as c:
+        handle = c.submit(T.SUBMIT_JOB_BG, f, b"", big)
+    _kill_all(srv)
+    again = server_factory("mpgearman", "--data-dir", str(data))
+    with again.connect() as w:
+        w.send_packet(T.CAN_DO, f)
+        w.send_packet(T.GRAB_JOB)
+        w.expect(T.JOB_ASSIGN, handle + b"\0" + f + b"\0" + big, timeout=10)
+        w.send_packet(T.WORK_COMPLETE, handle, b"")
+        assert w.call(T.ECHO_REQ, b"x").payload == b"x"
+    assert os.listdir(data / "payloads") == []     # its kept copy went with the job
+    mem = server_factory("mpgearman", "--data-dir", str(tmp_path / "none"),
+                         "--durability", "none")
+    with mem.connect() as c:
+        c.submit(T.SUBMIT_JOB_BG, f, b"", b"x")
+    mem.stop()
+    assert not (tmp_path / "none").exists()
