@@ -98,6 +98,7 @@ class Core:
         self.journal = None if config.durability == "none" else bytearray()
         self.journal_ok = True
         self.acks: list = []
+        self.journal_live = 0     # bytes of the SUBMIT records of live journaled jobs
 
     # -- entry points ---------------------------------------------------------
 
@@ -149,6 +150,8 @@ class Core:
     def journal_end(self, job: Job) -> None:
         job.logged = False
         self.journal += journal_format.end(job.no)
+        self.journal_live -= journal_format.submit_size(job.handle, job.fn.name, job.unique,
+                                                        job.data)
         if type(job.data) is SpoolRef:
             self.spool.unkeep(job.data)
 
@@ -254,8 +257,10 @@ class Core:
                 self.error(c, errors.JOURNAL_ERROR)
                 return False
         job.logged = True
-        self.journal += journal_format.submit(job.no, job.handle, job.fn.name, job.unique,
-                                              job.prio, when, job.data)
+        rec = journal_format.submit(job.no, job.handle, job.fn.name, job.unique, job.prio,
+                                    when, job.data)
+        self.journal += rec
+        self.journal_live += len(rec)
         self.acks.append((len(self.out), job))
         return True
 

@@ -26,6 +26,7 @@ def restore(core, sub: format.Submit) -> None:
     job.no = sub.no
     job.retries = sub.runs          # a run it did not finish counts as an attempt
     job.logged = True
+    core.journal_live += format.submit_size(sub.handle, sub.fname, sub.unique, data)
     if sub.no > jobs.count:
         jobs.count = sub.no
     if core.board is not None:
@@ -65,6 +66,7 @@ def failed(core) -> None:
         if type(job.data) is SpoolRef:
             core.spool.unkeep(job.data)
         job.logged = False
+        core.journal_live -= format.submit_size(job.handle, job.fn.name, job.unique, job.data)
         drop(core, job)
     core.acks.clear()
     core.journal_ok = False

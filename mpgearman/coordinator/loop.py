@@ -12,6 +12,7 @@ import time
 
 from .. import process
 from ..durable import store
+from ..durable.compact import Compactor
 from ..durable.format import top as journal_top
 from ..acceptor.spool import SpoolNames
 from ..ipc import layout, messages
@@ -73,6 +74,7 @@ class CoordinatorLoop:
         # The journal (durable/): replayed into the Core now, before any
         # request is read; None with --durability none.
         self.writer = store.open_journal(config, self.core)
+        self.compactor = Compactor(self.writer) if self.writer is not None else None
         self.retry_at = 0.0       # when to try the journal again after a failure
         self.top = self.core.jobs.count   # the highest handle number in the journal
         self.running = True
@@ -150,6 +152,11 @@ class CoordinatorLoop:
                 self.retry_at = time.monotonic() + 1.0
         if writer.unsynced:
             writer.tick()
+        comp = self.compactor
+        if comp.child is not None:
+            comp.poll()
+        elif core.journal_ok and comp.due(core.journal_live):
+            comp.start(core)      # everything the Core holds is in the file now
 
     def _publish_figures(self) -> None:
         """Monitoring figures: a failure there must not stop the serving."""

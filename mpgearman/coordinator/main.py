@@ -48,6 +48,7 @@ def run(config, segment, board, my_bell, acceptor_bells, control, counters=None)
         return 1
     finally:
         if loop.writer is not None:
+            loop.compactor.close()
             loop.writer.close()       # synced before exit
     return 0
 

@@ -48,6 +48,12 @@ def submit(no: int, handle: bytes, fname: bytes, unique: bytes, prio: int,
     return HEAD.pack(len(body), crc32(body)) + body
 
 
+def submit_size(handle: bytes, fname: bytes, unique: bytes, data) -> int:
+    """The length of submit()'s record for these fields."""
+    n = len(data) if type(data) is bytes else len(data.name)
+    return HEAD.size + SUBMIT_FIXED.size + len(handle) + len(fname) + len(unique) + n
+
+
 def short(kind: bytes, no: int) -> bytes:
     body = SHORT.pack(kind, no)
     return HEAD.pack(len(body), crc32(body)) + body

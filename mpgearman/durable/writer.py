@@ -97,6 +97,13 @@ class Writer:
             self.synced_at = self.clock()
         return None
 
+    def reopen(self) -> None:
+        """The file at `path` was replaced (compaction): append to the new one."""
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        os.close(self.fd)
+        self.fd = fd
+        self.size = os.fstat(fd).st_size
+
     def close(self) -> None:
         if self.fd >= 0:
             try:
