@@ -99,6 +99,7 @@ class Core:
         self.journal_ok = True
         self.acks: list = []
         self.journal_live = 0     # bytes of the SUBMIT records of live journaled jobs
+        self.journal_jobs = 0     # ... and their number
 
     # -- entry points ---------------------------------------------------------
 
@@ -150,6 +151,7 @@ class Core:
     def journal_end(self, job: Job) -> None:
         job.logged = False
         self.journal += journal_format.end(job.no)
+        self.journal_jobs -= 1
         self.journal_live -= journal_format.submit_size(job.handle, job.fn.name, job.unique,
                                                         job.data)
         if type(job.data) is SpoolRef:
@@ -261,6 +263,7 @@ class Core:
                                     when, job.data)
         self.journal += rec
         self.journal_live += len(rec)
+        self.journal_jobs += 1
         self.acks.append((len(self.out), job))
         return True
 

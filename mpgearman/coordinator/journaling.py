@@ -27,6 +27,7 @@ def restore(core, sub: format.Submit) -> None:
     job.retries = sub.runs          # a run it did not finish counts as an attempt
     job.logged = True
     core.journal_live += format.submit_size(sub.handle, sub.fname, sub.unique, data)
+    core.journal_jobs += 1
     if sub.no > jobs.count:
         jobs.count = sub.no
     if core.board is not None:
@@ -67,6 +68,7 @@ def failed(core) -> None:
             core.spool.unkeep(job.data)
         job.logged = False
         core.journal_live -= format.submit_size(job.handle, job.fn.name, job.unique, job.data)
+        core.journal_jobs -= 1
         drop(core, job)
     core.acks.clear()
     core.journal_ok = False

@@ -50,7 +50,7 @@ class CoordinatorLoop:
         # The spool held by jobs, for the acceptors' --max-spool-bytes check.
         self.counters, self.spool_shown = counters, -1
         if counters is not None:
-            self.core.extra_stats = lambda: extra_stats(counters)
+            self.core.extra_stats = lambda: extra_stats(counters) + self._journal_stats()
         self.rings_in = [segment.inbound(i) for i in range(n)]
         self.rings_out = [segment.outbound(i) for i in range(n)]
         # (slot, inbound ring) of the slots with an acceptor, attached by the
@@ -152,11 +152,25 @@ class CoordinatorLoop:
                 self.retry_at = time.monotonic() + 1.0
         if writer.unsynced:
             writer.tick()
+        if self.counters is not None:
+            self.counters.set_journal(writer.size, core.journal_jobs,
+                                      int(writer.synced_wall * 1e6),
+                                      int(writer.sync_seconds * 1e6))
         comp = self.compactor
         if comp.child is not None:
             comp.poll()
         elif core.journal_ok and comp.due(core.journal_live):
             comp.start(core)      # everything the Core holds is in the file now
+
+    def _journal_stats(self) -> list:
+        writer = self.writer
+        if writer is None:
+            return [("journal.durability", "none")]
+        comp = self.compactor
+        return [("journal.durability", self.core.config.durability),
+                *writer.stats(self.core.journal_jobs),
+                ("journal.compactions", comp.runs),
+                ("journal.compaction_longest_pause_seconds", f"{comp.longest_pause:.6f}")]
 
     def _publish_figures(self) -> None:
         """Monitoring figures: a failure there must not stop the serving."""

@@ -30,6 +30,7 @@ class Writer:
             self._write(format.HEADER)
             os.fdatasync(self.fd)
         self.synced_at = clock()
+        self.synced_wall = time.time()
         self.unsynced = False
         self.sync_seconds = 0.0     # the latest fdatasync's duration
         self.commits = self.records_bytes = 0
@@ -79,6 +80,7 @@ class Writer:
         began = self.clock()
         os.fdatasync(self.fd)
         self.synced_at = now = self.clock()
+        self.synced_wall = time.time()
         self.sync_seconds = now - began
         self.unsynced = False
 
@@ -96,6 +98,14 @@ class Writer:
             log.error("cannot sync the journal %s: %s", self.path, exc.strerror or exc)
             self.synced_at = self.clock()
         return None
+
+    def stats(self, live_jobs: int) -> list:
+        """(key, value) pairs for the `stats` admin command."""
+        return [("journal.bytes", self.size), ("journal.live_jobs", live_jobs),
+                ("journal.seconds_since_sync", f"{time.time() - self.synced_wall:.3f}"),
+                ("journal.sync_latency_seconds", f"{self.sync_seconds:.6f}"),
+                ("journal.writes", self.commits),
+                ("journal.writable", int(not self.failed))]
 
     def reopen(self) -> None:
         """The file at `path` was replaced (compaction): append to the new one."""

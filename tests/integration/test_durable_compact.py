@@ -29,3 +29,35 @@ def test_the_journal_is_compacted_while_serving(server_factory, fname, tmp_path,
     _kill_all(srv)
     again = server_factory("mpgearman", "--data-dir", str(data))
     assert set(_drain(again, f, time.monotonic() + 10)) == live
+
+
+def test_stats_stat_and_metrics_show_the_journal(server_factory, fname, tmp_path):
+    import json
+    import subprocess
+    import sys
+    import urllib.request
+
+    from conftest import free_port
+
+    f = fname.encode()
+    port = free_port()
+    srv = server_factory("mpgearman", "--data-dir", str(tmp_path / "d"),
+                         "--metrics-port", str(port))
+    with srv.connect() as c:
+        for k in range(3):
+            c.submit(T.SUBMIT_JOB_BG, f, b"", b"x")
+    with srv.connect() as c:
+        c.send(b"stats\n")
+        listing = c.read_listing().decode()
+    stats = dict(line.split(" ", 1) for line in listing.splitlines()
+                 if line.startswith("journal."))
+    assert stats["journal.durability"] == "second"
+    assert stats["journal.live_jobs"] == "3" and int(stats["journal.bytes"]) > 100
+    assert float(stats["journal.seconds_since_sync"]) < 5
+    doc = json.loads(subprocess.run([sys.executable, "-m", "mpgearman", "stat", "--json", "-s",
+                                     srv.address, "--interval", "0"], capture_output=True, text=True,
+                                    timeout=30).stdout)
+    assert doc["journal"]["live_jobs"] == 3 and doc["journal"]["writable"] == 1
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+    assert b"mpgearman_journal_live_jobs 3.0" in text
+    assert b"mpgearman_journal_seconds_since_sync" in text
