@@ -54,9 +54,9 @@ def test_stats_stat_and_metrics_show_the_journal(server_factory, fname, tmp_path
     assert stats["journal.durability"] == "second"
     assert stats["journal.live_jobs"] == "3" and int(stats["journal.bytes"]) > 100
     assert float(stats["journal.seconds_since_sync"]) < 5
-    doc = json.loads(subprocess.run([sys.executable, "-m", "mpgearman", "stat", "--json", "-s",
-                                     srv.address, "--interval", "0"], capture_output=True, text=True,
-                                    timeout=30).stdout)
+    argv = [sys.executable, "-m", "mpgearman", "stat", "--json", "-s", srv.address,
+            "--interval", "0"]
+    doc = json.loads(subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout)
     assert doc["journal"]["live_jobs"] == 3 and doc["journal"]["writable"] == 1
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
     assert b"mpgearman_journal_live_jobs 3.0" in text
