@@ -96,11 +96,18 @@ class Server:
                 if not chunk:
                     break
                 buf += chunk
-                if line in ("status", "workers") and (buf == b".\n" or buf.endswith(b"\n.\n")):
+                if line in ("status", "workers", "stats") and (buf == b".\n" or buf.endswith(b"\n.\n")):
                     break
-                if line not in ("status", "workers") and buf.endswith(b"\n"):
+                if line not in ("status", "workers", "stats") and buf.endswith(b"\n"):
                     break
             return buf.decode()
+
+    def journal_writes(self) -> int | None:
+        """Writes (group commits) to mpgearman's journal so far; None without one."""
+        for row in self.admin("stats").splitlines():
+            if row.startswith("journal.writes "):
+                return int(row.split()[1])
+        return None
 
     def workers_of(self, function: str) -> int:
         for row in self.admin("status").splitlines():
@@ -166,11 +173,12 @@ def gearmand(workdir: Path, threads: int | None):
 
 
 @contextmanager
-def mpgearman(workdir: Path, acceptors: int | None):
+def mpgearman(workdir: Path, acceptors: int | None, durability: str = "second"):
     spool = workdir / "spool"
     spool.mkdir(exist_ok=True)
     argv = [sys.executable, "-m", "mpgearman", "serve", "--listen", HOST, "--port", "0",
-            "--spool-dir", str(spool)]
+            "--spool-dir", str(spool), "--data-dir", str(workdir / "data"),
+            "--durability", durability]
     if acceptors is not None:
         argv += ["--acceptors", str(acceptors)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -243,6 +251,7 @@ def measure_fg(loadgen: Path, srv: Server, args) -> dict:
 
 def measure_bg(loadgen: Path, srv: Server, args) -> dict:
     fn = f"bench_bg_{uuid.uuid4().hex[:10]}"
+    writes0 = srv.journal_writes() if srv.kind == "mpgearman" else None
     s_cpu0, t0 = srv.cpu_seconds(), time.monotonic()
     res = run_json([str(loadgen), "bg", "-h", HOST, "-p", str(srv.port), "-f", fn,
                     "-c", str(args.connections), "-k", str(args.inflight),
@@ -251,7 +260,13 @@ def measure_bg(loadgen: Path, srv: Server, args) -> dict:
                    timeout=600)
     wall = time.monotonic() - t0
     s_cpu = srv.cpu_seconds() - s_cpu0
-    return {
+    batch = {}
+    if writes0 is not None:
+        # Each job is a SUBMIT, a RUN and an END record: records per journal write.
+        writes = srv.journal_writes() - writes0
+        batch = {"journal_writes": writes,
+                 "journal_records_per_write": 3 * res["jobs"] / writes if writes else 0}
+    return {**batch,
         "jobs": res["jobs"], "failures": res["failures"],
         "jobs_per_s": res["jobs_per_s"],            # drain rate
         "submit_per_s": res["submit_per_s"],
@@ -293,6 +308,8 @@ def print_summary(summary: dict) -> None:
             if kind in per:
                 s = per[kind]
                 extra = f"   submit {s['submit_per_s']:,.0f}/s" if "submit_per_s" in s else ""
+                if "journal_records_per_write" in s:
+                    extra += f"   journal records/write {s['journal_records_per_write']:,.1f}"
                 print(f"{mode:<4} {kind:<10} {s['jobs_per_s']:>16,.0f} "
                       f"{s['server_cpu_pct']:>12.0f} {s['loadgen_cpu_pct']:>13.0f} "
                       f"{s['runs']:>5}{extra}")
@@ -327,6 +344,8 @@ def parse_args(argv=None):
     p.add_argument("--size", type=int, default=64, help="payload bytes per job")
     p.add_argument("--gearmand-threads", type=int, default=None,
                    help="gearmand --threads (default: gearmand's own default)")
+    p.add_argument("--durability", choices=["always", "second", "none"], default="second",
+                   help="mpgearman's --durability (its journal goes in the run's temp dir)")
     p.add_argument("--acceptors", type=int, default=None,
                    help="mpgearman --acceptors (default: mpgearman's own default)")
     p.add_argument("--build-dir", type=Path, default=CACHE / "build")
@@ -358,7 +377,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="mpgearman-bench-") as tmp:
         tmp = Path(tmp)
         starters = {"gearmand": lambda: gearmand(tmp, args.gearmand_threads),
-                    "mpgearman": lambda: mpgearman(tmp, args.acceptors)}
+                    "mpgearman": lambda: mpgearman(tmp, args.acceptors, args.durability)}
         contexts = {kind: starters[kind]() for kind in args.servers}
         servers = {}
         try:
