@@ -157,9 +157,9 @@ class Core:
         if type(job.data) is SpoolRef:
             self.spool.unkeep(job.data)
 
-    def restore(self, sub) -> None:
-        """A background job read back from the journal (durable/replay.py)."""
-        journaling.restore(self, sub)
+    def restore(self, subs) -> None:
+        """Background jobs read back from the journal (durable/replay.py)."""
+        journaling.restore(self, subs)
 
     def journal_failed(self) -> None:
         """This turn's journal could not be written (see journaling.failed)."""

@@ -17,31 +17,42 @@ from .spoolref import SpoolRef
 JOURNAL_ERROR = encode(T.ERROR, *errors.JOURNAL_ERROR)
 
 
-def restore(core, sub: format.Submit) -> None:
-    """A background job read back from the journal (a format.Submit)."""
-    jobs = core.jobs
-    fn = core.functions.get(sub.fname)
-    data = SpoolRef(sub.data.decode(), sub.size) if sub.spooled else sub.data
-    job = Job(sub.handle, fn, sub.unique, data, sub.prio, True, None)
-    job.no = sub.no
-    job.retries = sub.runs          # a run it did not finish counts as an attempt
-    job.logged = True
-    core.journal_live += format.submit_size(sub.handle, sub.fname, sub.unique, data)
-    core.journal_jobs += 1
-    if sub.no > jobs.count:
-        jobs.count = sub.no
-    if core.board is not None:
-        job.held = core.board.claim(job.no)
-    jobs.add(job)
-    if type(data) is SpoolRef:
-        core.spool_bytes += data.size
-    fn.total += 1
-    core.dirty[fn] = None
-    now = job.since = core.clock()
-    if sub.when and sub.when > now:
-        core.functions.defer(job, sub.when)
-    else:
-        core.functions.push(job)
+def restore(core, subs) -> None:
+    """Background jobs read back from the journal (format.Submit each, in
+    the order they were submitted)."""
+    jobs, functions, dirty, board = core.jobs, core.functions, core.dirty, core.board
+    add, push, get_fn = jobs.add, functions.push, functions.get
+    now = core.clock()
+    live = count = spooled = 0
+    top = jobs.count
+    for sub in subs:
+        fn = get_fn(sub.fname)
+        data = sub.data
+        if sub.spooled:
+            data = SpoolRef(data.decode(), sub.size)
+            spooled += sub.size
+        job = Job(sub.handle, fn, sub.unique, data, sub.prio, True, None)
+        no = job.no = sub.no
+        job.retries = sub.runs          # a run it did not finish counts as an attempt
+        job.logged = True
+        job.since = now
+        live += sub.length
+        count += 1
+        if no > top:
+            top = no
+        if board is not None:
+            job.held = board.claim(no)
+        add(job)
+        fn.total += 1
+        dirty[fn] = None
+        if sub.when and sub.when > now:
+            functions.defer(job, sub.when)
+        else:
+            push(job)
+    jobs.count = top
+    core.journal_live += live
+    core.journal_jobs += count
+    core.spool_bytes += spooled
 
 
 def drop(core, job: Job) -> None:

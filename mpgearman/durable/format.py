@@ -74,7 +74,7 @@ def top(no: int) -> bytes:
 class Submit:
     """A decoded SUBMIT record."""
     __slots__ = ("no", "prio", "spooled", "when", "size", "handle", "fname", "unique",
-                 "data", "runs")
+                 "data", "runs", "length")
 
     def __init__(self, body: bytes):
         (_, self.no, self.prio, self.spooled, self.when, self.size,
@@ -90,6 +90,7 @@ class Submit:
         at += lu
         self.data = body[at:at + ld]
         self.runs = 0
+        self.length = HEAD.size + len(body)     # of its record
 
     def encode(self) -> bytes:
         """The record again (compaction), data as read (bytes or a name)."""

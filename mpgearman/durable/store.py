@@ -78,7 +78,7 @@ def open_journal(config, core) -> Writer | None:
     for sub in found.live.values():
         if sub.spooled:
             _relink(config, sub)
-        core.restore(sub)
+    core.restore(found.live.values())
     if found.top > core.jobs.count:
         core.jobs.count = found.top
     if found.live:

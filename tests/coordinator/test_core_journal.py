@@ -14,8 +14,7 @@ def _replayed(tmp_path, core):
     path.write_bytes(format.HEADER + bytes(core.journal) + format.top(core.jobs.count))
     found = replay.read(str(path))
     fresh = Harness()
-    for sub in found.live.values():
-        fresh.core.restore(sub)
+    fresh.core.restore(found.live.values())
     fresh.core.jobs.count = max(fresh.core.jobs.count, found.top)
     return fresh
 

@@ -136,8 +136,8 @@ class _Core:
         self.restored = []
         self.jobs = type("J", (), {"count": 0})()
 
-    def restore(self, sub):
-        self.restored.append(sub.no)
+    def restore(self, subs):
+        self.restored += [sub.no for sub in subs]
 
 
 def test_durability_none_makes_no_file(tmp_path):
