@@ -151,3 +151,18 @@ def test_a_spooled_payload_survives_sigkill_and_durability_none_keeps_no_file(
         c.submit(T.SUBMIT_JOB_BG, f, b"", b"x")
     mem.stop()
     assert not (tmp_path / "none").exists()
+
+
+def test_sigterm_keeps_every_acknowledged_job_in_the_journal(server_factory, fname, tmp_path):
+    from mpgearman.durable import replay
+
+    data = tmp_path / "data"
+    f = fname.encode()
+    srv = server_factory("mpgearman", "--data-dir", str(data))
+    created = []
+    with srv.connect() as c:
+        c.send(b"".join(request(T.SUBMIT_JOB_BG, f, b"", b"%d" % k) for k in range(500)))
+        created = [c.expect(T.JOB_CREATED).payload for _ in range(500)]
+    assert srv.stop() == 0
+    found = replay.read(str(data / "journal"))
+    assert [s.handle for s in found.live.values()] == created
