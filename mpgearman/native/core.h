@@ -36,6 +36,9 @@ typedef struct {
     int round_robin, exceptions;
     clock_fn clock;
     void *clock_ctx;
+    int journal;                /* journal records are made (core_journal.c) */
+    char *jbuf;                 /* this turn's records, taken by take_journal() */
+    size_t jused, jsize;
 } core;
 
 /* A packet's arguments as the parser cuts them (see protocol/packets.py). */
@@ -77,5 +80,8 @@ void reg_remove(core *k, idx c, idx f);
 void reg_reset(core *k, idx c);
 void core_close(core *k, idx c);
 idx conn_find(core *k, int64_t id);
+void journal_submit(core *k, idx j, int64_t when);
+void journal_run(core *k, idx j);
+void journal_end(core *k, idx j);
 
 #endif

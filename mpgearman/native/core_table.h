@@ -56,6 +56,7 @@ typedef struct {
     uint64_t timer;             /* deadline token, 0 = none */
     double since;               /* last queued, then when assigned */
     uint8_t prio, ignore, bg, keep, indexed, has_reducer, live, waiting;
+    uint8_t logged;             /* its SUBMIT is in the journal, no END yet */
     idx free_next;
 } job_rec;
 

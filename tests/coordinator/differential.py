@@ -52,6 +52,7 @@ class Pair:
         self.py = Core(self.config, FakeSpool(), clock=self.clock, pid=1, version=b"v")
         self.c = ccore_type(PREFIX.encode(), opts["worker_wakeup"], opts["job_retries"],
                             opts["round_robin"], opts["exceptions"], self.clock)
+        self.c.set_journal(True)      # the Python Core journals by default (durability)
         self.next_id = 0
         self.live = []
         self.steps = []
@@ -69,6 +70,10 @@ class Pair:
         got = self.c.drain()
         assert got == want, f"after {self.steps[-12:]}"
         assert self.c.tick() == self.py.tick(), f"tick after {self.steps[-12:]}"
+        assert self.c.take_journal() == bytes(self.py.journal), \
+            f"journal after {self.steps[-12:]}"
+        self.py.journal.clear()
+        self.py.acks.clear()
         self.check_tables()
 
     def check_tables(self):
