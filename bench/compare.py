@@ -47,7 +47,7 @@ IMPLS = ("raw", "libgearman")
 
 def start(kind: str, workdir: Path, args):
     if kind == "mpgearman":
-        return mpgearman(workdir, args.acceptors)
+        return mpgearman(workdir, args.acceptors, args.durability)
     if kind == "gearmand-t1":
         return gearmand(workdir, 1, kind)
     return gearmand(workdir, args.gearmand_threads, kind)
@@ -118,6 +118,8 @@ def parse_args(argv=None):
                    help="GRAB_JOBs each raw worker keeps outstanding (1 = like libgearman)")
     p.add_argument("--gearmand-threads", type=int, default=None,
                    help="--threads of the `gearmand` server (default: its own default)")
+    p.add_argument("--durability", choices=["always", "second", "none"], default="second",
+                   help="mpgearman's --durability (its journal goes in the run's work dir)")
     p.add_argument("--acceptors", type=int, default=None,
                    help="mpgearman --acceptors (default: mpgearman's own default)")
     p.add_argument("--build-dir", type=Path, default=CACHE / "build")

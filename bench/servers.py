@@ -159,16 +159,17 @@ def gearmand(workdir: Path, threads: int | None, label: str = "gearmand"):
 
 
 @contextmanager
-def mpgearman(workdir: Path, acceptors: int | None):
+def mpgearman(workdir: Path, acceptors: int | None, durability: str = "second"):
     spool = workdir / "spool"
     spool.mkdir(exist_ok=True)
+    name = f"mpgearman-{uuid.uuid4().hex[:8]}"
     argv = [sys.executable, "-m", "mpgearman", "serve", "--listen", HOST, "--port", "0",
-            "--spool-dir", str(spool)]
+            "--spool-dir", str(spool), "--durability", durability,
+            "--data-dir", str(workdir / f"{name}.data")]
     if acceptors is not None:
         argv += ["--acceptors", str(acceptors)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
-    name = f"mpgearman-{uuid.uuid4().hex[:8]}"
     out_path, err_path = workdir / f"{name}.out", workdir / f"{name}.err"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,

@@ -89,6 +89,15 @@ D = Config()
 @click.option("--metrics-listen", default=D.metrics_listen, show_default=True,
               help="Address of the metrics endpoint (every address when empty; it has "
                    "no authentication and shows pids and function names).")
+@click.option("--data-dir", default=D.data_dir,
+              show_default="$STATE_DIRECTORY or ~/.local/state/mpgearman/port-N",
+              help="Directory of the journal that keeps background jobs across restarts.")
+@click.option("--durability", type=click.Choice(config.DURABILITY), default=D.durability,
+              show_default=True,
+              help="always: JOB_CREATED after the job is fdatasync'ed; second: after it is "
+                   "written, synced every second; none: memory only.")
+@click.option("--recover", is_flag=True, default=D.recover,
+              help="Start even if the journal is damaged in the middle (a copy is kept).")
 @click.pass_context
 def serve(ctx, config_file, **options):
     """Run the job server in the foreground."""

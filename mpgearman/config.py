@@ -21,6 +21,7 @@ except ModuleNotFoundError:     # Python 3.10: the same parser, as a package
 GIB = 1 << 30
 MAX_PAYLOAD = 4 * GIB - 1            # the packet size field is a u32
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+DURABILITY = ("always", "second", "none")
 
 
 class ConfigError(Exception):
@@ -33,6 +34,17 @@ def default_spool_dir() -> str:
         return os.path.join(os.environ["CACHE_DIRECTORY"].split(":")[0], "spool")
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "mpgearman", "spool")
+
+
+def default_data_dir(port: int) -> str:
+    """Where the journal lives when --data-dir is not given: systemd's
+    StateDirectory=, else $XDG_STATE_HOME/mpgearman/port-PORT (by default
+    ~/.local/state/mpgearman/port-PORT)."""
+    if os.environ.get("STATE_DIRECTORY"):
+        return os.environ["STATE_DIRECTORY"].split(":")[0]
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "mpgearman", f"port-{port}")
 
 
 # gearmand keeps a job handle in 64 bytes with its NUL; our job numbers go up
@@ -74,6 +86,9 @@ class Config:
     metrics_listen: str = "127.0.0.1"  # its address; "" = every address
     request_timeout: int = 60         # s to finish a started request (or send 64K of it), 0 = never
     max_connections: int = 100_000    # per server, split among the acceptors; 0 = no limit
+    data_dir: str = ""                # the journal's directory; "" = default_data_dir(port)
+    durability: str = "second"        # always | second | none (DURABILITY)
+    recover: bool = False             # start despite a damaged journal, keeping a copy
 
     @property
     def handle_prefix(self) -> bytes:
@@ -144,6 +159,9 @@ def check(config: Config, label=lambda field: "--" + option_name(field)) -> Conf
         raise ConfigError(f"{label('job_handle_prefix')} must be at most {PREFIX_MAX} bytes "
                           f"(a job handle is at most {HANDLE_MAX}), not "
                           f"{len(config.job_handle_prefix.encode())}")
+    if config.durability not in DURABILITY:
+        raise ConfigError(f"{label('durability')} must be one of {', '.join(DURABILITY)}, "
+                          f"not {config.durability!r}")
     if config.log_level not in LOG_LEVELS:
         raise ConfigError(f"{label('log_level')} must be one of {', '.join(LOG_LEVELS)}, "
                           f"not {config.log_level!r}")

@@ -214,6 +214,24 @@ class Collector:
                              "core": native.CORE})
         yield info
         yield from _process_families(counters)
+        yield from _journal_families(counters, self.clock())
+
+
+def _journal_families(counters, now: float) -> list:
+    """The journal of background jobs (none with --durability none)."""
+    journal = counters.journal()
+    if journal is None:
+        return []
+    size, live, synced_us, sync_us = journal
+    return [
+        _gauge("mpgearman_journal_bytes", "Bytes in the journal file.", [], [([], size)]),
+        _gauge("mpgearman_journal_live_jobs", "Background jobs the journal keeps.", [],
+               [([], live)]),
+        _gauge("mpgearman_journal_seconds_since_sync", "Seconds since the journal's last "
+               "fdatasync.", [], [([], max(0.0, now - synced_us / 1e6))]),
+        _gauge("mpgearman_journal_sync_latency_seconds", "Duration of the last fdatasync.",
+               [], [([], sync_us / 1e6)]),
+    ]
 
 
 def registry(counters, segment, spool_dir: str) -> CollectorRegistry:

@@ -35,7 +35,7 @@ LIVE = frozenset(COORDINATOR + ACCEPTOR)
 # Named so that a new setting must be placed (a test checks every field is
 # in LIVE or here); compare() treats any field not in LIVE as this kind.
 RESTART = ("listen", "port", "acceptors", "job_handle_prefix", "ring_size", "spool_dir",
-           "metrics_port", "metrics_listen")
+           "metrics_port", "metrics_listen", "data_dir", "durability", "recover")
 
 
 def compare(running: Config, fresh: Config):

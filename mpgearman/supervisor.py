@@ -26,7 +26,8 @@ import traceback
 
 from . import listeners, log, metrics, native, process, systemd
 from . import reload as reloading
-from .config import default_handle_prefix
+from .config import default_data_dir, default_handle_prefix
+from .durable import store
 from .slots import AcceptorSlots
 from .acceptor import main as acceptor_main
 from .acceptor import spool
@@ -84,9 +85,12 @@ class Supervisor:
             self.placeholders, self.port = listeners.reserve(self.config.listen,
                                                              self.config.port)
         spool_dir, self._lock = spool.prepare(self.config.spool_dir, self.port)
+        data_dir = self.config.data_dir or default_data_dir(self.port)
+        if self.config.durability != "none":
+            self._data_lock = store.prepare(data_dir)
         # The default handle prefix names the port really served (0 picks one).
         self.config = cfg = self.config.replace(
-            spool_dir=spool_dir,
+            spool_dir=spool_dir, data_dir=data_dir,
             job_handle_prefix=self.config.job_handle_prefix or default_handle_prefix(self.port))
         self.segment = Segment.create(self.slots, cfg.ring_size)
         self.board = StatusBoard.create(self.slots, BOARD_SLOTS)
@@ -412,6 +416,7 @@ def serve(config, reload=None) -> int:
     """Run the server until it is stopped; `reload` re-reads the settings
     on SIGHUP (without it SIGHUP only says there is nothing to reload)."""
     log.setup(config.log_level, "supervisor")
+    native.settle_core(config.durability)
     sup = Supervisor(config, reload)
     try:
         sup.start()

@@ -80,11 +80,27 @@ class Spool:
 
 class SpoolNames:
     """The coordinator's side: extra names for one payload, and dropping names.
-    (Implements coordinator SpoolOps.)"""
+    (Implements coordinator SpoolOps.) The payload of a journaled job also
+    gets a name in `keep_dir` (the data directory's payloads/), which the
+    start-up cleaning of the spool never touches: the journal's replay puts
+    it back in the spool."""
 
-    def __init__(self, directory: str):
+    def __init__(self, directory: str, keep_dir: str | None = None):
         self.dir = directory
+        self.keep_dir = keep_dir
         self._serial = itertools.count(1)
+
+    def keep(self, ref) -> None:
+        """Keep the bytes of `ref` across a restart (raises OSError)."""
+        if self.keep_dir is None:
+            return
+        os.makedirs(self.keep_dir, 0o700, exist_ok=True)
+        os.link(os.path.join(self.dir, ref.name), os.path.join(self.keep_dir, ref.name))
+
+    def unkeep(self, ref) -> None:
+        """The journaled job of `ref` ended."""
+        if self.keep_dir is not None:
+            _unlink(os.path.join(self.keep_dir, ref.name))
 
     def share(self, ref):
         name = f"c.{next(self._serial)}"

@@ -31,12 +31,14 @@ import time
 from bisect import bisect_left
 
 from .. import __version__
+from ..durable import format as journal_format
 from ..protocol import errors
 from ..protocol.encoder import encode, encode_head, reply
 from ..protocol.packets import T
 from .actions import Close, Send, SendSpooled
 from .admin import run_admin
 from .dispatch import TABLE, not_expected
+from . import journaling
 from .jobtable import Job, JobTable
 from .queues import BOUNDS, FunctionTable
 from .spoolref import SpoolOps, SpoolRef, release_args, release_data
@@ -88,6 +90,16 @@ class Core:
         self.extra_stats = lambda: []
         # Bytes of the spooled payloads of live jobs (--max-spool-bytes).
         self.spool_bytes = 0
+        # The journal of background jobs (durable/): records of this turn,
+        # written by the loop before the answers leave; None = --durability
+        # none. While it cannot be written, background submissions are
+        # refused. `acks`: (index in out of its JOB_CREATED, job) per job
+        # journaled this turn, for journal_failed().
+        self.journal = None if config.durability == "none" else bytearray()
+        self.journal_ok = True
+        self.acks: list = []
+        self.journal_live = 0     # bytes of the SUBMIT records of live journaled jobs
+        self.journal_jobs = 0     # ... and their number
 
     # -- entry points ---------------------------------------------------------
 
@@ -136,6 +148,23 @@ class Core:
             due = timer
         return None if due is None else max(0.0, due - now)
 
+    def journal_end(self, job: Job) -> None:
+        job.logged = False
+        self.journal += journal_format.end(job.no)
+        self.journal_jobs -= 1
+        self.journal_live -= journal_format.submit_size(job.handle, job.fn.name, job.unique,
+                                                        job.data)
+        if type(job.data) is SpoolRef:
+            self.spool.unkeep(job.data)
+
+    def restore(self, subs) -> None:
+        """Background jobs read back from the journal (durable/replay.py)."""
+        journaling.restore(self, subs)
+
+    def journal_failed(self) -> None:
+        """This turn's journal could not be written (see journaling.failed)."""
+        journaling.failed(self)
+
     # -- small helpers used by dispatch and admin -------------------------------
 
     def send(self, c: Conn, data: bytes) -> None:
@@ -170,10 +199,16 @@ class Core:
         fn = self.functions.by_name.get(fname) or self.functions.get(fname)
         job = JobTable.find_twin(fn, unique, data) if unique else None
         if job is not None:
+            if bg and not job.logged and self.journal is not None and not self.journal_ok:
+                self.refuse(c, errors.JOURNAL_ERROR, data)
+                return
             # Coalesced: the new payload is dropped, the job keeps its nature.
             release_data(self.spool, data)
             if bg:
                 job.keep = True
+                if not job.logged and self.journal is not None \
+                        and not self._journal_submit(c, job, 0):
+                    return
             else:
                 job.clients.append(c)
                 c.attached[job] = None
@@ -182,6 +217,9 @@ class Core:
             if fn.full(prio):
                 release_data(self.spool, data)
                 self.error(c, errors.QUEUE_FULL)
+                return
+            if bg and self.journal is not None and not self.journal_ok:
+                self.refuse(c, errors.JOURNAL_ERROR, data)
                 return
             if type(data) is SpoolRef and not self._spool_room(data):
                 self.refuse(c, errors.SPOOL_FULL, data)
@@ -204,7 +242,30 @@ class Core:
                 self.functions.push(job)
                 if fn.sleepers or self.registry.broad:
                     self.registry.wake(fn, self.out)
+            if bg and self.journal is not None and not self._journal_submit(c, job, when):
+                return
         self.out.append(Send(c.id, reply(JOB_CREATED, job.handle)))
+
+    def _journal_submit(self, c: Conn, job: Job, when: int) -> bool:
+        """Journal a background job; False (ERROR sent, job dropped) when its
+        spooled payload cannot be kept for a restart."""
+        if type(job.data) is SpoolRef:
+            try:
+                self.spool.keep(job.data)
+            except OSError as exc:
+                log.error("job %s: its payload cannot be kept in the data directory (%s); "
+                          "refused", _shown(job.handle), exc.strerror or exc)
+                journaling.drop(self, job)
+                self.error(c, errors.JOURNAL_ERROR)
+                return False
+        job.logged = True
+        rec = journal_format.submit(job.no, job.handle, job.fn.name, job.unique, job.prio,
+                                    when, job.data)
+        self.journal += rec
+        self.journal_live += len(rec)
+        self.journal_jobs += 1
+        self.acks.append((len(self.out), job))
+        return True
 
     def _spool_room(self, ref: SpoolRef) -> bool:
         """Count a new job's spooled payload against --max-spool-bytes;
@@ -248,6 +309,8 @@ class Core:
                 break
             self.payload_lost(job)       # and the worker gets the next job
         job.worker = c
+        if job.logged:
+            self.journal += journal_format.run(job.no)
         if job.held:
             self.board.show(job.no, True, job.num, job.den)
         now = self.clock()
@@ -322,6 +385,8 @@ class Core:
 
     def _free(self, job: Job) -> None:
         self.jobs.remove(job)
+        if job.logged:
+            self.journal_end(job)
         if self.board is not None:
             self.board.release(job.no, job.held)
         fn = job.fn
@@ -420,6 +485,8 @@ class Core:
         job.clients = []
         job.ignore = True
         job.bg = job.keep = False
+        if job.logged:
+            self.journal_end(job)
         if job.indexed:
             self.jobs.unindex(job)
         return True

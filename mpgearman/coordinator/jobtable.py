@@ -29,6 +29,7 @@ class Job:
         "no",          # the handle's number
         "held",        # its status is mirrored in the shared status board
         "since",       # clock time it was last queued, then when it was assigned
+        "logged",      # its SUBMIT is in the journal (durable/format.py) and no END yet
     )
 
     def __init__(self, handle, fn, unique, data, prio, bg, reducer):
@@ -50,6 +51,7 @@ class Job:
         self.no = 0
         self.held = False
         self.since = 0
+        self.logged = False
 
     def __repr__(self):
         return f"<Job {self.handle!r} {self.fn.name!r} unique={self.unique!r}>"

@@ -11,6 +11,9 @@ import select
 import time
 
 from .. import process
+from ..durable import store
+from ..durable.compact import Compactor
+from ..durable.format import top as journal_top
 from ..acceptor.spool import SpoolNames
 from ..ipc import layout, messages
 from ..protocol.encoder import encode
@@ -38,7 +41,7 @@ class CoordinatorLoop:
     def __init__(self, config, segment, board, my_bell, acceptor_bells, control, inbox,
                  pid, version, counters=None):
         n = segment.pairs         # acceptor slots, spares for a reload included
-        self.spool = SpoolNames(config.spool_dir)
+        self.spool = SpoolNames(config.spool_dir, store.payloads_dir(config))
         self.board = board
         self.core = new_core(config, self.spool, pid=pid, version=version, board=board)
         # Per-function figures for monitoring, published once per turn.
@@ -49,7 +52,7 @@ class CoordinatorLoop:
         # The spool held by jobs, for the acceptors' --max-spool-bytes check.
         self.counters, self.spool_shown = counters, -1
         if counters is not None:
-            self.core.extra_stats = lambda: extra_stats(counters)
+            self.core.extra_stats = lambda: extra_stats(counters) + self._journal_stats()
         self.rings_in = [segment.inbound(i) for i in range(n)]
         self.rings_out = [segment.outbound(i) for i in range(n)]
         # (slot, inbound ring) of the slots with an acceptor, attached by the
@@ -70,6 +73,12 @@ class CoordinatorLoop:
         # record may carry, so the record head always fits too).
         self.piece = max(layout.max_payload(self.rings_out[0].capacity) // 2, self.merge_limit) \
             if n else self.merge_limit
+        # The journal (durable/): replayed into the Core now, before any
+        # request is read; None with --durability none.
+        self.writer = store.open_journal(config, self.core)
+        self.compactor = Compactor(self.writer) if self.writer is not None else None
+        self.retry_at = 0.0       # when to try the journal again after a failure
+        self.top = self.core.jobs.count   # the highest handle number in the journal
         self.running = True
         self.release = False      # give freed memory back at the end of the turn
         self.deadline = None
@@ -106,6 +115,8 @@ class CoordinatorLoop:
             self._drain()
             # With the rings served in C, the timers' output stays in C too.
             self.deadline = (self.fast or self.core).tick()
+            if self.writer is not None:
+                self._commit()
             if self.counters is not None and self.core.spool_bytes != self.spool_shown:
                 # Before the answers go out: whoever saw a job end sees its room.
                 self.spool_shown = self.core.spool_bytes
@@ -119,6 +130,56 @@ class CoordinatorLoop:
                 process.release_freed_memory()
             if heartbeat:
                 heartbeat()
+
+    def _commit(self) -> None:
+        """Write this turn's journal before any answer leaves (JOB_CREATED
+        only for what is in the file); a failed write turns the turn's
+        JOB_CREATED answers into errors (Core.journal_failed) and is tried
+        again every second (with a TOP record when nothing else waits)."""
+        core, writer = self.core, self.writer
+        buf = core.journal
+        if not core.journal_ok:
+            now = time.monotonic()
+            if now < self.retry_at:
+                return
+            self.retry_at = now + 1.0
+            if not buf:
+                self.top = -1     # a TOP record tries the file
+        count = core.jobs.count
+        if count != self.top and buf is not None:
+            # Foreground handles too: a restart never gives one out again.
+            self.top = count
+            buf += journal_top(count)
+        if buf:
+            if writer.commit(buf):
+                buf.clear()
+                core.acks.clear()
+                core.journal_ok = True
+            else:
+                self.top = -1
+                core.journal_failed()
+                self.retry_at = time.monotonic() + 1.0
+        if writer.unsynced:
+            writer.tick()
+        if self.counters is not None:
+            self.counters.set_journal(writer.size, core.journal_jobs,
+                                      int(writer.synced_wall * 1e6),
+                                      int(writer.sync_seconds * 1e6))
+        comp = self.compactor
+        if comp.child is not None:
+            comp.poll()
+        elif core.journal_ok and comp.due(core.journal_live):
+            comp.start(core)      # everything the Core holds is in the file now
+
+    def _journal_stats(self) -> list:
+        writer = self.writer
+        if writer is None:
+            return [("journal.durability", "none")]
+        comp = self.compactor
+        return [("journal.durability", self.core.config.durability),
+                *writer.stats(self.core.journal_jobs),
+                ("journal.compactions", comp.runs),
+                ("journal.compaction_longest_pause_seconds", f"{comp.longest_pause:.6f}")]
 
     def _publish_figures(self) -> None:
         """Monitoring figures: a failure there must not stop the serving."""
@@ -142,6 +203,8 @@ class CoordinatorLoop:
         if self.fast.waiting if self.fast is not None else any(self.pending):
             return 0.001
         timeout = IDLE_TIMEOUT if self.deadline is None else min(self.deadline, IDLE_TIMEOUT)
+        if self.writer is not None and self.writer.unsynced:
+            timeout = min(timeout, max(0.0, self.writer.synced_at + 1.0 - time.monotonic()))
         for _, ring in self.live:
             if not ring.reader_idle():
                 return 0

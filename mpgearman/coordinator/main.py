@@ -12,6 +12,7 @@ from .. import __version__, log, process
 from .. import reload as reloading
 from ..ipc.control import Heartbeat
 from ..ipc.layout import CTR_COORDINATOR as COORDINATOR_LINE
+from ..durable.replay import JournalDamaged
 from .loop import CoordinatorLoop
 
 logger = logging.getLogger(__name__)
@@ -27,9 +28,15 @@ def run(config, segment, board, my_bell, acceptor_bells, control, counters=None)
     # Ctrl-C reaches the whole process group: the supervisor alone acts on it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     inbox = process.SignalInbox([signal.SIGTERM])
-    loop = CoordinatorLoop(config, segment, board, my_bell, acceptor_bells, control, inbox,
-                           pid=os.getppid(), version=__version__.encode(),
-                           counters=counters)
+    # A journal write past a file-size limit is an error to handle, not a death.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        loop = CoordinatorLoop(config, segment, board, my_bell, acceptor_bells, control, inbox,
+                               pid=os.getppid(), version=__version__.encode(),
+                               counters=counters)
+    except JournalDamaged as exc:
+        logger.critical("cannot start: %s", exc)
+        return 2
     control.on("configure", contained(
         "applying the reloaded settings", lambda words: configure(loop.core, reloading.decode(words))))
     control.on("attach", lambda words: loop.attach(int(words[0])))
@@ -39,6 +46,10 @@ def run(config, segment, board, my_bell, acceptor_bells, control, counters=None)
     except Exception:
         logging.getLogger(__name__).exception("coordinator failed")
         return 1
+    finally:
+        if loop.writer is not None:
+            loop.compactor.close()
+            loop.writer.close()       # synced before exit
     return 0
 
 

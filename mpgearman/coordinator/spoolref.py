@@ -26,6 +26,13 @@ class SpoolOps(Protocol):
     def release(self, ref: SpoolRef) -> None:
         """Drop this name."""
 
+    def keep(self, ref: SpoolRef) -> None:
+        """The payload of a journaled job: keep it across a restart (OSError
+        when it cannot be)."""
+
+    def unkeep(self, ref: SpoolRef) -> None:
+        """That job ended: its kept copy goes."""
+
 
 def release_data(spool: SpoolOps, data) -> None:
     """Drop `data` if it is a spool ref; plain bytes need nothing."""

@@ -156,6 +156,21 @@ class Counters:
         return self._get(L.CTR_COORDINATOR, L.CTR_C_OFF) + sum(
             self._get(line, L.CTR_D_OFF) for line in range(L.CTR_FIRST_ACCEPTOR, self.lines))
 
+    # -- the journal (durable/): the coordinator's line after A, B and C -------
+
+    JOURNAL_OFFS = (L.CTR_D_OFF, L.CTR_D_OFF + 8, L.CTR_D_OFF + 16, L.CTR_D_OFF + 24)
+
+    def set_journal(self, size: int, live: int, synced_us: int, sync_us: int) -> None:
+        """Coordinator: journal bytes, live journaled jobs, wall time of the
+        last fdatasync and its duration (microseconds)."""
+        for off, value in zip(self.JOURNAL_OFFS, (size, live, synced_us, sync_us)):
+            self._set(L.CTR_COORDINATOR, off, value)
+
+    def journal(self) -> tuple | None:
+        """What set_journal() last said; None when no journal is kept."""
+        values = tuple(self._get(L.CTR_COORDINATOR, off) for off in self.JOURNAL_OFFS)
+        return values if values[2] else None
+
     # -- function slots (the coordinator writes, anyone reads) ----------------
 
     def _name_slot(self, slot: int, name: bytes) -> None:

@@ -93,6 +93,15 @@ def _choose_core(want: str | None):
 
 core, CORE = _choose_core(os.environ.get("MPGEARMAN_CORE") or None)
 
+
+def settle_core(durability: str) -> None:
+    """The C core makes journal records but cannot replay them yet, so a
+    durable server (--durability second|always) runs the Python Core;
+    called once by `serve`, before the coordinator starts."""
+    global CORE
+    if durability != "none" and CORE == "c":
+        CORE = "python"
+
 # "c" only when every module is the C one.
 IMPLEMENTATION = "c" if _scan_impl == _ring_impl == _board_impl == "c" else "python"
 
@@ -100,7 +109,8 @@ IMPLEMENTATION = "c" if _scan_impl == _ring_impl == _board_impl == "c" else "pyt
 def describe() -> tuple:
     """(logging level, text): the line `serve` logs at start about which
     implementation runs and why; a warning when nobody asked for the twins."""
-    core_part = f"; coordinator core: {CORE}"
+    core_part = f"; coordinator core: {CORE}" + (
+        "" if CORE == "c" or core is None else " (the C core runs with --durability none)")
     if IMPLEMENTATION == "c":
         return logging.INFO, "data plane: C extensions" + core_part
     if _PURE:
@@ -130,6 +140,6 @@ def check_platform(machine: str | None = None, bits: int | None = None) -> None:
         f"({bits}-bit). Use the C extensions: {how}")
 
 
-__all__ = ["CORE", "IMPLEMENTATION", "aloop", "core", "UnsupportedPlatform", "board",
+__all__ = ["CORE", "IMPLEMENTATION", "settle_core", "aloop", "core", "UnsupportedPlatform", "board",
            "check_platform",
            "describe", "ring", "scan"]

@@ -474,6 +474,28 @@ static PyObject *Core_figures(CoreObject *self, PyObject *const *a, Py_ssize_t n
         "waits", hist_list(r, &r->waits), "runs", hist_list(r, &r->runs));
 }
 
+static PyObject *Core_set_journal(CoreObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    if (n != 1) {
+        PyErr_SetString(PyExc_TypeError, "set_journal(on)");
+        return NULL;
+    }
+    int on = PyObject_IsTrue(a[0]);
+    if (on < 0)
+        return NULL;
+    self->k.journal = on;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Core_take_journal(CoreObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    (void)a; (void)n;
+    PyObject *out = PyBytes_FromStringAndSize(self->k.jbuf, (Py_ssize_t)self->k.jused);
+    if (out != NULL)
+        self->k.jused = 0;
+    return out;
+}
+
 static PyObject *Core_counts(CoreObject *self, PyObject *const *a, Py_ssize_t n)
 {
     (void)a; (void)n;
@@ -637,6 +659,10 @@ static PyMethodDef Core_methods[] = {
     {"counts", (PyCFunction)(void (*)(void))Core_counts, METH_FASTCALL,
      "counts() -> (connections, queued jobs, workers)"},
     CORE_RINGS_METHODS
+    {"set_journal", (PyCFunction)(void (*)(void))Core_set_journal, METH_FASTCALL,
+     "set_journal(on): make journal records (durable/format.py) from now on"},
+    {"take_journal", (PyCFunction)(void (*)(void))Core_take_journal, METH_FASTCALL,
+     "take_journal() -> bytes: the records made since the last call"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -58,6 +58,9 @@ typedef struct {
     uint64_t max_spool;         /* --max-spool-bytes, 0 = no limit */
     idx *dirty;                 /* functions whose figures changed, first change first */
     uint32_t ndirty, capdirty;
+    int journal;                /* journal records are made (core_journal.c) */
+    char *jbuf;                 /* this turn's records, taken by take_journal() */
+    size_t jused, jsize;
 } core;
 
 /* A packet's arguments as the parser cuts them (see protocol/packets.py). */
@@ -114,5 +117,8 @@ void emit_spooled(core *k, idx c, int ptype, int nargs, const char *const *p,
 void board_show(core *k, idx j, int running);
 void payload_lost(core *k, idx j);
 int fn_drop(core *k, idx f);
+void journal_submit(core *k, idx j, int64_t when);
+void journal_run(core *k, idx j);
+void journal_end(core *k, idx j);
 
 #endif

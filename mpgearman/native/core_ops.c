@@ -149,6 +149,7 @@ void core_fini(core *k)
     blob_clear(&k->prefix);
     free(k->out.recs);
     free(k->out.buf);
+    free(k->jbuf);
     memset(k, 0, sizeof(*k));
 }
 
@@ -537,6 +538,8 @@ static void run_unlink(core *k, idx j)
 
 void core_free_job(core *k, idx j)
 {
+    if (J(j)->logged)
+        journal_end(k, j);
     job_rec *r = J(j);
     ht_del(&k->t.by_handle, 0, r->handle.p, r->handle.len);
     if (r->indexed)
@@ -737,9 +740,11 @@ void core_submit(core *k, idx c, const char *fname, size_t fl, const char *u, si
     idx j = ul ? find_twin(k, f, u, ul, d, dl, a->spooled) : NIL;
     if (j != NIL) {
         spool_drop_args(k, a);      /* coalesced: the new payload is dropped */
-        if (bg)
+        if (bg) {
             J(j)->keep = 1;
-        else
+            if (k->journal && !J(j)->logged)
+                journal_submit(k, j, 0);
+        } else
             attach(k, c, j);
         J(j)->ignore = 0;
     } else {
@@ -781,6 +786,8 @@ void core_submit(core *k, idx c, const char *fname, size_t fl, const char *u, si
             q_push(k, j);
             wake(k, f);
         }
+        if (bg && k->journal)
+            journal_submit(k, j, when);
     }
     const char *p[1] = {J(j)->handle.p};
     size_t n[1] = {J(j)->handle.len};
@@ -857,6 +864,8 @@ void core_grab(core *k, idx c, int kind)
     job_rec *r = J(j);
     r->worker = c;
     board_show(k, j, 1);
+    if (r->logged)
+        journal_run(k, j);
     double t = now(k);
     record(&F(r->fn)->waits, t - r->since);
     r = J(j);
@@ -930,6 +939,8 @@ int core_cancel(core *k, const char *handle, size_t n)
     r->nclients = 0;
     r->ignore = 1;
     r->bg = r->keep = 0;
+    if (r->logged)
+        journal_end(k, j);
     if (r->indexed)
         job_unindex(k, j);
     return 1;

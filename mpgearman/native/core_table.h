@@ -58,6 +58,7 @@ typedef struct {
     uint8_t prio, ignore, bg, keep, indexed, has_reducer, live, waiting;
     uint8_t spooled, held;      /* data is a spool name; holds its status board slot */
     uint64_t size;              /* of the spooled payload */
+    uint8_t logged;             /* its SUBMIT is in the journal, no END yet */
     idx free_next;
 } job_rec;
 

@@ -15,6 +15,8 @@ INVALID_COMMAND = (b"INVALID_COMMAND", b"Command not expected")
 UNIQUE_TOO_LARGE = (b"ARGUMENT_TOO_LARGE", b"Unique value too large")
 QUEUE_FULL = (b"QUEUE_ERROR", b"Job queue is full")
 SPOOL_FULL = (b"QUEUE_ERROR", b"Spool is full (--max-spool-bytes)")    # ours
+# The journal (--durability) cannot be written: nothing unwritten is acknowledged.
+JOURNAL_ERROR = (b"QUEUE_ERROR", b"Job queue could not be written to disk")   # ours
 UNKNOWN_OPTION = (b"UNKNOWN_OPTION", b"Server does not recognize given option")
 NOT_FOUND_DATA = (b"JOB_NOT_FOUND", b"Job does not exist on server")
 NOT_FOUND_RESULT = (b"JOB_NOT_FOUND", b"Job given in work result not found")

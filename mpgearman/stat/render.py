@@ -46,6 +46,13 @@ def _header(doc: dict) -> list:
              f"({conns['accepted']} accepted)")
     jobs = doc["jobs"]
     lines = [head, "jobs: " + ", ".join(f"{v} {k}" for k, v in jobs.items())]
+    journal = doc.get("journal")
+    if journal:
+        lines.append(f"journal ({journal['durability']}): {_bytes(journal['bytes'])}, "
+                     f"{journal['live_jobs']} background jobs, last sync "
+                     f"{journal['seconds_since_sync']:.1f} s ago "
+                     f"({journal['sync_latency_seconds'] * 1000:.1f} ms)"
+                     + ("" if journal["writable"] else ", NOT WRITABLE"))
     if doc["rates"] is not None:
         lines.append(f"jobs/s over {doc['interval_seconds']:.1f} s: "
                      + ", ".join(f"{v:.1f} {k}" for k, v in doc["rates"].items()))

@@ -107,6 +107,18 @@ def _percentiles(functions: dict, prev: dict | None) -> None:
                 fn[f"{kind}_p95_seconds"] = quantile(_delta(hist, base), 0.95)
 
 
+def _journal(stats: dict) -> dict | None:
+    """The journal's figures (`stats` journal.* keys), numbers as numbers;
+    None from a server that keeps none or does not say."""
+    if stats.get("journal.durability") in (None, "none"):
+        return None
+    out = {"durability": stats["journal.durability"]}
+    for key, value in stats.items():
+        if key.startswith("journal.") and key != "journal.durability":
+            out[key[len("journal."):]] = float(value) if "." in value else int(value)
+    return out
+
+
 def _mpgearman_part(cur: dict, prev: dict | None) -> dict:
     stats = cur["stats"]
     jobs = {k: int(stats.get(f"jobs_{k}", 0)) for k in JOB_COUNTERS}
@@ -115,7 +127,8 @@ def _mpgearman_part(cur: dict, prev: dict | None) -> dict:
            "uptime_seconds": float(stats.get("uptime", 0)), "jobs": jobs,
            "connections": {"open": int(stats.get("connections", 0)),
                            "accepted": int(stats.get("connections_accepted", 0))},
-           "processes": procs, "rates": None, "interval_seconds": None}
+           "processes": procs, "rates": None, "interval_seconds": None,
+           "journal": _journal(stats)}
     if prev is None or prev["stats"] is None:
         for p in procs:
             p["cpu_percent"] = None

@@ -36,6 +36,17 @@ class FakeSpool:
         assert ref.name in self.live, f"double release of {ref}"
         self.live.remove(ref.name)
 
+    # The payloads of journaled jobs, kept for a restart.
+    kept: set = frozenset()
+
+    def keep(self, ref: SpoolRef) -> None:
+        assert ref.name in self.live, f"keep of a dead ref {ref}"
+        self.kept = self.kept | {ref.name}
+
+    def unkeep(self, ref: SpoolRef) -> None:
+        assert ref.name in self.kept, f"unkeep of {ref}, never kept"
+        self.kept = self.kept - {ref.name}
+
 
 class FakeClock:
     def __init__(self, t=T0):

@@ -85,6 +85,7 @@ class Pair:
         self.py_spool, self.c_spool = Spool(), Spool()
         self.py = Core(self.config, self.py_spool, clock=self.clock, pid=1, version=b"v")
         self.c = CCore(self.config, self.c_spool, clock=self.clock, pid=1, version=b"v")
+        self.c.c.set_journal(True)      # the Python Core journals by default (durability)
         self.next_id = 0
         self.live = []
         self.steps = []
@@ -113,6 +114,10 @@ class Pair:
         self.sent.extend(want)
         assert self.c.spool_bytes == self.py.spool_bytes, f"spool bytes after {self.steps[-12:]}"
         assert self.c_spool.live == self.py_spool.live, f"spool names after {self.steps[-12:]}"
+        assert self.c.c.take_journal() == bytes(self.py.journal), \
+            f"journal after {self.steps[-12:]}"
+        self.py.journal.clear()
+        self.py.acks.clear()
         self.check_tables()
 
     def check_tables(self):

@@ -268,6 +268,9 @@ def start_mpgearman(workdir: Path, *extra_args: str, acceptors: int = 2) -> Mpge
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
+    # The default --data-dir (the journal) is under $XDG_STATE_HOME: the test's own.
+    env["XDG_STATE_HOME"] = str(workdir / "state")
+    env.pop("STATE_DIRECTORY", None)
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         proc = subprocess.Popen(mpgearman_argv(spool, *extra_args, acceptors=acceptors),
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=err,
