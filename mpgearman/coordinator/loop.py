@@ -78,7 +78,8 @@ class CoordinatorLoop:
         self.writer = store.open_journal(config, self.core)
         self.compactor = Compactor(self.writer) if self.writer is not None else None
         self.retry_at = 0.0       # when to try the journal again after a failure
-        self.top = self.core.jobs.count   # the highest handle number in the journal
+        # the highest handle number in the journal
+        self.top = self.core.jobs.count if self.writer is not None else 0
         self.running = True
         self.release = False      # give freed memory back at the end of the turn
         self.deadline = None

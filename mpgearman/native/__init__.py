@@ -92,15 +92,16 @@ def _choose_core(want: str | None):
 
 
 core, CORE = _choose_core(os.environ.get("MPGEARMAN_CORE") or None)
+_DURABLE_PYTHON = False
 
 
 def settle_core(durability: str) -> None:
     """The C core makes journal records but cannot replay them yet, so a
     durable server (--durability second|always) runs the Python Core;
     called once by `serve`, before the coordinator starts."""
-    global CORE
+    global CORE, _DURABLE_PYTHON
     if durability != "none" and CORE == "c":
-        CORE = "python"
+        CORE, _DURABLE_PYTHON = "python", True
 
 # "c" only when every module is the C one.
 IMPLEMENTATION = "c" if _scan_impl == _ring_impl == _board_impl == "c" else "python"
@@ -110,7 +111,7 @@ def describe() -> tuple:
     """(logging level, text): the line `serve` logs at start about which
     implementation runs and why; a warning when nobody asked for the twins."""
     core_part = f"; coordinator core: {CORE}" + (
-        "" if CORE == "c" or core is None else " (the C core runs with --durability none)")
+        " (the C core runs with --durability none)" if _DURABLE_PYTHON else "")
     if IMPLEMENTATION == "c":
         return logging.INFO, "data plane: C extensions" + core_part
     if _PURE:

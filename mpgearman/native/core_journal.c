@@ -79,9 +79,9 @@ void journal_submit(core *k, idx j, int64_t when)
     *q++ = 'S';
     q = put(q, r->no, 8);
     *q++ = r->prio;
-    *q++ = 0;
+    *q++ = r->spooled;          /* then data is the spool file's name */
     q = put(q, (uint64_t)when, 8);
-    q = put(q, r->data.len, 8);
+    q = put(q, r->spooled ? r->size : r->data.len, 8);
     q = put(q, r->handle.len, 2);
     q = put(q, f->name.len, 2);
     q = put(q, r->unique.len, 2);

@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 NATIVE = REPO / "mpgearman" / "native"
 SOURCES = ["core.c", "core_ops.c", "core_handlers.c", "core_table.c", "core_spool.c",
-           "core_rows.c", "core_rings.c", "core_rings_py.c"]
+           "core_rows.c", "core_rings.c", "core_rings_py.c", "core_journal.c"]
 
 CHILD = r"""
 import importlib.util, sys
