@@ -80,3 +80,23 @@ def test_a_pile_of_spooled_results_drops_a_peer_that_does_not_read(acc, tmp_path
     assert closed == [] and conn.backlog() == 10_008
     outbound.apply(acc, [messages.send(conn.id, b"x" * 2000)])
     assert closed == [conn] and "not reading" in caplog.text
+
+
+def test_a_payload_kept_on_another_filesystem_is_copied(tmp_path, monkeypatch):
+    """A spool on tmpfs and a data directory on disk: the link fails with
+    EXDEV, the payload is copied whole instead."""
+    import errno
+
+    from mpgearman.acceptor import spool as spool_mod
+
+    src, dst = tmp_path / "in.1", tmp_path / "kept" / "in.1"
+    dst.parent.mkdir()
+    src.write_bytes(b"payload" * 1000)
+
+    def cross_device(a, b):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(spool_mod.os, "link", cross_device)
+    spool_mod.link_or_copy(str(src), str(dst))
+    assert dst.read_bytes() == src.read_bytes()
+    assert sorted(p.name for p in dst.parent.iterdir()) == ["in.1"]

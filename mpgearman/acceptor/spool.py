@@ -17,9 +17,29 @@ import itertools
 import logging
 import os
 import re
+import shutil
 import stat
 
 log = logging.getLogger(__name__)
+
+
+def link_or_copy(src: str, dst: str) -> None:
+    """A second name for `src`; a copy (sendfile, in the kernel) when `dst`
+    is on another filesystem, as a spool on tmpfs and a data directory on
+    disk are. Raises OSError."""
+    try:
+        os.link(src, dst)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        log.debug("%s and %s are on different filesystems: copying", src, dst)
+        tmp = dst + ".part"
+        try:
+            shutil.copyfile(src, tmp)
+            os.rename(tmp, dst)
+        except OSError:
+            _unlink(tmp)
+            raise
 
 
 class SpoolWriter:
@@ -95,7 +115,7 @@ class SpoolNames:
         if self.keep_dir is None:
             return
         os.makedirs(self.keep_dir, 0o700, exist_ok=True)
-        os.link(os.path.join(self.dir, ref.name), os.path.join(self.keep_dir, ref.name))
+        link_or_copy(os.path.join(self.dir, ref.name), os.path.join(self.keep_dir, ref.name))
 
     def unkeep(self, ref) -> None:
         """The journaled job of `ref` ended."""

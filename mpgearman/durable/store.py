@@ -12,6 +12,7 @@ import os
 import resource
 import time
 
+from ..acceptor.spool import link_or_copy
 from . import replay
 from .writer import Writer
 
@@ -50,8 +51,8 @@ def _relink(config, sub) -> None:
     missing one is logged, and the job fails when a worker reaches it."""
     name = sub.data.decode()
     try:
-        os.link(os.path.join(config.data_dir, PAYLOADS, name),
-                os.path.join(config.spool_dir, name))
+        link_or_copy(os.path.join(config.data_dir, PAYLOADS, name),
+                     os.path.join(config.spool_dir, name))
     except FileExistsError:
         pass
     except OSError as exc:
