@@ -15,13 +15,11 @@ counters and its handlers.
 import logging
 import os
 
-from ..ipc import messages
 from .actions import Close, Send, SendSpooled
-from .spoolref import SpoolRef
 
 log = logging.getLogger(__name__)
 
-SEND, CLOSE, RECORD = 0, 1, 2     # kinds of native.put
+SEND, CLOSE, SPOOLED = 0, 1, 2    # kinds of native.put
 ROUNDS = 16        # per slot and turn, as the Python drain
 BUDGET = 256       # records per serve call
 
@@ -81,14 +79,17 @@ class NativeRings:
             elif kind is Close:
                 put(action[0], b"", CLOSE)
             elif kind is SendSpooled:
-                put(action[0], messages.sendfile(action[0], action.head, action.ref.name,
-                                                 action.ref.size), RECORD)
+                # Kept as the C core keeps its own spooled sends, so that a
+                # Python-side call's drain before the next route gives it
+                # back as a SendSpooled (never as a Close).
+                put(action[0], bytes(action.head), SPOOLED, action.ref.name, action.ref.size)
         out.clear()
 
     def route(self) -> None:
+        """Spool names of a dead acceptor's output are released by the C
+        core through the Core's release callback."""
         self.spill()
-        for rec in self.native.route():      # SENDFILEs of a dead acceptor
-            self._release(rec)
+        self.native.route()
 
     def publish(self) -> None:
         loop = self.loop
@@ -108,8 +109,3 @@ class NativeRings:
 
     def set_gen(self, i: int, gen: int) -> None:
         self.native.set_gen(i, gen)
-
-    def _release(self, rec: bytes) -> None:
-        fields = messages.parse(rec)
-        if fields[0] == messages.SENDFILE:
-            self.loop.spool.release(SpoolRef(fields[3], fields[4]))
