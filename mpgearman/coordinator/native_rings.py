@@ -25,11 +25,10 @@ BUDGET = 256       # records per serve call
 
 
 def native_of(core):
-    """The C core behind `core` when it serves rings in C, else None. Off
-    unless MPGEARMAN_CORE_RINGS=c: a big (spooled) foreground job's client
-    is still closed before its JOB_CREATED on this path (integration test
-    test_server_payload), not yet understood."""
-    if os.environ.get("MPGEARMAN_CORE_RINGS") != "c":
+    """The C core behind `core` when it serves the rings in C: whenever the
+    C core runs, unless MPGEARMAN_CORE_RINGS=python keeps the per-packet
+    path in Python (loop._drain, _route, _publish), else None."""
+    if os.environ.get("MPGEARMAN_CORE_RINGS") == "python":
         return None
     native = getattr(core, "c", None)
     return native if native is not None and hasattr(native, "serve") else None

@@ -208,3 +208,20 @@ def test_a_spooled_answer_then_a_python_record_keeps_the_sendfile(pair, tmp_path
                        messages.closed(B)])
     assert kinds(out) == [(messages.SENDFILE, A)]
     assert messages.parse(out[0])[4] == 8000
+
+
+def test_the_c_core_serves_the_rings_unless_told_python(monkeypatch, tmp_path):
+    from mpgearman.coordinator.core import Core
+    from mpgearman.coordinator.native_rings import native_of
+    twin = Twin(tmp_path, False)
+    try:
+        core = twin.loop.core
+        monkeypatch.delenv("MPGEARMAN_CORE_RINGS", raising=False)
+        assert native_of(core) is core.c
+        monkeypatch.setenv("MPGEARMAN_CORE_RINGS", "python")
+        assert native_of(core) is None
+        monkeypatch.setenv("MPGEARMAN_CORE_RINGS", "c")
+        assert native_of(core) is core.c
+        assert native_of(Core(core.config, twin.loop.spool)) is None
+    finally:
+        twin.close()
