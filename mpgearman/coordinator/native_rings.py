@@ -15,23 +15,20 @@ counters and its handlers.
 import logging
 import os
 
-from ..ipc import messages
 from .actions import Close, Send, SendSpooled
-from .spoolref import SpoolRef
 
 log = logging.getLogger(__name__)
 
-SEND, CLOSE, RECORD = 0, 1, 2     # kinds of native.put
+SEND, CLOSE, SPOOLED = 0, 1, 2    # kinds of native.put
 ROUNDS = 16        # per slot and turn, as the Python drain
 BUDGET = 256       # records per serve call
 
 
 def native_of(core):
-    """The C core behind `core` when it serves rings in C, else None. Off
-    unless MPGEARMAN_CORE_RINGS=c: a big (spooled) foreground job's client
-    is still closed before its JOB_CREATED on this path (integration test
-    test_server_payload), not yet understood."""
-    if os.environ.get("MPGEARMAN_CORE_RINGS") != "c":
+    """The C core behind `core` when it serves the rings in C: whenever the
+    C core runs, unless MPGEARMAN_CORE_RINGS=python keeps the per-packet
+    path in Python (loop._drain, _route, _publish), else None."""
+    if os.environ.get("MPGEARMAN_CORE_RINGS") == "python":
         return None
     native = getattr(core, "c", None)
     return native if native is not None and hasattr(native, "serve") else None
@@ -81,14 +78,17 @@ class NativeRings:
             elif kind is Close:
                 put(action[0], b"", CLOSE)
             elif kind is SendSpooled:
-                put(action[0], messages.sendfile(action[0], action.head, action.ref.name,
-                                                 action.ref.size), RECORD)
+                # Kept as the C core keeps its own spooled sends, so that a
+                # Python-side call's drain before the next route gives it
+                # back as a SendSpooled (never as a Close).
+                put(action[0], bytes(action.head), SPOOLED, action.ref.name, action.ref.size)
         out.clear()
 
     def route(self) -> None:
+        """Spool names of a dead acceptor's output are released by the C
+        core through the Core's release callback."""
         self.spill()
-        for rec in self.native.route():      # SENDFILEs of a dead acceptor
-            self._release(rec)
+        self.native.route()
 
     def publish(self) -> None:
         loop = self.loop
@@ -108,8 +108,3 @@ class NativeRings:
 
     def set_gen(self, i: int, gen: int) -> None:
         self.native.set_gen(i, gen)
-
-    def _release(self, rec: bytes) -> None:
-        fields = messages.parse(rec)
-        if fields[0] == messages.SENDFILE:
-            self.loop.spool.release(SpoolRef(fields[3], fields[4]))

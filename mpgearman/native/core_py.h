@@ -39,9 +39,10 @@ PyObject *CoreRings_detach_py(CoreObject *self, PyObject *const *a, Py_ssize_t n
      "serve(slot, budget) -> (records taken, first non-PACKET record or None, " \
      "None or (requests that cost their connection, the last one's conn, type))"}, \
     {"put", (PyCFunction)(void (*)(void))CoreRings_put, METH_FASTCALL, \
-     "put(conn, data, kind): output made outside the core (0 send, 1 close, 2 record)"}, \
+     "put(conn, data, kind[, name, size]): output made outside the core (0 send, " \
+     "1 close, 2 data as the head of a spooled send of the spool file name, size bytes)"}, \
     {"route", (PyCFunction)(void (*)(void))CoreRings_route, METH_FASTCALL, \
-     "route() -> [records of dead generations dropped]: output into pending records"}, \
+     "route(): output into pending records (a dead generation's dropped)"}, \
     {"publish", (PyCFunction)(void (*)(void))CoreRings_publish, METH_FASTCALL, \
      "publish() -> (slots to ring, slots with records still pending)"}, \
     {"set_gen", (PyCFunction)(void (*)(void))CoreRings_set_gen, METH_FASTCALL, \

@@ -182,31 +182,55 @@ static int grow(void **p, uint64_t *cap, uint64_t need, uint64_t unit, uint64_t 
     return 0;
 }
 
-int out_put(core *k, int64_t conn, const void *p, uint64_t n, int kind)
+static out_rec *out_add(core *k, int64_t conn, const void *p, uint64_t n,
+                        const void *p2, uint64_t n2)
 {
     outq *q = &k->out;
     uint64_t rcap = q->cap;
     if (grow((void **)&q->recs, &rcap, (uint64_t)q->n + 1, sizeof(out_rec), 64) < 0
-        || rcap > UINT32_MAX || grow((void **)&q->buf, &q->size, q->used + n, 1, 4096) < 0) {
+        || rcap > UINT32_MAX || grow((void **)&q->buf, &q->size, q->used + n + n2, 1, 4096) < 0) {
         q->cap = rcap > UINT32_MAX ? q->cap : (uint32_t)rcap;
-        return -1;
+        return NULL;
     }
     q->cap = (uint32_t)rcap;
     out_rec *r = &q->recs[q->n++];
     memset(r, 0, sizeof(*r));
     r->conn = conn;
     r->off = q->used;
-    r->len = n;
-    r->close = kind;
+    r->len = n + n2;
     if (n)
         memcpy(q->buf + q->used, p, n);
-    q->used += n;
+    if (n2)
+        memcpy(q->buf + q->used + n, p2, n2);
+    q->used += n + n2;
+    return r;
+}
+
+int out_put(core *k, int64_t conn, const void *p, uint64_t n, int close)
+{
+    out_rec *r = out_add(k, conn, p, close ? 0 : n, NULL, 0);
+    if (r == NULL)
+        return -1;
+    r->close = close ? 1 : 0;
+    return 0;
+}
+
+int out_put_spooled(core *k, int64_t conn, const void *head, uint32_t hlen,
+                    const void *name, uint32_t nlen, uint64_t size)
+{
+    if (hlen == 0)
+        return -2;
+    out_rec *r = out_add(k, conn, head, hlen, name, nlen);
+    if (r == NULL)
+        return -1;
+    r->hlen = hlen;
+    r->ssize = size;
     return 0;
 }
 
 /* -- routing ------------------------------------------------------------------- */
 
-enum { T_DROP, T_LEAD, T_FOLLOW, T_PIECES, T_CLOSE, T_RECORD, T_SPOOLED };
+enum { T_DROP, T_LEAD, T_FOLLOW, T_PIECES, T_CLOSE, T_SPOOLED };
 #define NONE UINT32_MAX
 
 typedef struct { int64_t conn; uint32_t lead, last; uint64_t size; int open; } run_t;
@@ -249,8 +273,7 @@ static run_t *run_of(run_t *tab, uint32_t mask, int64_t conn)
 
 /* Pass 1: what becomes of each output record, and the bytes each slot's
    pending queue must take. */
-static int classify(rings *r, core *k, unsigned char *tag, uint64_t *need,
-                    void (*dropped)(void *, const unsigned char *, uint64_t), void *ctx)
+static int classify(rings *r, core *k, unsigned char *tag, uint64_t *need)
 {
     outq *q = &k->out;
     uint32_t m = q->n, size = 16;
@@ -267,9 +290,7 @@ static int classify(rings *r, core *k, unsigned char *tag, uint64_t *need,
         r->next[j] = NONE;
         if (i >= r->n || (((uint64_t)o->conn >> SERIAL_BITS) & 0xFFFF) != r->gens[i]) {
             tag[j] = T_DROP;
-            if (o->close == OUT_RECORD && dropped)
-                dropped(ctx, (unsigned char *)q->buf + o->off, o->len);
-            else if (o->hlen && k->h.release)      /* its spool name is ours to drop */
+            if (o->hlen && k->h.release)      /* its spool name is ours to drop */
                 k->h.release(k->h.ctx, q->buf + o->off + o->hlen, o->len - o->hlen, o->ssize);
             continue;
         }
@@ -301,8 +322,8 @@ static int classify(rings *r, core *k, unsigned char *tag, uint64_t *need,
         } else {
             if (run->lead != NONE)
                 run->open = 0;
-            tag[j] = o->close == 1 ? T_CLOSE : T_RECORD;
-            need[i] += 4 + (o->close == 1 ? SEND_HEAD : o->len);
+            tag[j] = T_CLOSE;
+            need[i] += 4 + SEND_HEAD;
         }
     }
     free(tab);
@@ -337,8 +358,7 @@ static void emit_sendfile(const out_rec *o, const unsigned char *data, unsigned 
     memcpy(w + SENDFILE_HEAD + nlen, data, o->hlen);
 }
 
-int rings_route(rings *r, core *k, void (*dropped)(void *, const unsigned char *, uint64_t),
-                void *ctx)
+int rings_route(rings *r, core *k)
 {
     outq *q = &k->out;
     uint32_t m = q->n;
@@ -350,7 +370,7 @@ int rings_route(rings *r, core *k, void (*dropped)(void *, const unsigned char *
     r->next_cap = (uint32_t)cap;
     unsigned char *tag = malloc(m);
     uint64_t *need = calloc(r->n ? r->n : 1, sizeof(uint64_t));
-    int rc = tag && need ? classify(r, k, tag, need, dropped, ctx) : -1;
+    int rc = tag && need ? classify(r, k, tag, need) : -1;
     for (uint32_t i = 0; rc == 0 && i < r->n; i++)
         if (need[i] && pend_reserve(&r->pending[i], need[i]) < 0)
             rc = -1;
@@ -369,8 +389,6 @@ int rings_route(rings *r, core *k, void (*dropped)(void *, const unsigned char *
             }
         } else if (tag[j] == T_CLOSE) {
             put_head(pend_add(pq, SEND_HEAD), K_CLOSE, o->conn);
-        } else if (tag[j] == T_RECORD) {
-            memcpy(pend_add(pq, o->len), data, o->len);
         } else if (tag[j] == T_SPOOLED) {
             emit_sendfile(o, data, pend_add(pq, SENDFILE_HEAD + o->len));
         }

@@ -8,10 +8,6 @@
 #include "core.h"
 #include "ringcore.h"
 
-/* out_rec.close values beyond 0 (send) and 1 (close): a whole outbound ring
-   record built by the caller (a SENDFILE), routed as it is. */
-#define OUT_RECORD 2
-
 /* Records waiting for room in one outbound ring: [u32 len][bytes] each. */
 typedef struct {
     unsigned char *buf;
@@ -46,13 +42,18 @@ int64_t rings_serve(rings *r, core *k, uint32_t i, uint32_t budget,
                     const unsigned char **rec, uint32_t *len);
 /* Publish the inbound head past the record rings_serve returned. */
 void rings_release(rings *r, uint32_t i);
-/* Append output made outside the core (relays, closes, SENDFILE records). */
-int out_put(core *k, int64_t conn, const void *p, uint64_t n, int kind);
-/* The core's output into the pending records of each slot. Calls dropped()
-   for each OUT_RECORD of a dead acceptor generation. -1: no memory (the
-   output is kept for a retry). */
-int rings_route(rings *r, core *k, void (*dropped)(void *, const unsigned char *, uint64_t),
-                void *ctx);
+/* Append output made outside the core (relays, admin answers, closes):
+   close 0 sends p[0:n], 1 closes. */
+int out_put(core *k, int64_t conn, const void *p, uint64_t n, int close);
+/* Append a spooled send made outside the core: head, then the spool file
+   `name` of `size` bytes, kept as the core keeps its own (hlen > 0), so
+   that a drain() on the Python side gives it back as what it is. */
+int out_put_spooled(core *k, int64_t conn, const void *head, uint32_t hlen,
+                    const void *name, uint32_t nlen, uint64_t size);
+/* The core's output into the pending records of each slot; a dead acceptor
+   generation's output is dropped (its spool names released through the
+   core's release callback). -1: no memory (the output is kept for a retry). */
+int rings_route(rings *r, core *k);
 /* Pending records into the rings; bells[i] = 1 where the reader sleeps. */
 void rings_publish(rings *r, unsigned char *bells);
 

@@ -138,32 +138,39 @@ PyObject *CoreRings_serve(CoreObject *self, PyObject *const *a, Py_ssize_t n)
 
 PyObject *CoreRings_put(CoreObject *self, PyObject *const *a, Py_ssize_t n)
 {
-    if (n != 3 || !PyBytes_Check(a[1])) {
-        PyErr_SetString(PyExc_TypeError, "put(conn, data: bytes, kind)");
+    if ((n != 3 && n != 5) || !PyBytes_Check(a[1])) {
+        PyErr_SetString(PyExc_TypeError, "put(conn, data: bytes, kind[, name: str, size])");
         return NULL;
     }
     long long conn = PyLong_AsLongLong(a[0]);
     long kind = PyLong_AsLong(a[2]);
     if (PyErr_Occurred())
         return NULL;
-    if (kind < 0 || kind > OUT_RECORD) {
-        PyErr_SetString(PyExc_ValueError, "kind must be 0, 1 or 2");
+    if (kind < 0 || kind > 2 || (kind == 2) != (n == 5)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "kind must be 0 (send), 1 (close) or 2 (spooled, with name and size)");
         return NULL;
     }
-    if (out_put(&self->k, conn, PyBytes_AS_STRING(a[1]), (uint64_t)PyBytes_GET_SIZE(a[1]),
-                (int)kind) < 0)
+    const char *data = PyBytes_AS_STRING(a[1]);
+    Py_ssize_t len = PyBytes_GET_SIZE(a[1]);
+    int rc;
+    if (kind == 2) {            /* head, then the spool file: as the core's own */
+        Py_ssize_t nlen;
+        const char *name = PyUnicode_AsUTF8AndSize(a[3], &nlen);
+        unsigned long long size = PyLong_AsUnsignedLongLong(a[4]);
+        if (name == NULL || PyErr_Occurred())
+            return NULL;
+        if (len == 0 || len > UINT32_MAX || nlen == 0 || nlen > UINT16_MAX) {
+            PyErr_SetString(PyExc_ValueError, "a spooled send needs a head and a name");
+            return NULL;
+        }
+        rc = out_put_spooled(&self->k, conn, data, (uint32_t)len, name, (uint32_t)nlen, size);
+    } else {
+        rc = out_put(&self->k, conn, data, (uint64_t)len, (int)kind);
+    }
+    if (rc < 0)
         return PyErr_NoMemory();
     Py_RETURN_NONE;
-}
-
-static void add_dropped(void *ctx, const unsigned char *p, uint64_t n)
-{
-    PyObject *list = ctx, *b = PyBytes_FromStringAndSize((const char *)p, (Py_ssize_t)n);
-    if (b != NULL) {
-        PyList_Append(list, b);
-        Py_DECREF(b);
-    }
-    PyErr_Clear();      /* a record not listed leaks a spool file, nothing more */
 }
 
 PyObject *CoreRings_route(CoreObject *self, PyObject *const *a, Py_ssize_t n)
@@ -171,19 +178,14 @@ PyObject *CoreRings_route(CoreObject *self, PyObject *const *a, Py_ssize_t n)
     (void)a; (void)n;
     if (!need_rings(self))
         return NULL;
-    PyObject *list = PyList_New(0);
-    if (list == NULL)
-        return NULL;
     if (self->k.out.failed) {   /* a batch lost in a Python-side call */
         self->k.out.failed = 0;
         self->k.out.n = 0;
         self->k.out.used = 0;
     }
-    if (rings_route(&self->r, &self->k, add_dropped, list) < 0) {
-        Py_DECREF(list);
+    if (rings_route(&self->r, &self->k) < 0)
         return PyErr_NoMemory();
-    }
-    return list;
+    Py_RETURN_NONE;
 }
 
 PyObject *CoreRings_publish(CoreObject *self, PyObject *const *a, Py_ssize_t n)

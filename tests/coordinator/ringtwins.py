@@ -37,8 +37,8 @@ class Twin:
         if fast and self.loop.fast is None:           # the C core, serving the rings
             from mpgearman.coordinator.native_rings import NativeRings
             self.loop.fast = NativeRings(self.loop, self.loop.core.c)
-        elif not fast and self.loop.fast is not None:
-            self.loop.close()
+        elif not fast and self.loop.fast is not None:   # the loop's Python path
+            self.loop.fast.close()
             self.loop.fast = None
         for i in range(pairs):
             self.loop.attach(i)

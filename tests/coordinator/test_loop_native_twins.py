@@ -190,3 +190,38 @@ def test_spooled_payloads_leave_as_the_same_sendfile_records(pair, tmp_path):
         twin.loop.acceptor_lost(0)
         outs.append(twin.released)
     assert outs[0] == outs[1]
+
+
+def test_a_spooled_answer_then_a_python_record_keeps_the_sendfile(pair, tmp_path):
+    """A spooled WORK_COMPLETE then its worker's CLOSED in one turn: the
+    client's SENDFILE queued for the first must not come out of the second
+    record's handling as a CLOSE of the client."""
+    twins = pair()
+    for sub in ("py", "c"):
+        (tmp_path / sub / "a0.3").write_bytes(b"q" * 7000)
+        (tmp_path / sub / "a0.4").write_bytes(b"r" * 8000)
+    both(twins, hello(A, B))
+    both(twins, [packet(B, T.CAN_DO, b"f"),
+                 messages.spooled(A, T.SUBMIT_JOB, (b"f", b"u"), "a0.3", 7000)])
+    both(twins, [packet(B, T.GRAB_JOB)])
+    out = both(twins, [messages.spooled(B, T.WORK_COMPLETE, (b"H:t:1",), "a0.4", 8000),
+                       messages.closed(B)])
+    assert kinds(out) == [(messages.SENDFILE, A)]
+    assert messages.parse(out[0])[4] == 8000
+
+
+def test_the_c_core_serves_the_rings_unless_told_python(monkeypatch, tmp_path):
+    from mpgearman.coordinator.core import Core
+    from mpgearman.coordinator.native_rings import native_of
+    twin = Twin(tmp_path, False)
+    try:
+        core = twin.loop.core
+        monkeypatch.delenv("MPGEARMAN_CORE_RINGS", raising=False)
+        assert native_of(core) is core.c
+        monkeypatch.setenv("MPGEARMAN_CORE_RINGS", "python")
+        assert native_of(core) is None
+        monkeypatch.setenv("MPGEARMAN_CORE_RINGS", "c")
+        assert native_of(core) is core.c
+        assert native_of(Core(core.config, twin.loop.spool)) is None
+    finally:
+        twin.close()
