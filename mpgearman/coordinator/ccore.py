@@ -23,6 +23,7 @@ import time
 from .. import __version__, native
 from .actions import Close, Send, SendSpooled
 from .admin import run_admin
+from .journaling import JOURNAL_ERROR, without
 from .spoolref import SpoolRef
 
 log = logging.getLogger(__name__)
@@ -259,6 +260,15 @@ class Jobs:
     def __len__(self):
         return self._core.c.live[1]
 
+    @property
+    def count(self) -> int:
+        """The highest handle number given out (the journal's TOP record)."""
+        return self._core.c.count
+
+    @count.setter
+    def count(self, value: int) -> None:
+        self._core.c.count = value
+
 
 class _Registry:
     def __init__(self, core):
@@ -288,8 +298,15 @@ class CCore:
         self.c = native.core.Core(
             config.handle_prefix, config.worker_wakeup, config.job_retries,
             config.round_robin, config.exceptions, clock, share=self._share,
-            release=self._release, board=board, max_spool_bytes=config.max_spool_bytes)
+            release=self._release, board=board, max_spool_bytes=config.max_spool_bytes,
+            keep=self._keep)
         self._config = config
+        # The journal (durable/, as core.Core): this turn's records, taken
+        # from the C core when read; `acks`: (index in out of its JOB_CREATED,
+        # (job, number)) per job journaled this turn, for journal_failed().
+        self._jbuf = None
+        self.acks: list = []
+        self.journal = None if config.durability == "none" else bytearray()
         self.functions = Functions(self)
         self.conns = Conns(self)
         self.jobs = Jobs(self)
@@ -325,6 +342,64 @@ class CCore:
     def spool_bytes(self) -> int:
         return self.c.spool_bytes
 
+    # -- the journal (coordinator/loop.py _commit, durable/) ----------------------
+
+    @property
+    def journal(self):
+        """This turn's records (a bytearray the loop clears), None when off."""
+        buf = self._jbuf
+        if buf is not None:
+            buf += self.c.take_journal()
+        return buf
+
+    @journal.setter
+    def journal(self, buf) -> None:
+        self.c.take_journal()
+        self.c.set_journal(buf is not None)
+        self._jbuf = None if buf is None else bytearray(buf)
+
+    @property
+    def journal_ok(self) -> bool:
+        return self.c.journal_ok
+
+    @journal_ok.setter
+    def journal_ok(self, ok: bool) -> None:
+        self.c.journal_ok = ok
+
+    @property
+    def journal_jobs(self) -> int:
+        return self.c.journaled[0]
+
+    @property
+    def journal_live(self) -> int:
+        return self.c.journaled[1]
+
+    def journal_failed(self) -> None:
+        """This turn's journal could not be written (journaling.failed): its
+        JOB_CREATED answers become errors, those jobs are no longer journaled
+        nor background ones, and their records leave the turn's bytes."""
+        buf = self.journal
+        out, dropped = self.out, set()
+        for i, (job, no) in self.acks:
+            out[i] = out[i]._replace(data=JOURNAL_ERROR)
+            dropped.add(no)
+            self.call(self.c.journal_failed, job, no)
+        self.acks.clear()
+        self.c.journal_ok = False
+        if dropped:
+            buf[:] = without(buf, dropped)
+
+    def restore(self, subs) -> None:
+        """Background jobs read back from the journal (durable/replay.py)."""
+        restore = self.c.restore
+        for sub in subs:
+            self.call(restore, sub.no, sub.handle, sub.fname, sub.unique, sub.prio, sub.when,
+                      sub.data, sub.spooled, sub.size, sub.runs)
+
+    def snapshot(self) -> bytes:
+        """The records that rebuild the journaled jobs (durable/compact.py)."""
+        return self.c.snapshot()
+
     # -- spool callbacks ------------------------------------------------------
 
     def _share(self, handle: bytes, name: str, size: int):
@@ -338,6 +413,20 @@ class CCore:
     def _release(self, name: str, size: int) -> None:
         self.spool.release(SpoolRef(name, size))
 
+    def _keep(self, handle: bytes, name: str, size: int, on: bool) -> bool:
+        """Keep (or let go) a journaled job's spooled payload; False when it
+        cannot be kept (the submission is refused)."""
+        if not on:
+            self.spool.unkeep(SpoolRef(name, size))
+            return True
+        try:
+            self.spool.keep(SpoolRef(name, size))
+        except OSError as exc:
+            log.error("job %s: its payload cannot be kept in the data directory (%s); "
+                      "refused", repr(handle)[2:-1], exc.strerror or exc)
+            return False
+        return True
+
     # -- entry points -----------------------------------------------------------
 
     def call(self, op, *args):
@@ -350,6 +439,9 @@ class CCore:
 
     def _take(self) -> None:
         out = self.out
+        if self._jbuf is not None:
+            base = len(out)
+            self.acks += [(base + i, (job, no)) for i, job, no in self.c.take_acks()]
         for item in self.c.drain():
             if len(item) == 2:
                 conn, data = item

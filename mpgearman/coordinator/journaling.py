@@ -84,8 +84,13 @@ def failed(core) -> None:
     core.acks.clear()
     core.journal_ok = False
     if dropped:
-        kept = bytearray()
-        for _, body in format.records(core.journal, 0):
-            if format.SHORT.unpack_from(body)[1] not in dropped:
-                kept += format.HEAD.pack(len(body), format.crc32(body)) + body
-        core.journal[:] = kept
+        core.journal[:] = without(core.journal, dropped)
+
+
+def without(buf, dropped: set) -> bytearray:
+    """The records of `buf` but those of the jobs numbered in `dropped`."""
+    kept = bytearray()
+    for _, body in format.records(buf, 0):
+        if format.SHORT.unpack_from(body)[1] not in dropped:
+            kept += format.HEAD.pack(len(body), format.crc32(body)) + body
+    return kept

@@ -62,6 +62,23 @@ static void hook_release(void *ctx, const char *name, size_t n, uint64_t size)
     Py_XDECREF(r);
 }
 
+static int hook_keep(void *ctx, const blob *handle, const char *name, size_t n, uint64_t size,
+                     int on)
+{
+    CoreObject *self = ctx;
+    if (PyErr_Occurred() || self->keep == NULL)
+        return -1;
+    PyObject *nm = name_str(name, n);
+    PyObject *r = nm ? PyObject_CallFunction(self->keep, "y#OKO", handle->p,
+                                             (Py_ssize_t)handle->len, nm,
+                                             (unsigned long long)size,
+                                             on ? Py_True : Py_False) : NULL;
+    Py_XDECREF(nm);
+    int ok = r != NULL && PyObject_IsTrue(r) == 1;
+    Py_XDECREF(r);
+    return ok ? 0 : -1;
+}
+
 static int hook_claim(void *ctx, uint64_t no)
 {
     CoreObject *self = ctx;
@@ -109,15 +126,16 @@ static double call_clock(void *ctx)
 static int Core_init(CoreObject *self, PyObject *args, PyObject *kw)
 {
     static char *names[] = {"prefix", "wakeup", "job_retries", "round_robin", "exceptions",
-                            "clock", "share", "release", "board", "max_spool_bytes", NULL};
+                            "clock", "share", "release", "board", "max_spool_bytes", "keep",
+                            NULL};
     Py_buffer prefix;
     unsigned int wakeup, retries;
     int rr, exc;
-    PyObject *clock, *share = Py_None, *release = Py_None, *board = Py_None;
+    PyObject *clock, *share = Py_None, *release = Py_None, *board = Py_None, *keep = Py_None;
     unsigned long long max_spool = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*IIppO|$OOOK", names, &prefix, &wakeup,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*IIppO|$OOOKO", names, &prefix, &wakeup,
                                      &retries, &rr, &exc, &clock, &share, &release, &board,
-                                     &max_spool))
+                                     &max_spool, &keep))
         return -1;
     if (self->ready) {
         core_fini(&self->k);
@@ -138,7 +156,9 @@ static int Core_init(CoreObject *self, PyObject *args, PyObject *kw)
     Py_XSETREF(self->share, share == Py_None ? NULL : Py_NewRef(share));
     Py_XSETREF(self->release, release == Py_None ? NULL : Py_NewRef(release));
     Py_XSETREF(self->board, board == Py_None ? NULL : Py_NewRef(board));
-    self->k.h = (core_hooks){hook_share, hook_release, NULL, NULL, NULL, self};
+    Py_XSETREF(self->keep, keep == Py_None ? NULL : Py_NewRef(keep));
+    self->k.h = (core_hooks){hook_share, hook_release, NULL, NULL, NULL,
+                             self->keep ? hook_keep : NULL, self};
     if (self->board != NULL) {
         self->k.h.claim = hook_claim;
         self->k.h.show = hook_show;
@@ -156,6 +176,7 @@ static void Core_dealloc(CoreObject *self)
     Py_XDECREF(self->share);
     Py_XDECREF(self->release);
     Py_XDECREF(self->board);
+    Py_XDECREF(self->keep);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -613,7 +634,127 @@ static PyObject *Core_get_live(CoreObject *self, void *closure)
     return Py_BuildValue("(II)", self->k.t.live_conns, self->k.t.live_jobs);
 }
 
+static PyObject *Core_get_journaled(CoreObject *self, void *closure)
+{
+    (void)closure;
+    return Py_BuildValue("(KKK)", (unsigned long long)self->k.jjobs,
+                         (unsigned long long)self->k.jlive, (unsigned long long)self->k.t.count);
+}
+
+static int Core_set_count(CoreObject *self, PyObject *v, void *closure)
+{
+    (void)closure;
+    int64_t c;
+    if (v == NULL || get_i64(v, &c) < 0 || c < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "count: a number >= 0");
+        return -1;
+    }
+    self->k.t.count = (uint64_t)c;
+    return 0;
+}
+
+static PyObject *Core_get_count(CoreObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->k.t.count);
+}
+
+/* restore(no, handle, fname, unique, prio, when, data, spooled, size, runs) */
+static PyObject *Core_restore(CoreObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    int64_t v[6];
+    static const int num[6] = {0, 4, 5, 7, 8, 9};
+    if (n != 10 || !PyBytes_Check(a[1]) || !PyBytes_Check(a[2]) || !PyBytes_Check(a[3]) ||
+        !PyBytes_Check(a[6])) {
+        PyErr_SetString(PyExc_TypeError, "restore(no, handle, fname, unique, prio, when, "
+                        "data: bytes, spooled, size, runs)");
+        return NULL;
+    }
+    for (int i = 0; i < 6; i++)
+        if (get_i64(a[num[i]], &v[i]) < 0)
+            return NULL;
+    if (v[2] < 0 || v[2] > 2) {
+        PyErr_SetString(PyExc_ValueError, "restore: priority 0..2");
+        return NULL;
+    }
+#define B(i) PyBytes_AS_STRING(a[i]), (size_t)PyBytes_GET_SIZE(a[i])
+    int rc = core_restore(&self->k, (uint64_t)v[0], B(1), B(2), B(3), B(6), (int)v[2], v[1],
+                          v[3] != 0, (uint64_t)v[4], (uint32_t)v[5]);
+#undef B
+    if (rc < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *Core_snapshot(CoreObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    (void)a; (void)n;
+    int64_t start = journal_snapshot(&self->k);
+    if (start < 0)
+        return PyErr_NoMemory();
+    PyObject *out = PyBytes_FromStringAndSize(self->k.jbuf + start,
+                                              (Py_ssize_t)(self->k.jused - (size_t)start));
+    self->k.jused = (size_t)start;
+    return out;
+}
+
+static PyObject *Core_take_acks(CoreObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    (void)a; (void)n;
+    core *k = &self->k;
+    PyObject *list = PyList_New(k->nacks);
+    for (uint32_t i = 0; list != NULL && i < k->nacks; i++) {
+        PyObject *t = Py_BuildValue("(IIK)", k->acks[i].out, k->acks[i].job,
+                                    (unsigned long long)k->acks[i].no);
+        if (t == NULL)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, i, t);
+    }
+    if (list != NULL)
+        k->nacks = 0;
+    return list;
+}
+
+static PyObject *Core_journal_failed(CoreObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    int64_t j, no;
+    if (n != 2 || get_i64(a[0], &j) < 0 || get_i64(a[1], &no) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "journal_failed(job, no)");
+        return NULL;
+    }
+    journal_failed(&self->k, (idx)j, (uint64_t)no);
+    return done(self, Py_NewRef(Py_None));
+}
+
+static PyObject *Core_get_journal_ok(CoreObject *self, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(!self->k.jfailed);
+}
+
+static int Core_set_journal_ok(CoreObject *self, PyObject *v, void *closure)
+{
+    (void)closure;
+    int ok = v == NULL ? -1 : PyObject_IsTrue(v);
+    if (ok < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "journal_ok: a bool");
+        return -1;
+    }
+    self->k.jfailed = !ok;
+    return 0;
+}
+
 static PyGetSetDef Core_getset[] = {
+    {"journal_ok", (getter)Core_get_journal_ok, (setter)Core_set_journal_ok,
+     "False after a failed journal write: background submissions are refused", NULL},
+    {"journaled", (getter)Core_get_journaled, NULL,
+     "(live journaled jobs, bytes of their SUBMIT records, highest handle number)", NULL},
+    {"count", (getter)Core_get_count, (setter)Core_set_count,
+     "the highest handle number given out (the next job gets count + 1)", NULL},
     {"settings", (getter)Core_get_settings, (setter)Core_set_settings,
      "(wakeup, job_retries, round_robin, max_spool_bytes, spool bytes held); "
      "set: the first four (the fifth is ignored)", NULL},
@@ -661,6 +802,16 @@ static PyMethodDef Core_methods[] = {
     CORE_RINGS_METHODS
     {"set_journal", (PyCFunction)(void (*)(void))Core_set_journal, METH_FASTCALL,
      "set_journal(on): make journal records (durable/format.py) from now on"},
+    {"restore", (PyCFunction)(void (*)(void))Core_restore, METH_FASTCALL,
+     "restore(no, handle, fname, unique, prio, when, data, spooled, size, runs): "
+     "a background job read back from the journal"},
+    {"take_acks", (PyCFunction)(void (*)(void))Core_take_acks, METH_FASTCALL,
+     "take_acks() -> [(index in the output batch, job, no)]: JOB_CREATED of journaled jobs "
+     "since the last call"},
+    {"journal_failed", (PyCFunction)(void (*)(void))Core_journal_failed, METH_FASTCALL,
+     "journal_failed(job, no): that acknowledged job's journal write failed"},
+    {"snapshot", (PyCFunction)(void (*)(void))Core_snapshot, METH_FASTCALL,
+     "snapshot() -> bytes: the SUBMIT and RUN records that rebuild the journaled jobs"},
     {"take_journal", (PyCFunction)(void (*)(void))Core_take_journal, METH_FASTCALL,
      "take_journal() -> bytes: the records made since the last call"},
     {NULL, NULL, 0, NULL},

@@ -29,6 +29,12 @@ typedef struct {
 
 typedef double (*clock_fn)(void *ctx);
 
+typedef struct {                /* a JOB_CREATED that waits for the journal write */
+    uint32_t out;               /* its index in the output batch */
+    idx job;
+    uint64_t no;
+} ack_rec;
+
 /* What the core asks of the process around it (core.c calls Python):
  * spool names (coordinator/spoolref.py: share makes another name for the
  * same bytes, 0 or -1 when it cannot; release drops one) and the job
@@ -41,6 +47,10 @@ typedef struct {
     int (*claim)(void *ctx, uint64_t no);
     void (*show)(void *ctx, uint64_t no, int running, uint32_t num, uint32_t den);
     void (*unclaim)(void *ctx, uint64_t no, int held);
+    /* keep (on) or let go (off) the spooled payload of a journaled job;
+     * -1 when it cannot be kept */
+    int (*keep)(void *ctx, const blob *handle, const char *name, size_t n, uint64_t size,
+                int on);
     void *ctx;
 } core_hooks;
 
@@ -61,6 +71,10 @@ typedef struct {
     int journal;                /* journal records are made (core_journal.c) */
     char *jbuf;                 /* this turn's records, taken by take_journal() */
     size_t jused, jsize;
+    uint64_t jlive, jjobs;      /* SUBMIT record bytes and number of live journaled jobs */
+    int jfailed;                /* the last write failed: background submissions refused */
+    ack_rec *acks;              /* jobs journaled since take_acks(), for journal_failed */
+    uint32_t nacks, capacks;
 } core;
 
 /* A packet's arguments as the parser cuts them (see protocol/packets.py). */
@@ -120,5 +134,13 @@ int fn_drop(core *k, idx f);
 void journal_submit(core *k, idx j, int64_t when);
 void journal_run(core *k, idx j);
 void journal_end(core *k, idx j);
+size_t journal_submit_size(core *k, idx j);
+int journal_ack(core *k, idx c, idx j, int64_t when);
+void journal_failed(core *k, idx j, uint64_t no);
+void core_unacked(core *k, idx j);
+int64_t journal_snapshot(core *k);
+int core_restore(core *k, uint64_t no, const char *h, size_t hl, const char *fname, size_t fl,
+                 const char *u, size_t ul, const char *d, size_t dl, int prio, int64_t when,
+                 int spooled, uint64_t size, uint32_t runs);
 
 #endif

@@ -150,6 +150,7 @@ void core_fini(core *k)
     free(k->out.recs);
     free(k->out.buf);
     free(k->jbuf);
+    free(k->acks);
     memset(k, 0, sizeof(*k));
 }
 
@@ -740,10 +741,14 @@ void core_submit(core *k, idx c, const char *fname, size_t fl, const char *u, si
     idx j = ul ? find_twin(k, f, u, ul, d, dl, a->spooled) : NIL;
     if (j != NIL) {
         spool_drop_args(k, a);      /* coalesced: the new payload is dropped */
+        if (bg && k->journal && !J(j)->logged && k->jfailed) {
+            emit_error(k, c, "QUEUE_ERROR", "Job queue could not be written to disk");
+            return;
+        }
         if (bg) {
             J(j)->keep = 1;
-            if (k->journal && !J(j)->logged)
-                journal_submit(k, j, 0);
+            if (k->journal && !J(j)->logged && journal_ack(k, c, j, 0) < 0)
+                return;
         } else
             attach(k, c, j);
         J(j)->ignore = 0;
@@ -752,6 +757,11 @@ void core_submit(core *k, idx c, const char *fname, size_t fl, const char *u, si
         if (limit > 0 && (int64_t)F(f)->total >= limit) {
             spool_drop_args(k, a);
             emit_error(k, c, "QUEUE_ERROR", "Job queue is full");
+            return;
+        }
+        if (bg && k->journal && k->jfailed) {
+            spool_drop_args(k, a);
+            emit_error(k, c, "QUEUE_ERROR", "Job queue could not be written to disk");
             return;
         }
         if (a->spooled && !spool_room(k, a->size)) {
@@ -786,12 +796,81 @@ void core_submit(core *k, idx c, const char *fname, size_t fl, const char *u, si
             q_push(k, j);
             wake(k, f);
         }
-        if (bg && k->journal)
-            journal_submit(k, j, when);
+        if (bg && k->journal && journal_ack(k, c, j, when) < 0)
+            return;
     }
     const char *p[1] = {J(j)->handle.p};
     size_t n[1] = {J(j)->handle.len};
     emit(k, c, JOB_CREATED, 1, p, n);
+}
+
+/* A background submission that is not acknowledged after all
+ * (coordinator/journaling.py drop): no longer a background job, freed when
+ * a worker reaches it unless foreground clients wait for it. */
+void core_unacked(core *k, idx j)
+{
+    job_rec *r = J(j);
+    r->keep = r->bg = 0;
+    if (!r->nclients) {
+        r->ignore = 1;
+        if (r->indexed)
+            job_unindex(k, j);
+    }
+}
+
+/* A background job read back from the journal (coordinator/journaling.py
+ * restore): its number and handle as journaled, `runs` attempts made, queued
+ * now or waiting for `when`; no JOB_CREATED, no wakeup (nobody is connected
+ * yet). Returns -1 when memory runs out. */
+int core_restore(core *k, uint64_t no, const char *h, size_t hl, const char *fname, size_t fl,
+                 const char *u, size_t ul, const char *d, size_t dl, int prio, int64_t when,
+                 int spooled, uint64_t size, uint32_t runs)
+{
+    idx f = fn_get(k, fname, fl, 1);
+    idx j = f == NIL ? NIL : ct_job_new(&k->t);
+    if (j == NIL)
+        return -1;
+    job_rec *r = J(j);
+    r->no = no;
+    r->spooled = (uint8_t)spooled;
+    r->size = size;
+    if (blob_set(&r->unique, u, ul) < 0 || blob_set(&r->data, d, dl) < 0 ||
+        blob_set(&r->handle, h, hl) < 0 ||
+        ht_put(&k->t.by_handle, 0, r->handle.p, r->handle.len, j) < 0) {
+        ct_job_del(&k->t, j);
+        return -1;
+    }
+    if (no > k->t.count)
+        k->t.count = no;
+    if (k->h.claim)
+        r->held = (uint8_t)k->h.claim(k->h.ctx, no);
+    r->fn = f;
+    r->prio = (uint8_t)prio;
+    r->bg = r->keep = r->logged = 1;
+    r->retries = runs;
+    r->tprev = k->t.jtail;
+    if (k->t.jtail) J(k->t.jtail)->tnext = j; else k->t.jhead = j;
+    k->t.jtail = j;
+    k->t.live_jobs++;
+    if (ul)
+        job_index(k, j);
+    if (spooled)
+        k->spool_bytes += size;
+    k->jlive += journal_submit_size(k, j);
+    k->jjobs++;
+    F(f)->total++;
+    mark_dirty(k, f);
+    double t = r->since = now(k);
+    if (when && (double)when > t) {
+        heap_ent e = {j, ++k->t.seq, (double)when};
+        if (heap_push(&k->t.epochs, e) == 0) {
+            r->waiting = 1;
+            F(f)->waiting++;
+            return 0;
+        }
+    }
+    q_push(k, j);
+    return 0;
 }
 
 void core_pre_sleep(core *k, idx c)

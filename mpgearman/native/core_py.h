@@ -14,6 +14,7 @@ typedef struct {
     int ready;
     PyObject *clock;
     PyObject *share, *release;      /* share(handle, name, size) -> name or None */
+    PyObject *keep;                 /* keep(handle, name, size, on) -> bool */
     PyObject *board;                /* claim/show/release, or None */
     rings r;                    /* valid while has_rings */
     Py_buffer mem;              /* the shared segment the rings live in */
