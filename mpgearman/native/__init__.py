@@ -100,8 +100,13 @@ def settle_core(durability: str) -> None:
     durable server (--durability second|always) runs the Python Core;
     called once by `serve`, before the coordinator starts."""
     global CORE, _DURABLE_PYTHON
-    if durability != "none" and CORE == "c":
+    if core_for(durability) != CORE:
         CORE, _DURABLE_PYTHON = "python", True
+
+
+def core_for(durability: str) -> str:
+    """The core a server with this --durability runs (see settle_core)."""
+    return "python" if durability != "none" else CORE
 
 # "c" only when every module is the C one.
 IMPLEMENTATION = "c" if _scan_impl == _ring_impl == _board_impl == "c" else "python"
@@ -141,6 +146,6 @@ def check_platform(machine: str | None = None, bits: int | None = None) -> None:
         f"({bits}-bit). Use the C extensions: {how}")
 
 
-__all__ = ["CORE", "IMPLEMENTATION", "settle_core", "aloop", "core", "UnsupportedPlatform", "board",
+__all__ = ["CORE", "IMPLEMENTATION", "settle_core", "core_for", "aloop", "core", "UnsupportedPlatform", "board",
            "check_platform",
            "describe", "ring", "scan"]

@@ -183,7 +183,7 @@ def test_the_data_plane_in_use_is_logged_and_shown(server_factory, monkeypatch, 
         if native.IMPLEMENTATION != "c":
             pytest.skip("the C extensions are not built")
         want, line = "c", "data plane: C extensions"
-        core = native.CORE
+        core = native.core_for("second")      # the default durability
     server, port = start(server_factory)
     err = (server.workdir / "mpgearman.err").read_text()
     assert line in err and f"; coordinator core: {core}" in err

@@ -51,7 +51,7 @@ def test_json_after_a_known_workload(server, spawn, unique_name):
         assert doc["implementation"] is doc["core"] is None
         return
     assert doc["implementation"] == native.IMPLEMENTATION
-    assert doc["core"] == native.CORE
+    assert doc["core"] == native.core_for("second")     # the default durability
     assert doc["jobs"] == {"submitted": 28, "completed": 18, "failed": 2, "exceptions": 1,
                            "requeued": 1}
     # Nothing happened between the two samples.
