@@ -23,7 +23,7 @@ def test_every_target_load_runs_and_is_tabulated(tmp_path):
     out = tmp_path / "result.json"
     argv = [sys.executable, str(REPO / "bench" / "compare.py"), "--rounds", "1",
             "--servers", "gearmand-t1,mpgearman", "--worker-impls", "raw",
-            "--duration", "0.2", "--bg-jobs", "2000", "--big-bg-jobs", "4000",
+            "--duration", "0.2", "--bg-jobs", "20000", "--big-bg-jobs", "40000",
             "--settle", "0", "--build-dir", str(tmp_path / "build"), "--output", str(out)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -44,7 +44,7 @@ def test_every_target_load_runs_and_is_tabulated(tmp_path):
     for server in ("gearmand-t1", "mpgearman"):
         timed = runs[("echo0-1x1", server)]
         assert 0 < timed["latency_p50_us"] <= timed["latency_p99_us"]
-        for load, jobs in (("bg-200k", 2000), ("bg-1m", 4000)):
+        for load, jobs in (("bg-200k", 20000), ("bg-1m", 40000)):
             res = runs[(load, server)]
             assert res["jobs"] == jobs
             assert res["submit_per_s"] > 0 and res["drain_per_s"] > 0
